@@ -1,0 +1,4 @@
+//! DNS: the answer function and the fronts that carry it to the network.
+
+pub mod answer;
+pub mod front;

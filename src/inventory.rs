@@ -1,0 +1,140 @@
+//! The inventory: facts about every ECS task a source has seen.
+//!
+//! Sources fill it; they never decide what is served. The records function
+//! (`crate::records`) reads it and applies the naming and serving rules. Raw
+//! ECS values (statuses, health) are kept as ECS reports them, so that a task
+//! that is not served can still be shown with the reason.
+
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
+
+/// Everything a source knows at one moment. Always whole: a cluster that could
+/// not be refreshed keeps its last good tasks, and its [`ClusterStatus`] says
+/// how old they are.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Inventory {
+    /// One entry per cluster the source covers, sorted by name.
+    pub clusters: Vec<ClusterStatus>,
+    /// Every task seen, whatever its state.
+    pub tasks: Vec<Task>,
+}
+
+/// How fresh one cluster's part of the inventory is.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ClusterStatus {
+    pub name: String,
+    /// When this cluster's tasks were last read successfully.
+    #[serde(with = "humantime_serde")]
+    pub refreshed_at: SystemTime,
+    /// Why the latest refresh of this cluster failed, if it did; the tasks are
+    /// then those of `refreshed_at`.
+    pub error: Option<String>,
+}
+
+/// One ECS task as the source saw it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Task {
+    pub cluster: String,
+    /// Service name (from the task's `group`, `service:NAME`); `None` for a
+    /// standalone task.
+    pub service: Option<String>,
+    /// Task-definition family: the name of a standalone task.
+    pub family: String,
+    pub task_arn: String,
+    pub task_id: String,
+    pub task_definition_arn: String,
+    /// `EC2`, `FARGATE` or `EXTERNAL`, as ECS reports it.
+    pub launch_type: String,
+    pub network_mode: NetworkMode,
+    /// ECS `lastStatus`: `PROVISIONING`, `PENDING`, `RUNNING`, `STOPPED`, ...
+    pub last_status: String,
+    /// ECS `desiredStatus`.
+    pub desired_status: String,
+    /// ECS `healthStatus`: `HEALTHY`, `UNHEALTHY` or `UNKNOWN`.
+    pub health_status: String,
+    /// Whether an essential container of the task definition defines a health
+    /// check (then only a HEALTHY task can take traffic).
+    pub has_health_check: bool,
+    pub container_instance_arn: Option<String>,
+    pub ec2_instance_id: Option<String>,
+    /// Whether the container instance is DRAINING.
+    pub instance_draining: bool,
+    pub eni_id: Option<String>,
+    /// Addresses the task is reached at: the ENI's (awsvpc) or the EC2
+    /// instance's (bridge, host).
+    pub ipv4: Vec<Ipv4Addr>,
+    pub ipv6: Vec<Ipv6Addr>,
+    pub ports: Vec<PortBinding>,
+    /// Tags of the task.
+    pub tags: BTreeMap<String, String>,
+    /// Tags of the task's service (only those the records rules use).
+    pub service_tags: BTreeMap<String, String>,
+}
+
+/// Docker network mode of a task.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NetworkMode {
+    #[default]
+    Bridge,
+    Host,
+    Awsvpc,
+    None,
+}
+
+/// One port of one container.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PortBinding {
+    pub container_name: String,
+    pub container_port: u16,
+    /// The port on the host (bridge, host); `None` while ECS has not bound it
+    /// yet, and for awsvpc tasks, which are reached on the container port.
+    #[serde(default)]
+    pub host_port: Option<u16>,
+    #[serde(default)]
+    pub protocol: Protocol,
+    /// The port mapping's name in the task definition, if it has one.
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    #[default]
+    Tcp,
+    Udp,
+}
+
+impl Protocol {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+        }
+    }
+}
+
+impl Task {
+    /// The name the task is served under before normalising: its service, or
+    /// its family when it was started on its own.
+    pub fn service_or_family(&self) -> &str {
+        self.service.as_deref().unwrap_or(&self.family)
+    }
+
+    /// The task id, from the field or the last part of the ARN.
+    pub fn id(&self) -> &str {
+        if self.task_id.is_empty() {
+            self.task_arn.rsplit('/').next().unwrap_or_default()
+        } else {
+            &self.task_id
+        }
+    }
+}

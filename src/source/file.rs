@@ -1,0 +1,117 @@
+//! The file source: an inventory file written by hand or by another tool,
+//! re-read whenever it changes. It is how the demo runs without AWS.
+//!
+//! The file (TOML, or JSON when its name ends in `.json`) holds a list
+//! `tasks`, each with the fields of [`Task`]. For brevity, `last_status` and
+//! `desired_status` default to `RUNNING`, `health_status` to `UNKNOWN`,
+//! `launch_type` to `EC2`, and `task_id` to the last part of `task_arn`.
+
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use serde::Deserialize;
+
+use super::SourceError;
+use crate::inventory::{ClusterStatus, Inventory, Task};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InventoryFile {
+    #[serde(default)]
+    tasks: Vec<Task>,
+}
+
+pub struct FileSource {
+    path: PathBuf,
+    /// Modification time and length of the file last read successfully.
+    seen: Option<(SystemTime, u64)>,
+}
+
+impl FileSource {
+    pub fn new(path: PathBuf) -> FileSource {
+        FileSource { path, seen: None }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Reads the file if it changed since the last good read.
+    pub fn refresh(&mut self) -> Result<Option<Inventory>, SourceError> {
+        let metadata = std::fs::metadata(&self.path).map_err(|e| self.error(e))?;
+        let modified = metadata.modified().map_err(|e| self.error(e))?;
+        let stamp = (modified, metadata.len());
+        if self.seen == Some(stamp) {
+            return Ok(None);
+        }
+        let text = std::fs::read_to_string(&self.path).map_err(|e| self.error(e))?;
+        let inventory = parse(&self.path, &text, modified).map_err(|e| self.error(e))?;
+        self.seen = Some(stamp);
+        tracing::info!(
+            path = %self.path.display(),
+            tasks = inventory.tasks.len(),
+            "inventory file read"
+        );
+        Ok(Some(inventory))
+    }
+
+    fn error(&self, reason: impl ToString) -> SourceError {
+        SourceError::File {
+            path: self.path.display().to_string(),
+            reason: reason.to_string(),
+        }
+    }
+}
+
+/// Parses an inventory file's text; `modified` dates every cluster in it.
+pub fn parse(path: &Path, text: &str, modified: SystemTime) -> Result<Inventory, String> {
+    let file: InventoryFile = if path.extension().is_some_and(|e| e == "json") {
+        serde_json::from_str(text).map_err(|e| e.to_string())?
+    } else {
+        toml::from_str(text).map_err(|e| e.to_string())?
+    };
+    let mut tasks = file.tasks;
+    for (index, task) in tasks.iter_mut().enumerate() {
+        fill_defaults(task);
+        if task.cluster.is_empty() {
+            return Err(format!("tasks[{index}]: cluster is missing"));
+        }
+        if task.id().is_empty() {
+            return Err(format!("tasks[{index}]: task_arn or task_id is needed"));
+        }
+        if task.service.is_none() && task.family.is_empty() {
+            return Err(format!(
+                "tasks[{index}] ({}): service or family is needed",
+                task.id()
+            ));
+        }
+    }
+    let mut names: Vec<&str> = tasks.iter().map(|t| t.cluster.as_str()).collect();
+    names.sort_unstable();
+    names.dedup();
+    let clusters = names
+        .into_iter()
+        .map(|name| ClusterStatus {
+            name: name.to_owned(),
+            refreshed_at: modified,
+            error: None,
+        })
+        .collect();
+    Ok(Inventory { clusters, tasks })
+}
+
+fn fill_defaults(task: &mut Task) {
+    for (field, default) in [
+        (&mut task.last_status, "RUNNING"),
+        (&mut task.desired_status, "RUNNING"),
+        (&mut task.health_status, "UNKNOWN"),
+        (&mut task.launch_type, "EC2"),
+    ] {
+        if field.is_empty() {
+            *field = default.to_owned();
+        }
+    }
+    if task.task_id.is_empty() {
+        task.task_id = task.id().to_owned();
+    }
+}

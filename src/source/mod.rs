@@ -1,0 +1,76 @@
+//! Sources: where the inventory comes from. A source reports facts (every
+//! task it saw, with its raw state) and never decides what is served.
+
+pub mod file;
+
+use std::time::Duration;
+
+use crate::config::{Config, SourceConfig};
+use crate::inventory::Inventory;
+use crate::zone::publish::Publisher;
+
+/// Why a refresh produced nothing to publish. The last published inventory
+/// stays in service.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("inventory file {path}: {reason}")]
+    File { path: String, reason: String },
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Every kind of source. An enum rather than a trait object: the set is
+/// closed and each is `async`.
+pub enum Source {
+    File(file::FileSource),
+}
+
+impl Source {
+    pub fn from_config(config: &Config) -> anyhow::Result<Source> {
+        match &config.source {
+            SourceConfig::File { path } => Ok(Source::File(file::FileSource::new(path.clone()))),
+            SourceConfig::Ecs { .. } => {
+                anyhow::bail!("source = \"ecs\" is not available in this build yet")
+            }
+        }
+    }
+
+    /// Reads the source once. `Ok(None)`: nothing changed since the last
+    /// refresh. A source that covers several parts (clusters) returns the
+    /// whole inventory, with failed parts kept from their last good read.
+    pub async fn refresh(&mut self) -> Result<Option<Inventory>, SourceError> {
+        match self {
+            Source::File(source) => source.refresh(),
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            Source::File(source) => format!("file {}", source.path().display()),
+        }
+    }
+}
+
+/// Refreshes `source` every `interval` and publishes what it reports, until
+/// the task is dropped. A refresh starts `interval` after the previous one
+/// ended, so refreshes never overlap.
+pub async fn run(mut source: Source, interval: Duration, publisher: Publisher) {
+    let mut failing = false;
+    loop {
+        match source.refresh().await {
+            Ok(Some(inventory)) => {
+                if failing {
+                    tracing::info!(source = %source.describe(), "source recovered");
+                    failing = false;
+                }
+                publisher.publish(inventory);
+            }
+            Ok(None) => {}
+            Err(error) => {
+                failing = true;
+                tracing::error!(%error, "source refresh failed: serving the last good data");
+            }
+        }
+        tokio::time::sleep(interval).await;
+    }
+}

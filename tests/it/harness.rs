@@ -1,0 +1,265 @@
+//! Test harness: runs the real `ecs-dns` binary on loopback ports and talks
+//! to it with real clients (`dig`, `kdig`, hickory's client).
+//!
+//! A tool a test needs that is missing fails the test with the command that
+//! installs it (`scripts/install-test-deps`); nothing is skipped.
+
+#![allow(dead_code)]
+
+use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// Generous: a loaded CI machine must not turn a slow start into a failure.
+pub const DEADLINE: Duration = Duration::from_secs(60);
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_ecs-dns")
+}
+
+pub fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Panics unless `tool` is on the PATH.
+pub fn require(tool: &str) {
+    let found = Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {tool}"))
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(found, "{tool} is missing: run scripts/install-test-deps");
+}
+
+/// A loopback port free for both UDP and TCP right now.
+pub fn free_port() -> u16 {
+    for _ in 0..100 {
+        let Ok(tcp) = TcpListener::bind("127.0.0.1:0") else {
+            continue;
+        };
+        let Ok(addr) = tcp.local_addr() else { continue };
+        if UdpSocket::bind(addr).is_ok() {
+            return addr.port();
+        }
+    }
+    panic!("no free loopback port");
+}
+
+/// Polls `check` until it returns `Some`, or panics after `deadline` naming
+/// `what`. Returns the value and how long it took.
+pub fn wait_for<T>(
+    what: &str,
+    deadline: Duration,
+    mut check: impl FnMut() -> Option<T>,
+) -> (T, Duration) {
+    let start = Instant::now();
+    loop {
+        if let Some(value) = check() {
+            return (value, start.elapsed());
+        }
+        assert!(
+            start.elapsed() < deadline,
+            "timed out after {deadline:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A running `ecs-dns serve`, killed on drop.
+pub struct Server {
+    child: Child,
+    pub port: u16,
+    pub dir: tempfile::TempDir,
+    log: PathBuf,
+}
+
+impl Server {
+    /// Starts `ecs-dns serve --config CONFIG --listen 127.0.0.1:PORT` with
+    /// extra `args`, and waits until it answers for `zone`.
+    pub fn start(config: &Path, args: &[&str], zone: &str) -> Server {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let port = free_port();
+        let log = dir.path().join("ecs-dns.log");
+        let log_file = std::fs::File::create(&log).expect("log file");
+        let listen = format!("127.0.0.1:{port}");
+        let child = Command::new(bin())
+            .arg("serve")
+            .arg("--config")
+            .arg(config)
+            .args(["--listen", &listen])
+            .args(args)
+            .env_remove("ECS_DNS_CONFIG")
+            .stdout(Stdio::null())
+            .stderr(log_file)
+            .spawn()
+            .expect("start ecs-dns");
+        let server = Server {
+            child,
+            port,
+            dir,
+            log,
+        };
+        server.wait_answering(zone);
+        server
+    }
+
+    /// Waits until an SOA query for `zone` is answered NOERROR.
+    pub fn wait_answering(&self, zone: &str) {
+        let (_, took) = wait_for(&format!("ecs-dns to answer SOA {zone}"), DEADLINE, || {
+            let out = dig(self.port, &[zone, "SOA", "+tries=1", "+time=1"]);
+            out.contains("status: NOERROR").then_some(())
+        });
+        eprintln!("ecs-dns answered after {took:?}");
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `dig @127.0.0.1 -p PORT ARGS...`, its whole output.
+pub fn dig(port: u16, args: &[&str]) -> String {
+    require("dig");
+    let out = Command::new("dig")
+        .arg("@127.0.0.1")
+        .args(["-p", &port.to_string(), "+norec"])
+        .args(args)
+        .output()
+        .expect("run dig");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `dig +short`: the answer data, sorted.
+pub fn dig_short(port: u16, args: &[&str]) -> Vec<String> {
+    let mut all = vec!["+short"];
+    all.extend_from_slice(args);
+    let mut lines: Vec<String> = dig(port, &all)
+        .lines()
+        .filter(|l| !l.starts_with(';') && !l.is_empty())
+        .map(str::to_owned)
+        .collect();
+    lines.sort();
+    lines
+}
+
+/// `kdig @127.0.0.1 -p PORT ARGS...`, its whole output.
+pub fn kdig(port: u16, args: &[&str]) -> String {
+    require("kdig");
+    let out = Command::new("kdig")
+        .arg("@127.0.0.1")
+        .args(["-p", &port.to_string(), "+norec"])
+        .args(args)
+        .output()
+        .expect("run kdig");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Runs the binary to completion with `args`.
+pub fn run(args: &[&str]) -> Output {
+    Command::new(bin())
+        .args(args)
+        .env_remove("ECS_DNS_CONFIG")
+        .output()
+        .expect("run ecs-dns")
+}
+
+pub fn demo_config() -> PathBuf {
+    repo().join("conf/demo.toml")
+}
+
+/// The parts of a `dig`/`kdig` answer the tests look at.
+#[derive(Debug, Default)]
+pub struct Reply {
+    pub status: String,
+    pub flags: Vec<String>,
+    pub counts: [usize; 4],
+    pub question: Vec<String>,
+    pub answer: Vec<String>,
+    pub authority: Vec<String>,
+    pub additional: Vec<String>,
+    /// The `; EDNS: ...` line, if any.
+    pub edns: Option<String>,
+    pub raw: String,
+}
+
+impl Reply {
+    pub fn flag(&self, flag: &str) -> bool {
+        self.flags.iter().any(|f| f == flag)
+    }
+
+    /// Answer records as "owner TTL TYPE data" with single spaces.
+    pub fn answer_data(&self) -> Vec<String> {
+        let mut data: Vec<String> = self
+            .answer
+            .iter()
+            .map(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                // owner ttl class type data...
+                f.get(4..).map(|d| d.join(" ")).unwrap_or_default()
+            })
+            .collect();
+        data.sort();
+        data
+    }
+}
+
+/// Parses dig's default output.
+pub fn parse_dig(raw: &str) -> Reply {
+    let mut reply = Reply {
+        raw: raw.to_owned(),
+        ..Reply::default()
+    };
+    let mut section: Option<&str> = None;
+    for line in raw.lines() {
+        if let Some(rest) = line.split("status: ").nth(1) {
+            reply.status = rest.split(',').next().unwrap_or_default().trim().to_owned();
+        }
+        if let Some(rest) = line.strip_prefix(";; flags:") {
+            let (flags, counts) = rest.split_once(';').unwrap_or((rest, ""));
+            reply.flags = flags.split_whitespace().map(str::to_owned).collect();
+            for (i, part) in counts.split(',').enumerate().take(4) {
+                reply.counts[i] = part
+                    .rsplit(':')
+                    .next()
+                    .and_then(|n| n.trim().parse().ok())
+                    .unwrap_or(0);
+            }
+        }
+        if line.starts_with("; EDNS:") {
+            reply.edns = Some(line.to_owned());
+        }
+        match line {
+            ";; QUESTION SECTION:" => section = Some("q"),
+            ";; ANSWER SECTION:" => section = Some("an"),
+            ";; AUTHORITY SECTION:" => section = Some("au"),
+            ";; ADDITIONAL SECTION:" => section = Some("ad"),
+            "" => section = None,
+            _ => match section {
+                Some("q") => reply.question.push(line.trim_start_matches(';').to_owned()),
+                Some("an") => reply.answer.push(line.to_owned()),
+                Some("au") => reply.authority.push(line.to_owned()),
+                Some("ad") => reply.additional.push(line.to_owned()),
+                _ => {}
+            },
+        }
+    }
+    reply
+}
+
+/// `dig` with `args`, parsed.
+pub fn query(port: u16, args: &[&str]) -> Reply {
+    parse_dig(&dig(port, args))
+}
