@@ -65,6 +65,7 @@ impl Publisher {
         if change.changed {
             tracing::info!(
                 serial = change.serial,
+                tasks = %verdict_counts(&snapshot.record_set.verdicts),
                 added = change.added.len(),
                 removed = change.removed.len(),
                 added_names = %sample(&change.added),
@@ -90,6 +91,24 @@ fn describe(previous: Option<&Snapshot>, next: &Snapshot) -> Change {
         added,
         removed,
     }
+}
+
+/// "served=6 starting=1 unhealthy=1": how many tasks got each verdict.
+fn verdict_counts(verdicts: &[crate::records::Verdict]) -> String {
+    let mut counts: Vec<(String, usize)> = Vec::new();
+    for verdict in verdicts {
+        let name = format!("{verdict:?}").to_lowercase();
+        match counts.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, count)) => *count += 1,
+            None => counts.push((name, 1)),
+        }
+    }
+    counts.sort();
+    counts
+        .iter()
+        .map(|(name, count)| format!("{name}={count}"))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn sample(names: &[String]) -> String {
