@@ -1,6 +1,7 @@
 //! Sources: where the inventory comes from. A source reports facts (every
 //! task it saw, with its raw state) and never decides what is served.
 
+pub mod ecs;
 pub mod file;
 
 use std::time::Duration;
@@ -23,15 +24,22 @@ pub enum SourceError {
 /// closed and each is `async`.
 pub enum Source {
     File(file::FileSource),
+    Ecs(Box<ecs::EcsSource>),
 }
 
 impl Source {
     pub fn from_config(config: &Config) -> anyhow::Result<Source> {
         match &config.source {
             SourceConfig::File { path } => Ok(Source::File(file::FileSource::new(path.clone()))),
-            SourceConfig::Ecs { .. } => {
-                anyhow::bail!("source = \"ecs\" is not available in this build yet")
-            }
+            SourceConfig::Ecs {
+                clusters,
+                region,
+                request_timeout,
+            } => Ok(Source::Ecs(Box::new(ecs::EcsSource::new(
+                clusters.clone(),
+                region.clone(),
+                *request_timeout,
+            )))),
         }
     }
 
@@ -41,12 +49,14 @@ impl Source {
     pub async fn refresh(&mut self) -> Result<Option<Inventory>, SourceError> {
         match self {
             Source::File(source) => source.refresh(),
+            Source::Ecs(source) => source.refresh().await,
         }
     }
 
     pub fn describe(&self) -> String {
         match self {
             Source::File(source) => format!("file {}", source.path().display()),
+            Source::Ecs(source) => source.describe(),
         }
     }
 }
@@ -57,7 +67,16 @@ impl Source {
 pub async fn run(mut source: Source, interval: Duration, publisher: Publisher) {
     let mut failing = false;
     loop {
-        match source.refresh().await {
+        let started = std::time::Instant::now();
+        let result = source.refresh().await;
+        let outcome = match &result {
+            Ok(Some(_)) => "updated",
+            Ok(None) => "unchanged",
+            Err(_) => "error",
+        };
+        metrics::histogram!("ecs_dns_refresh_duration_seconds").record(started.elapsed());
+        metrics::counter!("ecs_dns_refreshes_total", "outcome" => outcome).increment(1);
+        match result {
             Ok(Some(inventory)) => {
                 if failing {
                     tracing::info!(source = %source.describe(), "source recovered");
@@ -71,6 +90,9 @@ pub async fn run(mut source: Source, interval: Duration, publisher: Publisher) {
                 tracing::error!(%error, "source refresh failed: serving the last good data");
             }
         }
-        tokio::time::sleep(interval).await;
+        tokio::select! {
+            () = tokio::time::sleep(interval) => {}
+            () = publisher.refresh_requested() => {}
+        }
     }
 }

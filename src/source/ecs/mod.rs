@@ -1,0 +1,402 @@
+//! The ECS source: where every running task is, read from the ECS and EC2
+//! APIs on each poll.
+//!
+//! One poll: ListClusters (only when no clusters are configured), then per
+//! cluster ListTasks (desired status RUNNING, pages of 100), DescribeTasks
+//! (batches of 100 with tags, a few in parallel), one
+//! ListContainerInstances(DRAINING) when the cluster has EC2 tasks, and only
+//! what is not cached (see [`caches`]): DescribeTaskDefinition per new
+//! task-definition ARN, DescribeContainerInstances for new container
+//! instances, DescribeInstances for new EC2 instances, DescribeServices for
+//! service aliases. A steady cluster of N tasks thus costs
+//! 2 × ⌈N/100⌉ + 1 calls per poll (measured: 4 at 100 tasks, 22 at 1 000,
+//! 202 at 10 000, with ListClusters).
+//!
+//! A cluster whose refresh fails keeps its last good tasks, and its
+//! [`ClusterStatus`] says since when and why: the inventory is always whole,
+//! and a failed or throttled call never removes a record.
+
+pub mod caches;
+pub mod calls;
+pub mod convert;
+pub mod discovery;
+pub mod retry;
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use aws_sdk_ecs::types as ecs;
+
+use self::caches::Caches;
+use self::calls::{CallCounts, CallSnapshot};
+use self::convert::Placement;
+use self::discovery::{Api, CallError};
+use super::SourceError;
+use crate::inventory::{ClusterStatus, Inventory, Task};
+use crate::records::ALIAS_TAG;
+
+pub struct EcsSource {
+    /// Configured clusters (names or ARNs); empty: every cluster.
+    clusters: Vec<String>,
+    region: Option<String>,
+    request_timeout: Duration,
+    /// Made on the first refresh: loading the SDK configuration is async.
+    api: Option<Api>,
+    counts: Arc<CallCounts>,
+    caches: Caches,
+    /// Cluster name → its last good tasks and how the latest refresh went.
+    state: BTreeMap<String, ClusterState>,
+}
+
+#[derive(Default)]
+struct ClusterState {
+    /// What to pass to the API: the configured name or the listed ARN.
+    id: String,
+    tasks: Vec<Task>,
+    /// `None` until one refresh of the cluster succeeded.
+    refreshed_at: Option<SystemTime>,
+    error: Option<String>,
+}
+
+impl EcsSource {
+    pub fn new(clusters: Vec<String>, region: Option<String>, request_timeout: Duration) -> Self {
+        EcsSource {
+            clusters,
+            region,
+            request_timeout,
+            api: None,
+            counts: Arc::default(),
+            caches: Caches::default(),
+            state: BTreeMap::new(),
+        }
+    }
+
+    /// AWS calls made so far, per operation.
+    pub fn calls(&self) -> CallSnapshot {
+        self.counts.snapshot()
+    }
+
+    /// Entries in the caches: task definitions, container instances, EC2
+    /// instances, services.
+    pub fn cache_sizes(&self) -> [usize; 4] {
+        self.caches.sizes()
+    }
+
+    pub fn describe(&self) -> String {
+        let clusters = if self.clusters.is_empty() {
+            "all clusters".to_owned()
+        } else {
+            format!("clusters {}", self.clusters.join(","))
+        };
+        let region = self
+            .region
+            .as_deref()
+            .unwrap_or("region from the environment");
+        format!("ecs ({clusters}, {region})")
+    }
+
+    async fn api(&mut self) -> Result<Api, SourceError> {
+        if let Some(api) = &self.api {
+            return Ok(api.clone());
+        }
+        let config = retry::load_sdk_config(self.region.as_deref(), self.request_timeout).await;
+        if config.region().is_none() {
+            return Err(SourceError::Other(
+                "ecs source: no AWS region: set `region` (ECS_DNS_REGION) or AWS_REGION".into(),
+            ));
+        }
+        let api = Api {
+            ecs: aws_sdk_ecs::Client::new(&config),
+            ec2: aws_sdk_ec2::Client::new(&config),
+            counts: self.counts.clone(),
+        };
+        self.api = Some(api.clone());
+        Ok(api)
+    }
+
+    /// One poll of every cluster. `Err` only when there is nothing at all to
+    /// report: no cluster was ever read.
+    pub async fn refresh(&mut self) -> Result<Option<Inventory>, SourceError> {
+        let started = Instant::now();
+        let before = self.counts.snapshot();
+        let api = self.api().await?;
+
+        let listing_error = self.update_cluster_list(&api).await;
+        let deadline = retry::cluster_deadline(self.request_timeout);
+        let names: Vec<String> = self.state.keys().cloned().collect();
+        for name in names {
+            let Some(id) = self.state.get(&name).map(|s| s.id.clone()) else {
+                continue;
+            };
+            let result = tokio::time::timeout(deadline, self.read_cluster(&api, &name, &id))
+                .await
+                .unwrap_or_else(|_| {
+                    Err(CallError {
+                        operation: "poll",
+                        reason: format!("cluster refresh exceeded its deadline of {deadline:?}"),
+                    })
+                });
+            let Some(state) = self.state.get_mut(&name) else {
+                continue;
+            };
+            match result {
+                Ok(tasks) => {
+                    if state.error.is_some() {
+                        tracing::info!(cluster = %name, "cluster recovered");
+                    }
+                    state.tasks = tasks;
+                    state.refreshed_at = Some(SystemTime::now());
+                    state.error = None;
+                }
+                Err(error) => {
+                    let age = state
+                        .refreshed_at
+                        .and_then(|t| t.elapsed().ok())
+                        .map(|a| {
+                            humantime::format_duration(Duration::from_secs(a.as_secs())).to_string()
+                        })
+                        .unwrap_or_else(|| "never read".into());
+                    tracing::warn!(
+                        cluster = %name,
+                        %error,
+                        data_age = %age,
+                        tasks = state.tasks.len(),
+                        "cluster refresh failed: keeping its last good tasks"
+                    );
+                    state.error = Some(error.to_string());
+                }
+            }
+        }
+
+        let ever_read = self.state.values().any(|s| s.refreshed_at.is_some());
+        if !ever_read {
+            let reason = match (
+                &listing_error,
+                self.state.values().find_map(|s| s.error.clone()),
+            ) {
+                (Some(e), _) => e.to_string(),
+                (None, Some(e)) => e,
+                (None, None) => "no cluster found".to_owned(),
+            };
+            // An account with no cluster at all is not an error: it is an
+            // empty inventory.
+            if listing_error.is_none() && self.state.is_empty() {
+                return Ok(Some(Inventory::default()));
+            }
+            return Err(SourceError::Other(format!("ecs source: {reason}")));
+        }
+
+        self.caches
+            .evict_unreferenced(self.state.values().flat_map(|s| s.tasks.iter()));
+        let inventory = self.inventory();
+        tracing::debug!(
+            took = ?started.elapsed(),
+            tasks = inventory.tasks.len(),
+            calls = %self.counts.snapshot().since(&before),
+            "ecs poll done"
+        );
+        Ok(Some(inventory))
+    }
+
+    /// Learns which clusters to read. A failed ListClusters keeps the
+    /// clusters known so far (their tasks stay served).
+    async fn update_cluster_list(&mut self, api: &Api) -> Option<CallError> {
+        let ids = if self.clusters.is_empty() {
+            match api.list_clusters().await {
+                Ok(arns) => arns,
+                Err(error) => {
+                    tracing::warn!(%error, "ListClusters failed: keeping the clusters known so far");
+                    return Some(error);
+                }
+            }
+        } else {
+            self.clusters.clone()
+        };
+        let mut wanted = HashSet::new();
+        for id in ids {
+            let name = convert::cluster_name(&id);
+            wanted.insert(name.clone());
+            self.state.entry(name).or_default().id = id;
+        }
+        // A cluster that is gone from the account takes its tasks with it.
+        self.state.retain(|name, _| wanted.contains(name));
+        None
+    }
+
+    /// The tasks of one cluster, or why they could not be read.
+    async fn read_cluster(&self, api: &Api, name: &str, id: &str) -> Result<Vec<Task>, CallError> {
+        let arns = api.list_running_tasks(id).await?;
+        if arns.is_empty() {
+            return Ok(Vec::new());
+        }
+        let raw = api.describe_tasks(id, &arns).await?;
+        self.learn_task_definitions(api, &raw).await?;
+        self.learn_instances(api, id, &raw).await?;
+        let draining = if raw.iter().any(|t| t.container_instance_arn().is_some()) {
+            api.list_draining(id).await?
+        } else {
+            HashSet::new()
+        };
+        let aliases = self.service_aliases(api, name, id, &raw).await;
+
+        let mut tasks = Vec::with_capacity(raw.len());
+        for task in &raw {
+            let Some(def) = task
+                .task_definition_arn()
+                .and_then(|arn| self.caches.task_defs.get(arn))
+                .map(|d| d.value().clone())
+            else {
+                continue;
+            };
+            let container_instance = task.container_instance_arn();
+            let ec2_instance_id = container_instance
+                .and_then(|arn| self.caches.container_instances.get(arn))
+                .map(|id| id.value().clone());
+            let instance = ec2_instance_id
+                .as_deref()
+                .and_then(|id| self.caches.instances.get(id))
+                .map(|i| i.value().clone());
+            let placement = Placement {
+                ec2_instance_id: ec2_instance_id.as_deref(),
+                instance: instance.as_deref(),
+                instance_draining: container_instance.is_some_and(|arn| draining.contains(arn)),
+            };
+            let alias = service_of(task)
+                .and_then(|s| aliases.get(s))
+                .and_then(|a| a.as_deref());
+            tasks.push(convert::task(name, task, &def, placement, alias));
+        }
+        Ok(tasks)
+    }
+
+    /// Describes each task definition not seen before (they never change).
+    async fn learn_task_definitions(&self, api: &Api, raw: &[ecs::Task]) -> Result<(), CallError> {
+        let new: BTreeSet<&str> = raw
+            .iter()
+            .filter_map(|t| t.task_definition_arn())
+            .filter(|arn| !self.caches.task_defs.contains_key(*arn))
+            .collect();
+        for arn in new {
+            let facts = api.describe_task_definition(arn).await?;
+            self.caches
+                .task_defs
+                .insert(arn.to_owned(), Arc::new(facts));
+        }
+        Ok(())
+    }
+
+    /// Maps new container instances to EC2 instances, and reads the
+    /// addresses of EC2 instances not seen before.
+    async fn learn_instances(
+        &self,
+        api: &Api,
+        cluster: &str,
+        raw: &[ecs::Task],
+    ) -> Result<(), CallError> {
+        let new: Vec<String> = raw
+            .iter()
+            .filter_map(|t| t.container_instance_arn())
+            .filter(|arn| !self.caches.container_instances.contains_key(*arn))
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+        if !new.is_empty() {
+            for (arn, instance_id) in api.describe_container_instances(cluster, &new).await? {
+                self.caches.container_instances.insert(arn, instance_id);
+            }
+        }
+        let unknown: Vec<String> = raw
+            .iter()
+            .filter_map(|t| t.container_instance_arn())
+            .filter_map(|arn| {
+                self.caches
+                    .container_instances
+                    .get(arn)
+                    .map(|id| id.value().clone())
+            })
+            // EXTERNAL instances (mi-...) are not EC2 instances.
+            .filter(|id| id.starts_with("i-") && !self.caches.instances.contains_key(id))
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        if !unknown.is_empty() {
+            for (id, facts) in api.describe_instances(&unknown).await? {
+                self.caches.instances.insert(id, Arc::new(facts));
+            }
+        }
+        Ok(())
+    }
+
+    /// The `ecs-dns:name` tag of each service whose tasks lack one of their
+    /// own. A failure here is not fatal: the aliases read before stay.
+    async fn service_aliases(
+        &self,
+        api: &Api,
+        name: &str,
+        cluster: &str,
+        raw: &[ecs::Task],
+    ) -> BTreeMap<String, Option<String>> {
+        let needed: BTreeSet<&str> = raw
+            .iter()
+            .filter(|t| !t.tags().iter().any(|tag| tag.key() == Some(ALIAS_TAG)))
+            .filter_map(service_of)
+            .collect();
+        let mut out = BTreeMap::new();
+        let mut stale = Vec::new();
+        for service in needed {
+            match self.caches.fresh_service_alias(name, service) {
+                Some(alias) => {
+                    out.insert(service.to_owned(), alias);
+                }
+                None => stale.push(service.to_owned()),
+            }
+        }
+        if stale.is_empty() {
+            return out;
+        }
+        match api.service_aliases(cluster, &stale).await {
+            Ok(read) => {
+                let now = Instant::now();
+                for (service, alias) in read {
+                    self.caches
+                        .service_aliases
+                        .insert((name.to_owned(), service.clone()), (alias.clone(), now));
+                    out.insert(service, alias);
+                }
+            }
+            Err(error) => {
+                tracing::warn!(cluster = %name, %error, "service tags not read: keeping the aliases read before");
+                for service in stale {
+                    let alias = self.caches.any_service_alias(name, &service);
+                    out.insert(service, alias);
+                }
+            }
+        }
+        out
+    }
+
+    fn inventory(&self) -> Inventory {
+        let mut inventory = Inventory::default();
+        for (name, state) in &self.state {
+            let refreshed_at = state.refreshed_at.unwrap_or(SystemTime::UNIX_EPOCH);
+            let age = refreshed_at.elapsed().unwrap_or_default().as_secs_f64();
+            metrics::gauge!("ecs_dns_cluster_data_age_seconds", "cluster" => name.clone()).set(age);
+            inventory.clusters.push(ClusterStatus {
+                name: name.clone(),
+                refreshed_at,
+                error: state.error.clone(),
+            });
+            inventory.tasks.extend(state.tasks.iter().cloned());
+        }
+        inventory
+    }
+}
+
+/// `service:NAME` → `NAME`.
+fn service_of(task: &ecs::Task) -> Option<&str> {
+    task.group()
+        .and_then(|g| g.strip_prefix("service:"))
+        .filter(|s| !s.is_empty())
+}

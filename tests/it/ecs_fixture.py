@@ -1,0 +1,183 @@
+"""Sets up ECS scenarios in moto for tests/it/ecs.rs and the poll benchmark.
+
+Usage: python3 tests/it/ecs_fixture.py ENDPOINT < steps.json
+Reads a JSON list of steps, runs them in order, prints a JSON list with one
+result per step. Steps ({"op": ..., ...}):
+  network                              -> {"subnet", "sg"}
+  cluster     name                     -> {"arn"}
+  instance    cluster subnet           -> {"instance_id", "ip", "container_instance"}
+  taskdef     family mode ports[{container, host?, name?, protocol?}] health?
+                                       -> {"arn"}
+  run         cluster taskdef count? group? tags? launch_type? subnet? sg?
+                                       -> {"tasks": [{"arn", "id", "ip"?, "container_instance"?}]}
+  stop        cluster task             -> {}
+  deregister  cluster container_instance -> {}
+  drain       cluster container_instance -> {}
+  bulk        cluster subnet tasks per_instance? per_service? families?
+              N bridge tasks (dynamic ports) on N/per_instance instances, in
+              services of per_service tasks, over `families` task definitions
+                                       -> {"instances", "tasks"}
+"""
+
+import json
+import sys
+
+import boto3
+
+REGION = "us-east-1"
+
+
+def clients(endpoint):
+    common = dict(
+        endpoint_url=endpoint,
+        region_name=REGION,
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+    )
+    return boto3.client("ecs", **common), boto3.client("ec2", **common)
+
+
+def run_step(ecs, ec2, step):
+    op = step["op"]
+    if op == "network":
+        vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+        # moto's awsvpc RunTask needs DNS hostnames on (it reads the ENI's DNS name).
+        ec2.modify_vpc_attribute(VpcId=vpc, EnableDnsHostnames={"Value": True})
+        subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.0.0/18")["Subnet"]["SubnetId"]
+        sg = ec2.create_security_group(GroupName="ecs-dns-test", Description="test", VpcId=vpc)["GroupId"]
+        return {"subnet": subnet, "sg": sg}
+    if op == "cluster":
+        return {"arn": ecs.create_cluster(clusterName=step["name"])["cluster"]["clusterArn"]}
+    if op == "instance":
+        image = ec2.describe_images()["Images"][0]["ImageId"]
+        # SubnetId: without it moto's private IPs are outside any subnet.
+        instance = ec2.run_instances(
+            ImageId=image, MinCount=1, MaxCount=1, InstanceType="m5.large", SubnetId=step["subnet"]
+        )["Instances"][0]
+        document = json.dumps({"instanceId": instance["InstanceId"]})
+        registered = ecs.register_container_instance(
+            cluster=step["cluster"], instanceIdentityDocument=document
+        )["containerInstance"]
+        return {
+            "instance_id": instance["InstanceId"],
+            "ip": instance["PrivateIpAddress"],
+            "container_instance": registered["containerInstanceArn"],
+        }
+    if op == "taskdef":
+        mappings = []
+        for port in step.get("ports", []):
+            mapping = {"containerPort": port["container"], "protocol": port.get("protocol", "tcp")}
+            if "host" in port:
+                mapping["hostPort"] = port["host"]
+            if "name" in port:
+                mapping["name"] = port["name"]
+            mappings.append(mapping)
+        container = {
+            "name": step.get("container", "app"),
+            "image": "example/app:1",
+            "memory": 64,  # about 116 tasks per moto instance (7482 MiB)
+            "cpu": 1,
+            "essential": True,
+            "portMappings": mappings,
+        }
+        if step.get("health"):
+            container["healthCheck"] = {"command": ["CMD", "true"]}
+        definition = ecs.register_task_definition(
+            family=step["family"], networkMode=step.get("mode", "bridge"), containerDefinitions=[container]
+        )["taskDefinition"]
+        return {"arn": definition["taskDefinitionArn"]}
+    if op == "run":
+        args = dict(cluster=step["cluster"], taskDefinition=step["taskdef"], count=step.get("count", 1))
+        if "group" in step:
+            args["group"] = step["group"]
+        if "tags" in step:
+            args["tags"] = [{"key": k, "value": v} for k, v in step["tags"].items()]
+        if "launch_type" in step:
+            args["launchType"] = step["launch_type"]
+        if "subnet" in step:
+            # awsvpc needs securityGroups, or moto answers 500.
+            args["networkConfiguration"] = {
+                "awsvpcConfiguration": {"subnets": [step["subnet"]], "securityGroups": [step["sg"]]}
+            }
+        tasks = []
+        remaining = args["count"]
+        while remaining > 0:
+            # RunTask starts at most 10 tasks per call.
+            args["count"] = min(remaining, 10)
+            started = ecs.run_task(**args)["tasks"]
+            if not started:
+                raise SystemExit(f"run_task placed no task: {step}")
+            remaining -= len(started)
+            for task in started:
+                entry = {"arn": task["taskArn"], "id": task["taskArn"].split("/")[-1]}
+                if task.get("containerInstanceArn"):
+                    entry["container_instance"] = task["containerInstanceArn"]
+                for attachment in task.get("attachments", []):
+                    for detail in attachment.get("details", []):
+                        if detail["name"] == "privateIPv4Address":
+                            entry["ip"] = detail["value"]
+                tasks.append(entry)
+        return {"tasks": tasks}
+    if op == "stop":
+        ecs.stop_task(cluster=step["cluster"], task=step["task"], reason="test")
+        return {}
+    if op == "deregister":
+        ecs.deregister_container_instance(
+            cluster=step["cluster"], containerInstance=step["container_instance"], force=True
+        )
+        return {}
+    if op == "drain":
+        ecs.update_container_instances_state(
+            cluster=step["cluster"], containerInstances=[step["container_instance"]], status="DRAINING"
+        )
+        return {}
+    if op == "bulk":
+        return bulk(ecs, ec2, step)
+    raise SystemExit(f"unknown step {op!r}")
+
+
+def bulk(ecs, ec2, step):
+    cluster, total = step["cluster"], step["tasks"]
+    per_instance = step.get("per_instance", 100)
+    per_service = step.get("per_service", 10)
+    families = step.get("families", 5)
+    ecs.create_cluster(clusterName=cluster)
+    instances = max(1, -(-total // per_instance))
+    for _ in range(instances):
+        run_step(ecs, ec2, {"op": "instance", "cluster": cluster, "subnet": step["subnet"]})
+    defs = [
+        run_step(
+            ecs,
+            ec2,
+            {"op": "taskdef", "family": f"app{i}", "ports": [{"container": 8080, "host": 0, "name": "http"}]},
+        )["arn"]
+        for i in range(families)
+    ]
+    started = 0
+    service = 0
+    while started < total:
+        count = min(per_service, total - started)
+        run_step(
+            ecs,
+            ec2,
+            {
+                "op": "run",
+                "cluster": cluster,
+                "taskdef": defs[service % families],
+                "count": count,
+                "group": f"service:svc{service}",
+            },
+        )
+        started += count
+        service += 1
+    return {"instances": instances, "tasks": started}
+
+
+def main():
+    ecs, ec2 = clients(sys.argv[1])
+    steps = json.load(sys.stdin)
+    print(json.dumps([run_step(ecs, ec2, step) for step in steps]))
+
+
+if __name__ == "__main__":
+    main()
