@@ -14,8 +14,10 @@
 //! - Over UDP, additional records are dropped first, and TC is set only when
 //!   the answer itself does not fit (RFC 2181 §9).
 //! - SERVFAIL until the first snapshot is loaded.
-//! - FORMERR for what does not parse or has not exactly one question;
-//!   NOTIMP for opcodes other than QUERY; responses are never answered.
+//! - FORMERR for what does not parse or has not exactly one question (more
+//!   than one is FORMERR before any other check, RFC 9619, so no answer
+//!   echoes several questions); NOTIMP for opcodes other than QUERY;
+//!   responses are never answered.
 
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, ResponseCode};
 use hickory_proto::rr::{DNSClass, LowerName, RData, Record, RecordType};
@@ -111,11 +113,19 @@ pub fn answer(
         ours.set_version(0);
         ours.set_dnssec_ok(edns.flags().dnssec_ok);
         response.edns = Some(ours);
-        if edns.version() > 0 {
-            response.queries = query.queries.clone();
-            response.metadata.response_code = ResponseCode::BADVERS;
-            return Some((response, limit));
-        }
+    }
+    if query.queries.len() > 1 {
+        // Malformed whatever the opcode or EDNS version (RFC 9619): checked
+        // first, so that no error answer echoes several questions.
+        response.metadata.response_code = ResponseCode::FormErr;
+        return Some((response, limit));
+    }
+    if let Some(edns) = &query.edns
+        && edns.version() > 0
+    {
+        response.queries = query.queries.clone();
+        response.metadata.response_code = ResponseCode::BADVERS;
+        return Some((response, limit));
     }
     if query.metadata.op_code != OpCode::Query {
         response.queries = query.queries.clone();
@@ -250,3 +260,7 @@ pub fn all_records(response: &Message) -> impl Iterator<Item = &Record> {
 #[cfg(test)]
 #[path = "answer/tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "answer/fuzz.rs"]
+mod fuzz;

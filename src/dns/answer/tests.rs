@@ -207,3 +207,50 @@ fn other_classes_and_opcodes() {
     .unwrap();
     assert_eq!(r.metadata.response_code, ResponseCode::NotImp);
 }
+
+/// RFC 9619: more than one question is FORMERR whatever else the query
+/// asks (found by the fuzz properties: BADVERS and NOTIMP used to echo both
+/// questions).
+#[test]
+fn two_questions_are_formerr_before_any_other_check() {
+    let s = snapshot();
+    // (opcode, EDNS version)
+    let table = [
+        (OpCode::Query, None),
+        (OpCode::Query, Some(1)),
+        (OpCode::Notify, None),
+        (OpCode::Update, Some(0)),
+        (OpCode::Status, Some(1)),
+    ];
+    for (op_code, version) in table {
+        let mut query = Message::query();
+        query.metadata.id = 7;
+        query.metadata.op_code = op_code;
+        query.add_query(Query::query(
+            Name::from_ascii("local.").unwrap(),
+            RecordType::SOA,
+        ));
+        query.add_query(Query::query(
+            Name::from_ascii("local.").unwrap(),
+            RecordType::NS,
+        ));
+        if let Some(version) = version {
+            let mut edns = Edns::new();
+            edns.set_version(version);
+            query.set_edns(edns);
+        }
+        let bytes = respond(
+            Some(&s),
+            &query.to_vec().unwrap(),
+            Transport::Udp,
+            &Limits::default(),
+        )
+        .unwrap();
+        let r = Message::from_vec(&bytes).unwrap();
+        let what = format!("{op_code:?} EDNS {version:?}");
+        assert_eq!(r.metadata.response_code, ResponseCode::FormErr, "{what}");
+        assert!(r.queries.is_empty(), "{what}");
+        assert_eq!(r.metadata.id, 7, "{what}");
+        assert_eq!(r.edns.is_some(), version.is_some(), "{what}");
+    }
+}
