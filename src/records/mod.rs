@@ -65,23 +65,38 @@ pub struct Collision {
     pub inputs: Vec<String>,
 }
 
+/// Rules that are settings rather than fixed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rules {
+    /// Serve a service's UNHEALTHY tasks when it has no healthy one.
+    pub fail_open: bool,
+}
+
+impl Default for Rules {
+    fn default() -> Self {
+        Rules { fail_open: true }
+    }
+}
+
 /// Applies the serving and naming rules to `inventory`, under `origin`.
-pub fn build(inventory: &Inventory, origin: &Name) -> RecordSet {
-    let mut out = RecordSet::default();
+pub fn build(inventory: &Inventory, origin: &Name, rules: &Rules) -> RecordSet {
+    let mut out = RecordSet {
+        verdicts: service_verdicts(inventory, rules),
+        ..RecordSet::default()
+    };
     let mut seen: BTreeMap<(&'static str, String), BTreeSet<String>> = BTreeMap::new();
 
     for (index, task) in inventory.tasks.iter().enumerate() {
-        let mut verdict = serving::verdict(task);
-        if verdict == Verdict::Served {
-            match TaskNames::of(task) {
-                Some(names) => {
-                    names.note(task, &mut seen);
-                    add_task(&mut out, origin, index, task, &names);
-                }
-                None => verdict = Verdict::Unnamed,
-            }
+        if !out.verdicts[index].is_served() {
+            continue;
         }
-        out.verdicts.push(verdict);
+        match TaskNames::of(task) {
+            Some(names) => {
+                names.note(task, &mut seen);
+                add_task(&mut out, origin, index, task, &names);
+            }
+            None => out.verdicts[index] = Verdict::Unnamed,
+        }
     }
 
     out.collisions = seen
@@ -94,6 +109,31 @@ pub fn build(inventory: &Inventory, origin: &Name) -> RecordSet {
         })
         .collect();
     out
+}
+
+/// The verdict of every task: the task rule, then the service rules over
+/// each service's tasks in one cluster.
+fn service_verdicts(inventory: &Inventory, rules: &Rules) -> Vec<Verdict> {
+    let mut verdicts: Vec<Verdict> = inventory.tasks.iter().map(serving::verdict).collect();
+    let mut services: BTreeMap<(&str, &str), Vec<usize>> = BTreeMap::new();
+    for (index, task) in inventory.tasks.iter().enumerate() {
+        services
+            .entry((&task.cluster, task.service_or_family()))
+            .or_default()
+            .push(index);
+    }
+    for indices in services.values() {
+        let mut group: Vec<Verdict> = indices.iter().map(|&i| verdicts[i]).collect();
+        let draining: Vec<bool> = indices
+            .iter()
+            .map(|&i| inventory.tasks[i].instance_draining)
+            .collect();
+        serving::apply_service_rules(&mut group, &draining, rules.fail_open);
+        for (&i, v) in indices.iter().zip(group) {
+            verdicts[i] = v;
+        }
+    }
+    verdicts
 }
 
 /// The labels of one served task.

@@ -21,8 +21,21 @@ pub enum Verdict {
     Stopping,
     /// Served by the rule, but no address is known for it.
     NoAddress,
+    /// On a DRAINING container instance, withdrawn because its service has
+    /// another serving task in the same cluster.
+    Draining,
+    /// UNHEALTHY, but served because every task of its service in the cluster
+    /// is (fail open, as Route 53 multivalue answers do).
+    FailingOpen,
     /// Its service (or family), cluster or id maps to no usable label.
     Unnamed,
+}
+
+impl Verdict {
+    /// Whether the task's addresses are served.
+    pub fn is_served(self) -> bool {
+        matches!(self, Verdict::Served | Verdict::FailingOpen)
+    }
 }
 
 const RUNNING: &str = "RUNNING";
@@ -52,6 +65,37 @@ pub fn verdict(task: &Task) -> Verdict {
         return Verdict::NoAddress;
     }
     Verdict::Served
+}
+
+/// The rules that look at a whole service (its tasks in one cluster) rather
+/// than one task, applied to the verdicts of [`verdict`] for those tasks:
+///
+/// - drain-aware: a served task on a DRAINING instance is withdrawn when the
+///   service has another served task that is not draining; a service is never
+///   emptied by draining alone;
+/// - fail open (when `fail_open`): when no task of the service is served and
+///   some are UNHEALTHY, those are served. Starting tasks (health UNKNOWN)
+///   neither count nor get served.
+pub fn apply_service_rules(verdicts: &mut [Verdict], draining: &[bool], fail_open: bool) {
+    let steady = verdicts
+        .iter()
+        .zip(draining)
+        .any(|(v, draining)| *v == Verdict::Served && !draining);
+    if steady {
+        for (v, draining) in verdicts.iter_mut().zip(draining) {
+            if *v == Verdict::Served && *draining {
+                *v = Verdict::Draining;
+            }
+        }
+    }
+    let any_served = verdicts.contains(&Verdict::Served);
+    if fail_open && !any_served {
+        for v in verdicts.iter_mut() {
+            if *v == Verdict::Unhealthy {
+                *v = Verdict::FailingOpen;
+            }
+        }
+    }
 }
 
 /// ECS task states after RUNNING.
@@ -110,6 +154,83 @@ mod tests {
                 want,
                 "last={last} desired={desired} health={health} check={check}"
             );
+        }
+    }
+
+    /// Each case: one service's tasks as (verdict of the task rule, on a
+    /// draining instance), and the verdicts after the service rules.
+    #[test]
+    fn service_rules() {
+        use Verdict::*;
+        /// (what, tasks as (verdict, on a draining instance), fail_open, verdicts after)
+        type Case<'a> = (&'a str, &'a [(Verdict, bool)], bool, &'a [Verdict]);
+        let table: &[Case] = &[
+            (
+                "draining withdrawn when another serves",
+                &[(Served, true), (Served, false)],
+                true,
+                &[Draining, Served],
+            ),
+            (
+                "never emptied by draining alone",
+                &[(Served, true), (Served, true)],
+                true,
+                &[Served, Served],
+            ),
+            (
+                "a starting replacement does not count",
+                &[(Served, true), (Starting, false)],
+                true,
+                &[Served, Starting],
+            ),
+            (
+                "all unhealthy: fail open",
+                &[(Unhealthy, false), (Unhealthy, false)],
+                true,
+                &[FailingOpen, FailingOpen],
+            ),
+            (
+                "fail open off",
+                &[(Unhealthy, false), (Unhealthy, false)],
+                false,
+                &[Unhealthy, Unhealthy],
+            ),
+            (
+                "one healthy: no fail open",
+                &[(Unhealthy, false), (Served, false)],
+                true,
+                &[Unhealthy, Served],
+            ),
+            (
+                "starting tasks are not failed open",
+                &[(Unhealthy, false), (Starting, false)],
+                true,
+                &[FailingOpen, Starting],
+            ),
+            (
+                "only starting: nothing served",
+                &[(Starting, false)],
+                true,
+                &[Starting],
+            ),
+            (
+                "unhealthy on a draining instance",
+                &[(Unhealthy, true)],
+                true,
+                &[FailingOpen],
+            ),
+            (
+                "stopping tasks never fail open",
+                &[(Stopping, false)],
+                true,
+                &[Stopping],
+            ),
+        ];
+        for (what, tasks, fail_open, want) in table {
+            let mut verdicts: Vec<Verdict> = tasks.iter().map(|(v, _)| *v).collect();
+            let draining: Vec<bool> = tasks.iter().map(|(_, d)| *d).collect();
+            apply_service_rules(&mut verdicts, &draining, *fail_open);
+            assert_eq!(&verdicts, want, "{what}");
         }
     }
 

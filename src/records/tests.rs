@@ -45,7 +45,7 @@ fn rendered(tasks: Vec<Task>) -> Vec<String> {
         clusters: vec![],
         tasks,
     };
-    let set = build(&inventory, &origin());
+    let set = build(&inventory, &origin(), &Rules::default());
     let mut out: Vec<String> = set
         .entries
         .iter()
@@ -213,7 +213,7 @@ fn only_served_tasks_get_records() {
         clusters: vec![],
         tasks: vec![starting, stopping, served],
     };
-    let set = build(&inventory, &origin());
+    let set = build(&inventory, &origin(), &Rules::default());
     assert_eq!(
         set.verdicts,
         vec![Verdict::Starting, Verdict::Stopping, Verdict::Served]
@@ -232,7 +232,7 @@ fn collisions_are_merged_and_reported() {
             task("prod", "other", "c3", [10, 0, 0, 3]),
         ],
     };
-    let set = build(&inventory, &origin());
+    let set = build(&inventory, &origin(), &Rules::default());
     assert_eq!(
         set.collisions,
         vec![Collision {
@@ -260,6 +260,7 @@ fn unnameable_task_is_reported_not_served() {
             tasks: vec![t],
         },
         &origin(),
+        &Rules::default(),
     );
     assert_eq!(set.verdicts, vec![Verdict::Unnamed]);
     assert!(set.entries.is_empty());
@@ -275,10 +276,43 @@ fn srv_data_is_srv() {
             tasks: vec![t],
         },
         &origin(),
+        &Rules::default(),
     );
     assert!(
         set.entries
             .iter()
             .any(|e| matches!(&e.data, RData::SRV(s) if s.port == 32000))
     );
+}
+
+#[test]
+fn service_rules_decide_which_tasks_get_records() {
+    let mut draining = task("prod", "web", "d1", [10, 0, 0, 1]);
+    draining.instance_draining = true;
+    let steady = task("prod", "web", "d2", [10, 0, 0, 2]);
+    // Same service name in another cluster: its own group.
+    let mut alone = task("staging", "web", "d3", [10, 1, 0, 1]);
+    alone.instance_draining = true;
+    let mut sick = task("prod", "api", "u1", [10, 0, 1, 1]);
+    sick.health_status = "UNHEALTHY".into();
+    let inventory = Inventory {
+        clusters: vec![],
+        tasks: vec![draining, steady, alone, sick],
+    };
+    let set = build(&inventory, &origin(), &Rules::default());
+    assert_eq!(
+        set.verdicts,
+        vec![
+            Verdict::Draining,
+            Verdict::Served,
+            Verdict::Served,
+            Verdict::FailingOpen
+        ]
+    );
+    let served: BTreeSet<usize> = set.entries.iter().map(|e| e.task).collect();
+    assert_eq!(served, BTreeSet::from([1, 2, 3]));
+
+    let strict = build(&inventory, &origin(), &Rules { fail_open: false });
+    assert_eq!(strict.verdicts[3], Verdict::Unhealthy);
+    assert!(strict.entries.iter().all(|e| e.task != 3));
 }
