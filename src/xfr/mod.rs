@@ -1,0 +1,219 @@
+//! Zone transfers and NOTIFY: how standard secondaries (Knot, NSD, BIND, or
+//! more ecs-dns) follow one primary, so that only one process polls AWS.
+//!
+//! - [`journal`]: the recent diffs between serials, for IXFR;
+//! - [`transfer`]: AXFR and IXFR responses, split into messages;
+//! - [`access`]: who may transfer (prefixes, TSIG);
+//! - [`notify`]: NOTIFY to the secondaries on every new serial.
+
+pub mod access;
+pub mod journal;
+pub mod notify;
+pub mod transfer;
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use arc_swap::ArcSwap;
+use hickory_proto::op::{Message, MessageType, OpCode, ResponseCode};
+use hickory_proto::rr::LowerName;
+
+use crate::dns::answer::Transport;
+use crate::zone::Snapshot;
+use access::{Access, Decision};
+use journal::{Diff, Journal, JournalLimits};
+
+/// Transfer settings.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct TransferConfig {
+    pub access: Access,
+    /// Secondaries to NOTIFY on every new serial.
+    pub notify: Vec<SocketAddr>,
+    pub journal: JournalLimits,
+}
+
+/// The primary's transfer state: the journal, fed by every publication, and
+/// the rules to answer AXFR/IXFR with.
+pub struct Transfers {
+    config: TransferConfig,
+    journal: ArcSwap<Journal>,
+    /// The snapshot the journal ends at.
+    last: Mutex<Option<Arc<Snapshot>>>,
+}
+
+impl Transfers {
+    pub fn new(config: TransferConfig) -> Transfers {
+        Transfers {
+            config,
+            journal: ArcSwap::default(),
+            last: Mutex::new(None),
+        }
+    }
+
+    /// Called with every published snapshot (in order): records the diff and
+    /// sends NOTIFY when the serial changed.
+    pub fn observe(&self, snapshot: &Arc<Snapshot>) {
+        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        let changed = last
+            .as_ref()
+            .is_none_or(|l| l.serial() != snapshot.serial());
+        if let Some(previous) = last.as_ref().filter(|_| changed)
+            && let Some(diff) = Diff::between(previous.records(), snapshot.records())
+        {
+            let journal = self.journal.load().with(diff, self.config.journal);
+            self.journal.store(Arc::new(journal));
+        }
+        *last = Some(snapshot.clone());
+        drop(last);
+        if changed
+            && !self.config.notify.is_empty()
+            && let Some(soa) = snapshot.records().first()
+        {
+            notify::send_all(&self.config.notify, &soa.name, soa);
+        }
+    }
+
+    /// Answers `request` if it is a zone transfer (AXFR, IXFR), with the
+    /// wire messages to send in order; `None` when it is not one, for the
+    /// normal answer path. Over UDP the answer fits the client's EDNS buffer
+    /// (at most `max_udp_payload`), or 512 bytes.
+    pub fn respond(
+        &self,
+        snapshot: Option<&Snapshot>,
+        request: &[u8],
+        peer: IpAddr,
+        transport: Transport,
+        max_udp_payload: u16,
+    ) -> Option<Vec<Vec<u8>>> {
+        let query = Message::from_vec(request).ok()?;
+        let limit = usize::from(query.edns.as_ref().map_or(512, |e| {
+            e.max_payload().clamp(512, max_udp_payload.max(512))
+        }));
+        if query.metadata.message_type != MessageType::Query
+            || query.metadata.op_code != OpCode::Query
+            || !transfer::is_transfer(&query)
+        {
+            return None;
+        }
+        let outcome = self.answer(snapshot, request, &query, peer, transport, limit);
+        let label = match &outcome {
+            Outcome::Sent(..) => "sent",
+            Outcome::Refused => "refused",
+            Outcome::NotAuth(..) => "notauth",
+            Outcome::Error(..) => "error",
+        };
+        metrics::counter!("ecs_dns_transfers_total", "outcome" => label).increment(1);
+        let qtype = query
+            .queries
+            .first()
+            .map(|q| q.query_type().to_string())
+            .unwrap_or_default();
+        match outcome {
+            Outcome::Sent(messages, serial) => {
+                let bytes: usize = messages.iter().map(Vec::len).sum();
+                tracing::info!(%peer, %qtype, serial, messages = messages.len(), bytes, "zone transfer");
+                Some(messages)
+            }
+            Outcome::Refused => {
+                tracing::warn!(%peer, %qtype, "zone transfer refused: address not in transfer_allow and no TSIG");
+                Some(error(&query, ResponseCode::Refused, None))
+            }
+            Outcome::NotAuth(error_name, tsig) => {
+                tracing::warn!(%peer, %qtype, tsig_error = %error_name, "zone transfer refused: bad TSIG");
+                Some(error(&query, ResponseCode::NotAuth, Some(tsig)))
+            }
+            Outcome::Error(code) => Some(error(&query, code, None)),
+        }
+    }
+
+    fn answer(
+        &self,
+        snapshot: Option<&Snapshot>,
+        request: &[u8],
+        query: &Message,
+        peer: IpAddr,
+        transport: Transport,
+        limit: usize,
+    ) -> Outcome {
+        let Some(snapshot) = snapshot else {
+            return Outcome::Error(ResponseCode::ServFail);
+        };
+        let in_zone = query
+            .queries
+            .first()
+            .is_some_and(|q| LowerName::new(q.name()) == *snapshot.origin());
+        let mut signer = match self.config.access.check(request, query, peer, unix_now()) {
+            Decision::Allowed(signer) => signer,
+            Decision::Refused => return Outcome::Refused,
+            Decision::NotAuth { error, tsig } => {
+                return Outcome::NotAuth(format!("{error:?}"), tsig);
+            }
+        };
+        if !in_zone {
+            // RFC 5936 §2.2.1: not authoritative for that zone.
+            return Outcome::Error(ResponseCode::NotAuth);
+        }
+        if transport == Transport::Udp
+            && query
+                .queries
+                .first()
+                .is_some_and(|q| q.query_type() == hickory_proto::rr::RecordType::AXFR)
+        {
+            // RFC 5936 §4.2: AXFR is not carried over UDP.
+            return Outcome::Error(ResponseCode::FormErr);
+        }
+        let journal = self.journal.load();
+        let messages = match transfer::respond(snapshot, &journal, query, transport, limit) {
+            transfer::Reply::Messages(messages) => messages,
+            transfer::Reply::Error(code) => return Outcome::Error(code),
+        };
+        let mut out = Vec::with_capacity(messages.len());
+        for mut message in messages {
+            let bytes = match &mut signer {
+                Some(signer) => signer.sign(&mut message),
+                None => message.to_vec().map_err(|e| e.to_string()),
+            };
+            match bytes {
+                Ok(bytes) => out.push(bytes),
+                Err(reason) => {
+                    tracing::error!(%reason, "cannot encode a transfer message");
+                    return Outcome::Error(ResponseCode::ServFail);
+                }
+            }
+        }
+        Outcome::Sent(out, snapshot.serial())
+    }
+}
+
+enum Outcome {
+    Sent(Vec<Vec<u8>>, u32),
+    Refused,
+    NotAuth(
+        String,
+        Box<hickory_proto::rr::Record<hickory_proto::rr::rdata::TSIG>>,
+    ),
+    Error(ResponseCode),
+}
+
+/// A one-message error answer echoing the question.
+fn error(
+    query: &Message,
+    code: ResponseCode,
+    tsig: Option<Box<hickory_proto::rr::Record<hickory_proto::rr::rdata::TSIG>>>,
+) -> Vec<Vec<u8>> {
+    let mut response = Message::response(query.metadata.id, query.metadata.op_code);
+    response.metadata.response_code = code;
+    response.queries = query.queries.clone();
+    if let Some(tsig) = tsig {
+        response.set_signature(tsig);
+    }
+    response.to_vec().map(|b| vec![b]).unwrap_or_default()
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}

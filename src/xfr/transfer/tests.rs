@@ -1,0 +1,193 @@
+use std::net::Ipv4Addr;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use hickory_proto::op::{Message, Query};
+use hickory_proto::rr::{Name, RData, Record, RecordType};
+
+use super::*;
+use crate::config::{Config, Settings, SourceKind, ZoneConfig};
+use crate::inventory::{Inventory, Task};
+use crate::xfr::journal::{Diff, JournalLimits};
+
+fn config() -> ZoneConfig {
+    Config::resolve(Settings {
+        source: Some(SourceKind::File),
+        inventory: Some("x".into()),
+        ..Settings::default()
+    })
+    .unwrap()
+    .zone
+}
+
+fn inventory(n: usize) -> Arc<Inventory> {
+    let tasks = (0..n)
+        .map(|i| Task {
+            cluster: "prod".into(),
+            service: Some(format!("svc{}", i % 7)),
+            task_id: format!("task{i:05}"),
+            last_status: "RUNNING".into(),
+            desired_status: "RUNNING".into(),
+            ipv4: vec![Ipv4Addr::from(0x0a00_0000 + i as u32)],
+            ..Task::default()
+        })
+        .collect();
+    Arc::new(Inventory {
+        clusters: vec![],
+        tasks,
+    })
+}
+
+fn query(qtype: RecordType, client_serial: Option<u32>) -> Message {
+    let mut q = Message::query();
+    q.metadata.id = 77;
+    q.add_query(Query::query(Name::from_str("local.").unwrap(), qtype));
+    if let Some(serial) = client_serial {
+        let origin = Name::from_str("local.").unwrap();
+        q.authorities.push(Record::from_rdata(
+            origin.clone(),
+            0,
+            RData::SOA(hickory_proto::rr::rdata::SOA::new(
+                origin.clone(),
+                origin,
+                serial,
+                0,
+                0,
+                0,
+                0,
+            )),
+        ));
+    }
+    q
+}
+
+fn all(reply: Reply) -> Vec<Record> {
+    match reply {
+        Reply::Messages(messages) => messages.into_iter().flat_map(|m| m.answers).collect(),
+        Reply::Error(code) => panic!("error {code}"),
+    }
+}
+
+#[test]
+fn axfr_is_soa_everything_soa_in_several_messages_when_large() {
+    let snapshot = Snapshot::build(&config(), inventory(3000), None, 100);
+    let Reply::Messages(messages) = respond(
+        &snapshot,
+        &Journal::default(),
+        &query(RecordType::AXFR, None),
+        Transport::Tcp,
+        65535,
+    ) else {
+        panic!("no messages");
+    };
+    assert!(messages.len() > 1, "a large zone needs several messages");
+    for m in &messages {
+        let bytes = m.to_vec().unwrap();
+        assert!(bytes.len() <= 65535, "message of {} bytes", bytes.len());
+        assert_eq!(m.metadata.id, 77);
+        assert!(m.metadata.authoritative);
+    }
+    assert_eq!(
+        messages[0].queries.len(),
+        1,
+        "question in the first message"
+    );
+    assert!(messages[1].queries.is_empty());
+    let records: Vec<Record> = messages.into_iter().flat_map(|m| m.answers).collect();
+    assert_eq!(records.len(), snapshot.records().len() + 1);
+    assert_eq!(
+        records.first().map(|r| r.record_type()),
+        Some(RecordType::SOA)
+    );
+    assert_eq!(
+        records.last().map(|r| r.record_type()),
+        Some(RecordType::SOA)
+    );
+    assert_eq!(&records[..records.len() - 1], snapshot.records());
+}
+
+#[test]
+fn ixfr_sends_the_changes_or_falls_back() {
+    let config = config();
+    let s1 = Snapshot::build(&config, inventory(10), None, 100);
+    let s2 = Snapshot::build(&config, inventory(11), Some(&s1), 100);
+    let s3 = Snapshot::build(&config, inventory(12), Some(&s2), 100);
+    assert_eq!((s1.serial(), s2.serial(), s3.serial()), (100, 101, 102));
+    let limits = JournalLimits::default();
+    let journal = Journal::default()
+        .with(Diff::between(s1.records(), s2.records()).unwrap(), limits)
+        .with(Diff::between(s2.records(), s3.records()).unwrap(), limits);
+
+    // Current: the SOA alone.
+    let current = all(respond(
+        &s3,
+        &journal,
+        &query(RecordType::IXFR, Some(102)),
+        Transport::Tcp,
+        65535,
+    ));
+    assert_eq!(current.len(), 1);
+
+    // From 100: SOA(102) SOA(100) -… SOA(101) +… SOA(101) -… SOA(102) +… SOA(102)
+    let inc = all(respond(
+        &s3,
+        &journal,
+        &query(RecordType::IXFR, Some(100)),
+        Transport::Tcp,
+        65535,
+    ));
+    let serials: Vec<u32> = inc
+        .iter()
+        .filter(|r| r.record_type() == RecordType::SOA)
+        .map(soa_serial)
+        .collect();
+    assert_eq!(serials, [102, 100, 101, 101, 102, 102]);
+    let added_a = inc
+        .iter()
+        .filter(|r| r.record_type() == RecordType::A)
+        .count();
+    assert!(
+        added_a > 0 && added_a < 20,
+        "only the changes: {added_a} A records"
+    );
+
+    // Unknown serial: the whole zone, AXFR-style.
+    let fallback = all(respond(
+        &s3,
+        &journal,
+        &query(RecordType::IXFR, Some(7)),
+        Transport::Tcp,
+        65535,
+    ));
+    assert_eq!(fallback.len(), s3.records().len() + 1);
+
+    // Over UDP a diff that does not fit gets the SOA alone.
+    let udp = all(respond(
+        &s3,
+        &journal,
+        &query(RecordType::IXFR, Some(100)),
+        Transport::Udp,
+        100,
+    ));
+    assert_eq!(udp.len(), 1);
+    let udp = all(respond(
+        &s3,
+        &journal,
+        &query(RecordType::IXFR, Some(100)),
+        Transport::Udp,
+        65535,
+    ));
+    assert_eq!(udp.len(), inc.len());
+
+    // IXFR without the client's SOA is malformed.
+    assert_eq!(
+        respond(
+            &s3,
+            &journal,
+            &query(RecordType::IXFR, None),
+            Transport::Tcp,
+            65535
+        ),
+        Reply::Error(ResponseCode::FormErr)
+    );
+}
