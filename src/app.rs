@@ -5,17 +5,25 @@ use std::sync::Arc;
 
 use anyhow::Context;
 
-use crate::config::{Config, LogFormat};
+use crate::config::{Config, ConfigArgs, FrontKind, LogFormat};
 use crate::dns::answer::Limits;
 use crate::dns::front;
+use crate::ops;
 use crate::source::{self, Source};
 use crate::zone::publish::Publisher;
 use crate::zone::{SharedZone, master};
 
-/// `ecs-dns serve`: start the source and answer DNS until killed.
-pub async fn serve(config: Config) -> anyhow::Result<()> {
+/// How long a stop (SIGTERM) may take to close the ops listener.
+const HTTP_STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// `ecs-dns serve`: start the source and answer DNS until SIGTERM or
+/// SIGINT; SIGHUP reloads. `args` are the flags, read again on reload.
+pub async fn serve(config: Config, args: ConfigArgs) -> anyhow::Result<()> {
     let zone: SharedZone = Arc::default();
     let source = Source::from_config(&config)?;
+    // First, so that a signal during start-up is handled, not fatal.
+    let mut signals = ops::signals::Signals::install().context("cannot handle signals")?;
+    ops::metrics::install().context("cannot install the metrics recorder")?;
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
         zone = %config.zone.origin,
@@ -23,14 +31,144 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         config = ?config.file,
         "starting"
     );
-    let publisher = Publisher::new(config.zone.clone(), zone.clone());
-    let refresher = tokio::spawn(source::run(source, config.poll_interval, publisher));
+    let transfers = Arc::new(crate::xfr::Transfers::new(config.transfer.clone()));
+    let state_writer = config.state_file.clone().map(ops::state::Writer::start);
+    let journal = transfers.clone();
+    let publisher = Publisher::new(config.zone.clone(), zone.clone())
+        .with_observer(Arc::new(move |snapshot| {
+            ops::metrics::observe_snapshot(snapshot);
+            if let Some(writer) = &state_writer {
+                writer.offer(snapshot);
+            }
+        }))
+        .with_observer(Arc::new(move |snapshot| journal.observe(snapshot)));
+    if let Some(path) = &config.state_file {
+        restore_state(&publisher, path, &config);
+    }
+    let ops_state = ops::http::OpsState::new(zone.clone(), config.max_stale);
+    let (http_stop, http_stopped) = tokio::sync::oneshot::channel::<()>();
+    let http = match config.http {
+        Some(address) => {
+            let server = ops::http::bind(address, ops_state.clone(), async {
+                let _ = http_stopped.await;
+            })
+            .await?;
+            Some(tokio::spawn(server))
+        }
+        None => None,
+    };
+    let refresher = tokio::spawn(source::run(source, config.poll_interval, publisher.clone()));
     let limits = Limits {
         max_udp_payload: config.max_udp_payload,
     };
-    let result = front::hickory::serve(zone, &config.listen, limits).await;
+    let front_zone = zone.clone();
+    let running_config = config.clone();
+    let mut dns = Box::pin(async move {
+        let config = running_config;
+        match config.front {
+            FrontKind::Own => {
+                front::serve(
+                    front_zone,
+                    &config.listen,
+                    limits,
+                    config.tcp,
+                    Some(transfers),
+                )
+                .await
+            }
+            FrontKind::Hickory => front::hickory::serve(front_zone, &config.listen, limits).await,
+        }
+    });
+    let mut running = config.clone();
+    let result = loop {
+        tokio::select! {
+            result = &mut dns => break result,
+            request = signals.next() => match request {
+                ops::signals::Request::Stop(signal) => {
+                    tracing::info!(signal, "stopping: no new queries, saving state");
+                    break Ok(());
+                }
+                ops::signals::Request::Reload => reload(&args, &mut running, &publisher, &ops_state),
+            },
+        }
+    };
+    // Stop accepting: the DNS sockets close with the front, the source stops.
+    drop(dns);
     refresher.abort();
+    let _ = http_stop.send(());
+    if let Some(http) = http
+        && tokio::time::timeout(HTTP_STOP_GRACE, http).await.is_err()
+    {
+        tracing::warn!("ops listener did not stop in time");
+    }
+    if let (Some(path), Some(snapshot)) = (config.state_file.clone(), zone.load_full()) {
+        let saved = tokio::task::spawn_blocking(move || ops::state::save(&path, &snapshot)).await;
+        match saved {
+            Ok(Ok(())) => tracing::info!("state file saved"),
+            Ok(Err(error)) => tracing::warn!(%error, "state file not saved"),
+            Err(error) => tracing::warn!(%error, "state file not saved"),
+        }
+    }
     result
+}
+
+/// Publishes the zone saved by the previous run, if any, so that queries are
+/// answered before the source is first read. A bad file is never fatal.
+fn restore_state(publisher: &Publisher, path: &std::path::Path, config: &Config) {
+    match ops::state::load(path, &config.zone.origin.to_string()) {
+        Ok(None) => tracing::info!(path = %path.display(), "no state file yet"),
+        Ok(Some(restored)) => {
+            let tasks = restored.inventory.tasks.len();
+            let change = publisher.restore(restored.inventory, restored.serial);
+            tracing::info!(
+                path = %path.display(),
+                tasks,
+                saved_at = %humantime::format_rfc3339_seconds(restored.saved_at),
+                saved_serial = restored.serial,
+                serial = change.serial,
+                "zone restored from the state file until the source is read"
+            );
+        }
+        Err(error) => tracing::warn!(%error, "state file ignored"),
+    }
+}
+
+/// SIGHUP: re-reads the configuration (file, environment and the original
+/// flags) and the source; applies what can change at runtime and names the
+/// rest in the log.
+fn reload(
+    args: &ConfigArgs,
+    running: &mut Config,
+    publisher: &Publisher,
+    ops_state: &ops::http::OpsState,
+) {
+    let new = match Config::load(args) {
+        Ok(new) => new,
+        Err(error) => {
+            tracing::error!(%error, "reload failed: keeping the running configuration");
+            return;
+        }
+    };
+    for (key, old, wanted) in ops::reload::needs_restart(running, &new) {
+        tracing::warn!(
+            key,
+            running = %old,
+            new = %wanted,
+            "reload: this key changes only on restart; keeping the running value"
+        );
+    }
+    let next = ops::reload::applied(running, &new);
+    if next.zone != running.zone {
+        publisher.set_config(next.zone.clone());
+    }
+    ops_state.set_max_stale(next.max_stale);
+    *running = next;
+    publisher.request_refresh();
+    tracing::info!(
+        record_ttl = running.zone.record_ttl,
+        max_stale = %humantime::format_duration(running.max_stale),
+        "configuration reloaded"
+    );
 }
 
 /// `ecs-dns records`: one read of the source, the zone on stdout.
@@ -46,6 +184,22 @@ pub async fn records(config: Config) -> anyhow::Result<()> {
     let snapshot = zone.load_full().context("no zone was built")?;
     print!("{}", master::render(&snapshot));
     Ok(())
+}
+
+/// `ecs-dns healthcheck`: exit 0 when the ops listener says alive (or
+/// ready), 1 otherwise, with the reason on stderr.
+pub fn healthcheck(args: &crate::cli::HealthcheckArgs) -> std::process::ExitCode {
+    let path = if args.ready { "/readyz" } else { "/healthz" };
+    match ops::healthcheck::check(args.http, path, args.timeout) {
+        Ok(message) => {
+            println!("{message}");
+            std::process::ExitCode::SUCCESS
+        }
+        Err(reason) => {
+            eprintln!("ecs-dns healthcheck: {reason}");
+            std::process::ExitCode::FAILURE
+        }
+    }
 }
 
 /// `ecs-dns check-config`: the resolved configuration on stdout.

@@ -24,4 +24,23 @@ pub enum Command {
     Records(ConfigArgs),
     /// Check the configuration and print it resolved
     CheckConfig(ConfigArgs),
+    /// Ask a running server's ops listener whether it is alive (or ready):
+    /// exit 0 if so, 1 if not (for container health checks)
+    Healthcheck(HealthcheckArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct HealthcheckArgs {
+    /// The server's ops listener (its `http` key); a wildcard address is
+    /// reached on loopback
+    #[arg(long, env = "ECS_DNS_HTTP", default_value = "127.0.0.1:9153")]
+    pub http: std::net::SocketAddr,
+
+    /// Check /readyz (zone loaded, data fresh) instead of /healthz
+    #[arg(long)]
+    pub ready: bool,
+
+    /// How long to wait for the answer
+    #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
+    pub timeout: std::time::Duration,
 }

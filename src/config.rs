@@ -133,6 +133,68 @@ pub struct Settings {
     /// Log format: `human` or `json` [default: human]
     #[arg(long, env = "ECS_DNS_LOG_FORMAT")]
     pub log_format: Option<LogFormat>,
+
+    /// DNS front: `own` (pre-rendered answers, a UDP socket per core) or `hickory` (hickory-server) [default: own]
+    #[arg(long, env = "ECS_DNS_FRONT")]
+    pub front: Option<FrontKind>,
+
+    /// Most TCP connections open at once; when all are taken, the one idle the longest is closed for a newcomer [default: 512]
+    #[arg(long, env = "ECS_DNS_TCP_MAX_CONNECTIONS")]
+    pub tcp_max_connections: Option<usize>,
+
+    /// A TCP connection that sends no whole query for this long is closed, e.g. `10s` [default: 10s]
+    #[arg(long, env = "ECS_DNS_TCP_IDLE_TIMEOUT", value_parser = humantime::parse_duration)]
+    #[serde(default, with = "humantime_serde")]
+    pub tcp_idle_timeout: Option<Duration>,
+
+    /// A TCP connection is closed after this many answers [default: 1000]
+    #[arg(long, env = "ECS_DNS_TCP_MAX_QUERIES")]
+    pub tcp_max_queries: Option<u32>,
+
+    /// Address of the HTTP ops listener (/metrics, /healthz, /readyz,
+    /// /records), e.g. `127.0.0.1:9153`; it shows the whole inventory, so keep
+    /// it private [default: off]
+    #[arg(long, env = "ECS_DNS_HTTP")]
+    pub http: Option<SocketAddr>,
+
+    /// File where every new inventory is saved, to answer at once after a
+    /// restart [default: none]
+    #[arg(long, env = "ECS_DNS_STATE_FILE")]
+    pub state_file: Option<PathBuf>,
+
+    /// Age of the data past which /readyz fails (answers continue), e.g. `1h` [default: 1h]
+    #[arg(long, env = "ECS_DNS_MAX_STALE", value_parser = humantime::parse_duration)]
+    #[serde(default, with = "humantime_serde")]
+    pub max_stale: Option<Duration>,
+
+    /// Serve a service's UNHEALTHY tasks when none of its tasks in the cluster is healthy [default: true]
+    #[arg(long, env = "ECS_DNS_FAIL_OPEN")]
+    pub fail_open: Option<bool>,
+
+    /// Who may transfer the zone (AXFR/IXFR) without TSIG: addresses or prefixes [default: nobody]
+    #[arg(
+        long = "transfer-allow",
+        env = "ECS_DNS_TRANSFER_ALLOW",
+        value_delimiter = ','
+    )]
+    pub transfer_allow: Option<Vec<String>>,
+
+    /// Secondaries to send NOTIFY to on every new serial, as ADDRESS:PORT
+    #[arg(long = "notify", env = "ECS_DNS_NOTIFY", value_delimiter = ',')]
+    pub notify: Option<Vec<SocketAddr>>,
+
+    /// TSIG keys as NAME:ALGORITHM:BASE64-SECRET; prefer the environment or `tsig_key_file` to flags
+    #[arg(
+        long = "tsig-key",
+        env = "ECS_DNS_TSIG_KEYS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub tsig_keys: Option<Vec<String>>,
+
+    /// File of TSIG keys, one NAME:ALGORITHM:BASE64-SECRET a line (# comments)
+    #[arg(long, env = "ECS_DNS_TSIG_KEY_FILE")]
+    pub tsig_key_file: Option<PathBuf>,
 }
 
 /// Fills every key left unset in `$high` from `$low`.
@@ -167,6 +229,18 @@ impl Settings {
             nameservers,
             max_udp_payload,
             log_format,
+            front,
+            tcp_max_connections,
+            tcp_idle_timeout,
+            tcp_max_queries,
+            http,
+            state_file,
+            max_stale,
+            fail_open,
+            transfer_allow,
+            notify,
+            tsig_keys,
+            tsig_key_file,
         );
         self
     }
@@ -184,6 +258,12 @@ impl Settings {
         if let (Some(inventory), Some(dir)) = (&settings.inventory, path.parent()) {
             settings.inventory = Some(dir.join(inventory));
         }
+        if let (Some(state_file), Some(dir)) = (&settings.state_file, path.parent()) {
+            settings.state_file = Some(dir.join(state_file));
+        }
+        if let (Some(key_file), Some(dir)) = (&settings.tsig_key_file, path.parent()) {
+            settings.tsig_key_file = Some(dir.join(key_file));
+        }
         Ok(settings)
     }
 }
@@ -193,6 +273,17 @@ impl Settings {
 pub enum SourceKind {
     File,
     Ecs,
+}
+
+/// Which code carries DNS to the network.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum FrontKind {
+    /// Our own UDP and TCP loops with pre-rendered answers.
+    #[default]
+    Own,
+    /// hickory-server's.
+    Hickory,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
@@ -225,6 +316,16 @@ pub struct Config {
     pub zone: ZoneConfig,
     pub max_udp_payload: u16,
     pub log_format: LogFormat,
+    pub front: FrontKind,
+    pub tcp: crate::dns::front::tcp::TcpLimits,
+    /// The HTTP ops listener, if any.
+    pub http: Option<SocketAddr>,
+    /// Where snapshots are saved for a warm restart, if anywhere.
+    pub state_file: Option<PathBuf>,
+    /// Data older than this makes /readyz fail.
+    pub max_stale: Duration,
+    /// Zone transfers and NOTIFY.
+    pub transfer: crate::xfr::TransferConfig,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -254,6 +355,8 @@ pub struct ZoneConfig {
     pub soa_retry: u32,
     pub soa_expire: u32,
     pub nameservers: Vec<Nameserver>,
+    /// Serving rules that are settings.
+    pub rules: crate::records::Rules,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -307,6 +410,8 @@ impl Config {
                 "must be at least 1s",
             ));
         }
+
+        let tcp = tcp_limits(s.tcp_max_connections, s.tcp_idle_timeout, s.tcp_max_queries)?;
 
         let source = match s.source {
             None => {
@@ -374,6 +479,9 @@ impl Config {
             soa_mname,
             soa_rname,
             nameservers,
+            rules: crate::records::Rules {
+                fail_open: s.fail_open.unwrap_or(true),
+            },
         };
 
         let max_udp_payload = s.max_udp_payload.unwrap_or(1232);
@@ -385,7 +493,19 @@ impl Config {
             ));
         }
 
+        let max_stale = s.max_stale.unwrap_or(Duration::from_secs(3600));
+        if max_stale.is_zero() {
+            return Err(invalid("max_stale", "0s", "must be more than zero"));
+        }
+        if let Some(path) = &s.state_file
+            && (path.as_os_str().is_empty() || path.file_name().is_none())
+        {
+            return Err(invalid("state_file", path.display(), "must name a file"));
+        }
+
         Ok(Config {
+            front: s.front.unwrap_or_default(),
+            tcp,
             file: None,
             listen,
             source,
@@ -393,7 +513,126 @@ impl Config {
             zone,
             max_udp_payload,
             log_format: s.log_format.unwrap_or_default(),
+            http: s.http,
+            transfer: transfer_config(
+                s.transfer_allow.as_deref().unwrap_or_default(),
+                s.notify.unwrap_or_default(),
+                s.tsig_keys.as_deref().unwrap_or_default(),
+                s.tsig_key_file.as_deref(),
+            )?,
+            state_file: s.state_file,
+            max_stale,
         })
+    }
+}
+
+/// Transfer access, NOTIFY targets and TSIG keys. Errors never show a
+/// secret, only where it came from.
+fn transfer_config(
+    allow: &[String],
+    notify: Vec<SocketAddr>,
+    keys: &[String],
+    key_file: Option<&Path>,
+) -> Result<crate::xfr::TransferConfig, ConfigError> {
+    use crate::xfr::access::{TsigKey, parse_prefix};
+    let allow = allow
+        .iter()
+        .map(|p| parse_prefix(p).map_err(|reason| invalid("transfer_allow", p, reason)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut tsig = Vec::new();
+    for (i, key) in keys.iter().enumerate() {
+        tsig.push(
+            TsigKey::parse(key)
+                .map_err(|reason| invalid("tsig_keys", format!("entry {}", i + 1), reason))?,
+        );
+    }
+    if let Some(path) = key_file {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| invalid("tsig_key_file", path.display(), e))?;
+        for (n, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            tsig.push(TsigKey::parse(line).map_err(|reason| {
+                invalid(
+                    "tsig_key_file",
+                    format!("{} line {}", path.display(), n + 1),
+                    reason,
+                )
+            })?);
+        }
+    }
+    Ok(crate::xfr::TransferConfig {
+        access: crate::xfr::access::Access { allow, keys: tsig },
+        notify,
+        journal: crate::xfr::journal::JournalLimits::default(),
+    })
+}
+
+/// The TCP limits: each at least 1, the timeout at least 100ms (a client
+/// needs a round trip or two to send its query).
+fn tcp_limits(
+    max_connections: Option<usize>,
+    idle_timeout: Option<Duration>,
+    max_queries: Option<u32>,
+) -> Result<crate::dns::front::tcp::TcpLimits, ConfigError> {
+    let defaults = crate::dns::front::tcp::TcpLimits::default();
+    let max_connections = max_connections.unwrap_or(defaults.max_connections);
+    if !(1..=65_535).contains(&max_connections) {
+        return Err(invalid(
+            "tcp_max_connections",
+            max_connections,
+            "must be between 1 and 65535",
+        ));
+    }
+    let idle_timeout = idle_timeout.unwrap_or(defaults.idle_timeout);
+    if idle_timeout < Duration::from_millis(100) {
+        return Err(invalid(
+            "tcp_idle_timeout",
+            humantime::format_duration(idle_timeout),
+            "must be at least 100ms",
+        ));
+    }
+    let max_queries = max_queries.unwrap_or(defaults.max_queries);
+    if max_queries == 0 {
+        return Err(invalid("tcp_max_queries", 0, "must be at least 1"));
+    }
+    Ok(crate::dns::front::tcp::TcpLimits {
+        max_connections,
+        idle_timeout,
+        max_queries,
+    })
+}
+
+impl Config {
+    /// Checks that the file source's inventory can be read: a folder or an
+    /// unreadable file is a configuration error. With `must_exist` (for
+    /// `check-config`) a missing file is one too, and the file must parse;
+    /// without (for `serve`) a missing file is allowed, since another tool may
+    /// write it later (the server answers from the state file, or SERVFAIL,
+    /// until then) and the caller logs it.
+    pub fn check_inventory(&self, must_exist: bool) -> Result<(), ConfigError> {
+        let SourceConfig::File { path } = &self.source else {
+            return Ok(());
+        };
+        let bad = |reason: String| invalid("inventory", path.display(), reason);
+        let metadata = match std::fs::metadata(path) {
+            Ok(metadata) => metadata,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !must_exist => return Ok(()),
+            Err(e) => return Err(bad(e.to_string())),
+        };
+        if !metadata.is_file() {
+            return Err(bad("not a regular file".into()));
+        }
+        let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+        if must_exist {
+            let modified = metadata
+                .modified()
+                .unwrap_or(std::time::SystemTime::UNIX_EPOCH);
+            crate::source::file::parse(path, &text, modified).map_err(bad)?;
+        }
+        Ok(())
     }
 }
 
@@ -591,6 +830,27 @@ mod tests {
                 "listen",
                 Settings {
                     listen: Some(vec![]),
+                    ..base()
+                },
+            ),
+            (
+                "tcp_max_connections",
+                Settings {
+                    tcp_max_connections: Some(0),
+                    ..base()
+                },
+            ),
+            (
+                "tcp_idle_timeout",
+                Settings {
+                    tcp_idle_timeout: Some(Duration::from_millis(10)),
+                    ..base()
+                },
+            ),
+            (
+                "tcp_max_queries",
+                Settings {
+                    tcp_max_queries: Some(0),
                     ..base()
                 },
             ),

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 /// Everything a source knows at one moment. Always whole: a cluster that could
 /// not be refreshed keeps its last good tasks, and its [`ClusterStatus`] says
 /// how old they are.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Inventory {
     /// One entry per cluster the source covers, sorted by name.
     pub clusters: Vec<ClusterStatus>,
@@ -23,7 +23,7 @@ pub struct Inventory {
 }
 
 /// How fresh one cluster's part of the inventory is.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ClusterStatus {
     pub name: String,
     /// When this cluster's tasks were last read successfully.

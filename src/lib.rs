@@ -15,6 +15,8 @@ pub mod cli;
 pub mod config;
 pub mod dns;
 pub mod inventory;
+pub mod ops;
 pub mod records;
 pub mod source;
+pub mod xfr;
 pub mod zone;

@@ -8,21 +8,42 @@ use ecs_dns::config::{Config, ConfigArgs};
 /// Exit code of a configuration error (as clap's usage errors).
 const EXIT_CONFIG: u8 = 2;
 
+/// How long, after `serve` returns, remaining tasks get to finish.
+const SHUTDOWN_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let (Command::Serve(args) | Command::Records(args) | Command::CheckConfig(args)) = &cli.command;
+    let args = match &cli.command {
+        Command::Serve(args) | Command::Records(args) | Command::CheckConfig(args) => args,
+        Command::Healthcheck(args) => return app::healthcheck(args),
+    };
     let config = match load(args) {
         Ok(config) => config,
         Err(code) => return code,
     };
+    // An inventory file that cannot be read is a configuration error; for
+    // `serve` a missing one is not (it may appear later).
+    let must_exist = matches!(cli.command, Command::CheckConfig(_));
+    if matches!(cli.command, Command::CheckConfig(_) | Command::Serve(_))
+        && let Err(error) = config.check_inventory(must_exist)
+    {
+        eprintln!("ecs-dns: configuration error: {error}");
+        return ExitCode::from(EXIT_CONFIG);
+    }
     app::init_logging(config.log_format);
     let result = match cli.command {
         Command::CheckConfig(_) => {
             app::check_config(&config);
             Ok(())
         }
-        Command::Serve(_) => runtime().and_then(|rt| rt.block_on(app::serve(config))),
+        Command::Serve(args) => runtime().and_then(|rt| {
+            let result = rt.block_on(app::serve(config, args));
+            // Blocking UDP loops never return: do not wait for them.
+            rt.shutdown_timeout(SHUTDOWN_WAIT);
+            result
+        }),
         Command::Records(_) => runtime().and_then(|rt| rt.block_on(app::records(config))),
+        Command::Healthcheck(_) => Ok(()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -53,6 +53,9 @@ pub struct Snapshot {
     /// Every record of the zone in canonical order, the SOA first.
     records: Vec<Record>,
     nodes: HashMap<LowerName, Node>,
+    /// Wire-format answers for the common queries (`dns::fast`), rendered
+    /// at build time; shared with the previous snapshot when nothing changed.
+    fast: Arc<crate::dns::fast::Table>,
     /// What the snapshot was built from, for inspection (`/records`).
     pub inventory: Arc<Inventory>,
     pub record_set: RecordSet,
@@ -68,7 +71,7 @@ impl Snapshot {
         previous: Option<&Snapshot>,
         now_unix: u32,
     ) -> Snapshot {
-        let record_set = records::build(&inventory, &config.origin);
+        let record_set = records::build(&inventory, &config.origin, &config.rules);
         let mut records = zone_records(config, &record_set);
         records.sort();
         records.dedup();
@@ -102,16 +105,37 @@ impl Snapshot {
         }
         records.insert(0, soa.clone());
 
-        Snapshot {
+        let mut snapshot = Snapshot {
             origin,
             serial,
             soa,
             negative_ttl: config.soa_ttl.min(config.negative_ttl),
             records,
             nodes,
+            fast: Arc::default(),
             inventory,
             record_set,
-        }
+        };
+        snapshot.fast = match previous {
+            // Same records and serial: the same bytes.
+            Some(p) if unchanged => p.fast.clone(),
+            _ => Arc::new(crate::dns::fast::Table::build(&snapshot)),
+        };
+        snapshot
+    }
+
+    /// The pre-rendered answers of this snapshot.
+    pub fn fast(&self) -> &crate::dns::fast::Table {
+        &self.fast
+    }
+
+    /// Every name of the zone with its node, empty non-terminals included.
+    pub fn nodes(&self) -> impl Iterator<Item = (&LowerName, &Node)> {
+        self.nodes.iter()
+    }
+
+    pub fn node_count(&self) -> usize {
+        self.nodes.len()
     }
 
     pub fn origin(&self) -> &LowerName {

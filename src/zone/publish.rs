@@ -2,7 +2,7 @@
 //! changed.
 
 use std::collections::HashSet;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use hickory_proto::rr::LowerName;
@@ -14,10 +14,21 @@ use crate::inventory::Inventory;
 /// How many names a change log line lists before it only counts.
 const NAMES_LOGGED: usize = 20;
 
-/// Builds and publishes snapshots for one zone.
+/// Called with every snapshot published (metrics, state file, transfers),
+/// in order, one publication at a time.
+pub type Observer = Arc<dyn Fn(&Arc<Snapshot>) + Send + Sync>;
+
+/// Builds and publishes snapshots for one zone. Clones share everything: the
+/// source loop and the reload handler publish through the same one.
+#[derive(Clone)]
 pub struct Publisher {
-    config: ZoneConfig,
+    /// Swapped on reload (SIGHUP); the mutex also serialises publications,
+    /// so a reload and a refresh never build from the same previous snapshot.
+    config: Arc<Mutex<ZoneConfig>>,
     zone: SharedZone,
+    observers: Vec<Observer>,
+    /// Wakes the source loop for an early refresh (SIGHUP).
+    refresh: Arc<tokio::sync::Notify>,
 }
 
 /// What one publication did.
@@ -32,7 +43,50 @@ pub struct Change {
 
 impl Publisher {
     pub fn new(config: ZoneConfig, zone: SharedZone) -> Publisher {
-        Publisher { config, zone }
+        Publisher {
+            config: Arc::new(Mutex::new(config)),
+            zone,
+            observers: Vec::new(),
+            refresh: Arc::default(),
+        }
+    }
+
+    /// Asks the source loop to refresh now rather than at its next tick.
+    pub fn request_refresh(&self) {
+        self.refresh.notify_one();
+    }
+
+    /// Completes when [`Publisher::request_refresh`] is called.
+    pub async fn refresh_requested(&self) {
+        self.refresh.notified().await;
+    }
+
+    /// Calls `observer` with every snapshot published from now on.
+    pub fn with_observer(mut self, observer: Observer) -> Publisher {
+        self.observers.push(observer);
+        self
+    }
+
+    /// Replaces the zone settings and rebuilds the current snapshot with
+    /// them (a TTL change is served at once, under a new serial).
+    pub fn set_config(&self, config: ZoneConfig) -> Option<Change> {
+        let mut current = self.lock_config();
+        *current = config;
+        let inventory = self.zone.load_full()?.inventory.clone();
+        Some(self.build_and_store(&current, inventory, None))
+    }
+
+    /// Publishes an inventory saved by an earlier run (warm restart). The
+    /// serial continues from `saved_serial`: it rises past it, so secondaries
+    /// and caches never see a serial go back.
+    pub fn restore(&self, inventory: Inventory, saved_serial: u32) -> Change {
+        let config = self.lock_config();
+        self.build_and_store(&config, Arc::new(inventory), Some(saved_serial))
+    }
+
+    fn lock_config(&self) -> MutexGuard<'_, ZoneConfig> {
+        // A panic while holding the lock leaves a valid config behind.
+        self.config.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     pub fn zone(&self) -> &SharedZone {
@@ -43,13 +97,24 @@ impl Publisher {
     /// served changed the serial stays; the snapshot is still replaced so that
     /// its inventory (task states, data ages) is current.
     pub fn publish(&self, inventory: Inventory) -> Change {
+        let config = self.lock_config();
+        self.build_and_store(&config, Arc::new(inventory), None)
+    }
+
+    fn build_and_store(
+        &self,
+        config: &ZoneConfig,
+        inventory: Arc<Inventory>,
+        saved_serial: Option<u32>,
+    ) -> Change {
         let previous = self.zone.load_full();
-        let snapshot = Snapshot::build(
-            &self.config,
-            Arc::new(inventory),
-            previous.as_deref(),
-            unix_now(),
-        );
+        // With no previous snapshot the serial is the `now` given, so a
+        // restored zone starts right after its saved serial.
+        let (base, now) = match saved_serial {
+            Some(saved) => (None, super::serial::next(Some(saved), unix_now())),
+            None => (previous.as_deref(), unix_now()),
+        };
+        let snapshot = Snapshot::build(config, inventory, base, now);
         let change = describe(previous.as_deref(), &snapshot);
         for collision in &snapshot.record_set.collisions {
             tracing::warn!(
@@ -73,7 +138,11 @@ impl Publisher {
                 "zone changed"
             );
         }
-        self.zone.store(Some(Arc::new(snapshot)));
+        let snapshot = Arc::new(snapshot);
+        self.zone.store(Some(snapshot.clone()));
+        for observer in &self.observers {
+            observer(&snapshot);
+        }
         change
     }
 }

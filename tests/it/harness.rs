@@ -79,8 +79,13 @@ impl Server {
     /// Starts `ecs-dns serve --config CONFIG --listen 127.0.0.1:PORT` with
     /// extra `args`, and waits until it answers for `zone`.
     pub fn start(config: &Path, args: &[&str], zone: &str) -> Server {
+        Server::start_on(free_port(), config, args, zone)
+    }
+
+    /// Like [`Server::start`], on a given port (to restart a server where
+    /// its peers expect it).
+    pub fn start_on(port: u16, config: &Path, args: &[&str], zone: &str) -> Server {
         let dir = tempfile::tempdir().expect("temp dir");
-        let port = free_port();
         let log = dir.path().join("ecs-dns.log");
         let log_file = std::fs::File::create(&log).expect("log file");
         let listen = format!("127.0.0.1:{port}");

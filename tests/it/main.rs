@@ -1,7 +1,16 @@
 //! Integration tests: the real binary, real clients, real peers.
 
 mod cli;
+mod conformance;
+mod corpus;
 mod dns;
+mod ecs;
 mod file_source;
+mod fronts;
 mod harness;
 mod hickory_client;
+mod knot;
+mod lifecycle;
+mod moto;
+mod ops;
+mod xfr;

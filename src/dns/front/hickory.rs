@@ -38,6 +38,7 @@ impl RequestHandler for Handler {
         request: &Request,
         mut response_handle: R,
     ) -> ResponseInfo {
+        let started = std::time::Instant::now();
         let transport = match request.protocol() {
             Protocol::Udp => Transport::Udp,
             _ => Transport::Tcp,
@@ -52,6 +53,12 @@ impl RequestHandler for Handler {
             return no_response(request);
         };
         answer::fit(&mut message, limit);
+        crate::ops::metrics::record_query(
+            message.queries.first().map(|q| q.query_type()),
+            message.metadata.response_code,
+            message.metadata.truncation,
+            started.elapsed(),
+        );
 
         // The question goes back byte for byte as asked (hickory-server keeps
         // the original bytes); a FORMERR for a bad question count has none.

@@ -1,4 +1,58 @@
 //! Network fronts: they take packets off sockets and hand them to
 //! [`crate::dns::answer`], which alone decides what is answered.
+//!
+//! Two fronts: our own ([`udp`] + [`tcp`], the default: pre-rendered answers,
+//! a socket per core, batched I/O) and [`hickory`] (hickory-server's).
 
 pub mod hickory;
+pub mod tcp;
+pub mod udp;
+
+use std::net::SocketAddr;
+
+use anyhow::Context;
+
+use crate::dns::answer::Limits;
+use crate::zone::SharedZone;
+
+/// Serves UDP and TCP on every address with our own fronts until the process
+/// ends; returns an error if a socket cannot be bound or a UDP loop stops.
+pub async fn serve(
+    zone: SharedZone,
+    listen: &[SocketAddr],
+    limits: Limits,
+    tcp_limits: tcp::TcpLimits,
+    transfers: Option<std::sync::Arc<crate::xfr::Transfers>>,
+) -> anyhow::Result<()> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut udp_loops = tokio::task::JoinSet::new();
+    for address in listen {
+        let sockets = udp::bind(*address, threads)?;
+        // The same port for TCP when the address asked for any port.
+        let bound = sockets
+            .first()
+            .and_then(|s| s.local_addr().ok())
+            .unwrap_or(*address);
+        let listener = tokio::net::TcpListener::bind(bound)
+            .await
+            .with_context(|| format!("cannot listen on tcp {bound}"))?;
+        for socket in sockets {
+            let zone = zone.clone();
+            let transfers = transfers.clone();
+            udp_loops.spawn_blocking(move || udp::run(socket, zone, limits, transfers));
+        }
+        tokio::spawn(tcp::serve(
+            listener,
+            zone.clone(),
+            limits,
+            tcp_limits,
+            transfers.clone(),
+        ));
+        tracing::info!(address = %bound, udp_sockets = threads, "answering DNS on udp and tcp");
+    }
+    match udp_loops.join_next().await {
+        Some(Ok(Err(error))) => Err(error.context("a udp loop stopped")),
+        Some(Err(error)) => Err(anyhow::anyhow!("a udp loop failed: {error}")),
+        _ => anyhow::bail!("the udp loops stopped"),
+    }
+}

@@ -1,0 +1,579 @@
+//! The fast path: answers rendered in wire format once per snapshot, so that
+//! a common query costs a header check, one hash lookup and a few copies.
+//!
+//! Every template is produced by [`answer::respond`] itself, for the
+//! lower-case name with an EDNS OPT, when the snapshot is built. A query is
+//! answered from a template only when `respond` would give the very same
+//! bytes: same question bytes (copied as asked), ID, RD and CD copied, the
+//! OPT dropped or kept, the DO bit and our buffer size patched in. Anything
+//! else (other opcodes, classes, ANY, EDNS options, a name written with upper
+//! case letters where the answer points back at it, an answer that would be
+//! cut to fit, ...) returns `None` and the front calls `respond`. The tests
+//! check `fast == respond` over every name and type of a snapshot.
+
+use std::collections::HashMap;
+
+use hickory_proto::rr::{Name, RData, RecordType};
+
+use crate::dns::answer::{self, Limits, Transport};
+use crate::zone::Snapshot;
+
+/// The EDNS buffer size templates are rendered for. Any configured
+/// `max_udp_payload` works with them: see [`Rendered::usable`].
+const RENDER_LIMIT: usize = 1232;
+const MIN_UDP: usize = 512;
+const HEADER: usize = 12;
+/// Wire length of an OPT record without options.
+const OPT_LEN: usize = 11;
+/// Names with more labels take the slow path: hickory keeps at most 64
+/// compression candidates, and a very deep question would use them up and
+/// change how the SOA of a negative answer is compressed.
+const MAX_FAST_LABELS: usize = 32;
+
+/// One pre-rendered response: the header, then everything after the
+/// question, exactly as `respond` encoded it.
+#[derive(Debug)]
+struct Rendered {
+    bytes: Box<[u8]>,
+    /// Nothing was left out to fit [`RENDER_LIMIT`].
+    full: bool,
+    /// When this answer without its OPT does not fit 512 bytes: the answer
+    /// to the query without EDNS (fitted to 512 bytes, no OPT).
+    small: Option<Box<[u8]>>,
+}
+
+impl Rendered {
+    /// Whether `respond` would send these bytes for a response of `len`
+    /// bytes that must fit `limit`. `fit` tries the whole message, then
+    /// without additionals, then truncated: a variant chosen at
+    /// [`RENDER_LIMIT`] is also the one chosen at any smaller limit it fits
+    /// in, and a whole message is chosen at any limit it fits in.
+    fn usable(&self, len: usize, limit: usize) -> bool {
+        len <= limit && (self.full || limit <= RENDER_LIMIT)
+    }
+}
+
+/// A negative answer (NXDOMAIN or NODATA), rendered for one name and
+/// reusable for any name in the zone: only the compression pointers after
+/// the question move, all by the difference in name length.
+#[derive(Debug)]
+struct Negative {
+    rendered: Rendered,
+    /// Wire length of the name it was rendered for.
+    name_len: usize,
+    /// Offsets in `rendered.bytes` of the compression pointers to move.
+    pointers: Box<[u16]>,
+}
+
+/// The templates of one name, by query type.
+type Templates = Box<[(u16, Rendered)]>;
+
+/// Names are looked up with every query: a fast hash, seeded per process.
+type Hasher = foldhash::fast::RandomState;
+
+/// The templates of one snapshot. The default (empty) table sends every
+/// query to the slow path.
+#[derive(Debug, Default)]
+pub struct Table {
+    /// The origin in lower-case wire format; empty when the table is off.
+    origin: Box<[u8]>,
+    /// Lower-case wire name → (type, template) for each RRset of the name.
+    /// Empty non-terminals are here too, with no templates.
+    names: HashMap<Box<[u8]>, Templates, Hasher>,
+    nxdomain: Option<Negative>,
+    nodata: Option<Negative>,
+    /// Lower-case wire suffixes, longer than the origin, of the SOA's names:
+    /// a question ending in one changes how the SOA is compressed.
+    conflicts: Vec<Box<[u8]>>,
+}
+
+/// What the fast path reads of a query; nothing allocated.
+struct Question {
+    /// The name in lower case, wire format.
+    lower: [u8; 255],
+    len: usize,
+    /// Offsets in `lower` where each label starts.
+    starts: [u8; MAX_FAST_LABELS],
+    labels: usize,
+    has_upper: bool,
+    qtype: u16,
+    /// The EDNS buffer size and DO bit, when the query has an OPT.
+    edns: Option<(u16, bool)>,
+}
+
+impl Table {
+    /// Renders every RRset of `snapshot`, and its negative answers.
+    pub fn build(snapshot: &Snapshot) -> Table {
+        let origin = wire(snapshot.origin());
+        let mut names = HashMap::with_capacity_and_hasher(snapshot.node_count(), Hasher::default());
+        let mut query = Vec::with_capacity(300);
+        for (name, node) in snapshot.nodes() {
+            let key = wire(name);
+            let mut answers = Vec::new();
+            for set in node.rrsets() {
+                let Some(rtype) = set.first().map(|r| u16::from(r.record_type())) else {
+                    continue;
+                };
+                write_query(&mut query, &key, rtype, true);
+                let Some(mut rendered) = render(snapshot, &query, key.len(), true) else {
+                    continue;
+                };
+                if rendered.bytes.len() - OPT_LEN + key.len() + 4 > MIN_UDP {
+                    write_query(&mut query, &key, rtype, false);
+                    rendered.small =
+                        render(snapshot, &query, key.len(), false).map(|small| small.bytes);
+                }
+                answers.push((rtype, rendered));
+            }
+            names.insert(key.into_boxed_slice(), answers.into_boxed_slice());
+        }
+        let mut table = Table {
+            conflicts: soa_conflicts(snapshot, &origin),
+            origin: origin.into_boxed_slice(),
+            names,
+            nxdomain: None,
+            nodata: None,
+        };
+        table.nxdomain = table.negative(snapshot, NegativeKind::NxDomain);
+        table.nodata = table.negative(snapshot, NegativeKind::NoData);
+        table
+    }
+
+    /// Renders a negative answer for a name that needs no special case.
+    fn negative(&self, snapshot: &Snapshot, kind: NegativeKind) -> Option<Negative> {
+        let (name, rtype) = match kind {
+            NegativeKind::NxDomain => {
+                // A label that is no name of the zone and no SOA name.
+                let name = (0..100)
+                    .map(|i| probe_name(&self.origin, i))
+                    .find(|n| !self.names.contains_key(n.as_slice()) && !self.conflicts_with(n))?;
+                (name, u16::from(RecordType::A))
+            }
+            NegativeKind::NoData => {
+                let apex = self.names.get(&*self.origin)?;
+                let rtype = [RecordType::TXT, RecordType::NULL, RecordType::HINFO]
+                    .into_iter()
+                    .map(u16::from)
+                    .find(|t| apex.iter().all(|(have, _)| have != t))?;
+                (self.origin.to_vec(), rtype)
+            }
+        };
+        let mut query = Vec::new();
+        write_query(&mut query, &name, rtype, true);
+        let rendered = render(snapshot, &query, name.len(), true)?;
+        if !rendered.full || rendered.bytes[3] & 0x0f != kind.rcode() {
+            return None;
+        }
+        let pointers = soa_pointers(&rendered.bytes)?;
+        Some(Negative {
+            rendered,
+            name_len: name.len(),
+            pointers,
+        })
+    }
+
+    /// Number of names with templates (for the logs and benches).
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+
+    /// Bytes held by the templates, keys included (for the benches).
+    pub fn template_bytes(&self) -> usize {
+        self.names
+            .iter()
+            .map(|(k, v)| {
+                let small = |r: &Rendered| r.small.as_ref().map_or(0, |s| s.len());
+                k.len()
+                    + v.iter()
+                        .map(|(_, r)| r.bytes.len() + small(r))
+                        .sum::<usize>()
+            })
+            .sum()
+    }
+
+    /// Writes into `out` the response `respond` would give to `request`, and
+    /// returns `true`; or returns `false` (and `out` is unspecified) when the
+    /// query needs the full answer function.
+    pub fn answer(
+        &self,
+        request: &[u8],
+        transport: Transport,
+        limits: &Limits,
+        out: &mut Vec<u8>,
+    ) -> bool {
+        self.try_answer(request, transport, limits, out).is_some()
+    }
+
+    fn try_answer(
+        &self,
+        request: &[u8],
+        transport: Transport,
+        limits: &Limits,
+        out: &mut Vec<u8>,
+    ) -> Option<()> {
+        if self.origin.is_empty() {
+            return None;
+        }
+        let q = parse(request)?;
+        let name = &q.lower[..q.len];
+        let question_end = HEADER + q.len + 4;
+        let (rendered, negative) = match self.names.get(name) {
+            Some(sets) => match sets.iter().find(|(t, _)| *t == q.qtype) {
+                // The answer's owner names point back at the question: its
+                // bytes must be those the template was rendered with.
+                Some((_, rendered)) if !q.has_upper => (rendered, None),
+                Some(_) => return None,
+                None => {
+                    let n = self.nodata.as_ref()?;
+                    (&n.rendered, Some(n))
+                }
+            },
+            None => {
+                let n = self.nxdomain.as_ref()?;
+                (&n.rendered, Some(n))
+            }
+        };
+        if negative.is_some() {
+            self.check_negative(&q, request)?;
+        }
+
+        // A big answer to a UDP query without EDNS has its own template.
+        let small = match (q.edns, transport) {
+            (None, Transport::Udp) => rendered.small.as_deref(),
+            _ => None,
+        };
+        let bytes = small.unwrap_or(&rendered.bytes);
+        let tail = &bytes[HEADER..];
+        let (tail, limit) = match (q.edns, small) {
+            (Some((payload, _)), _) => (tail, udp_limit(transport, usize::from(payload), limits)),
+            (None, Some(_)) => (tail, MIN_UDP),
+            (None, None) => (
+                tail.get(..tail.len().checked_sub(OPT_LEN)?)?,
+                match transport {
+                    Transport::Udp => MIN_UDP,
+                    Transport::Tcp => usize::from(u16::MAX),
+                },
+            ),
+        };
+        let len = question_end + tail.len();
+        let usable = match small {
+            Some(_) => len <= MIN_UDP,
+            None => rendered.usable(len, limit),
+        };
+        if !usable {
+            return None;
+        }
+
+        out.clear();
+        out.extend_from_slice(&request[..2]);
+        out.push((bytes[2] & !0x01) | (request[2] & 0x01));
+        out.push((bytes[3] & !0x10) | (request[3] & 0x10));
+        out.extend_from_slice(&bytes[4..HEADER]);
+        out.extend_from_slice(&request[HEADER..question_end]);
+        let tail_start = out.len();
+        out.extend_from_slice(tail);
+        match (q.edns, small) {
+            (None, Some(_)) => {}
+            (Some((_, dnssec_ok)), _) => {
+                let opt = out.len() - OPT_LEN;
+                let ours = limits.max_udp_payload.max(MIN_UDP as u16);
+                out[opt + 3..opt + 5].copy_from_slice(&ours.to_be_bytes());
+                if dnssec_ok {
+                    out[opt + 7] |= 0x80;
+                }
+            }
+            (None, None) => {
+                let additional = u16::from_be_bytes([out[10], out[11]]).checked_sub(1)?;
+                out[10..12].copy_from_slice(&additional.to_be_bytes());
+            }
+        }
+        if let Some(negative) = negative {
+            let delta = q.len as isize - negative.name_len as isize;
+            for &at in &negative.pointers {
+                let at = tail_start + usize::from(at) - HEADER;
+                let old = u16::from_be_bytes([out[at], out[at + 1]]) & 0x3fff;
+                let new = u16::try_from(old as isize + delta)
+                    .ok()
+                    .filter(|p| *p < 0x3fff)?;
+                out[at..at + 2].copy_from_slice(&(0xc000 | new).to_be_bytes());
+            }
+        }
+        Some(())
+    }
+
+    /// A negative template fits a name in the zone whose origin part is
+    /// written in lower case (the SOA's names point at it) and that does not
+    /// end in one of the SOA's own names.
+    fn check_negative(&self, q: &Question, request: &[u8]) -> Option<()> {
+        let origin_at = q.len.checked_sub(self.origin.len())?;
+        let written = request.get(HEADER + origin_at..HEADER + q.len)?;
+        if written != &*self.origin || !q.starts[..q.labels].contains(&(origin_at as u8)) {
+            return None;
+        }
+        if q.labels > MAX_FAST_LABELS / 2 || self.conflicts_with(&q.lower[..q.len]) {
+            return None;
+        }
+        Some(())
+    }
+
+    fn conflicts_with(&self, name: &[u8]) -> bool {
+        self.conflicts.iter().any(|c| name.ends_with(c))
+    }
+}
+
+#[derive(Clone, Copy)]
+enum NegativeKind {
+    NxDomain,
+    NoData,
+}
+
+impl NegativeKind {
+    fn rcode(self) -> u8 {
+        match self {
+            NegativeKind::NxDomain => 3,
+            NegativeKind::NoData => 0,
+        }
+    }
+}
+
+/// Over UDP the client's EDNS buffer size, at least 512, at most ours; over
+/// TCP 64 KiB (as in `answer::size_limit`).
+fn udp_limit(transport: Transport, payload: usize, limits: &Limits) -> usize {
+    match transport {
+        Transport::Tcp => usize::from(u16::MAX),
+        Transport::Udp => payload.clamp(MIN_UDP, usize::from(limits.max_udp_payload).max(MIN_UDP)),
+    }
+}
+
+/// Label bytes the fast path takes, lower-cased; 0 for any other byte (the
+/// slow path decides what those mean).
+const LABEL_BYTE: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = match c {
+            b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' => c,
+            b'A'..=b'Z' => c + 32,
+            _ => 0,
+        };
+        b += 1;
+    }
+    table
+};
+
+/// Reads the header, the one question and an optional plain OPT of a
+/// standard query; `None` for anything else.
+fn parse(request: &[u8]) -> Option<Question> {
+    let header = request.get(..HEADER)?;
+    // QR clear and opcode QUERY; one question, no answer or authority.
+    if header[2] & 0xf8 != 0 || header[4..10] != [0, 1, 0, 0, 0, 0] || header[10] != 0 {
+        return None;
+    }
+    let additional = header[11];
+    let mut q = Question {
+        lower: [0; 255],
+        len: 0,
+        starts: [0; MAX_FAST_LABELS],
+        labels: 0,
+        has_upper: false,
+        qtype: 0,
+        edns: None,
+    };
+    let mut at = HEADER;
+    loop {
+        let label = usize::from(*request.get(at)?);
+        if label == 0 {
+            break;
+        }
+        if label > 63 || q.len + label + 2 > 255 || q.labels == MAX_FAST_LABELS {
+            return None;
+        }
+        q.starts[q.labels] = q.len as u8;
+        q.labels += 1;
+        q.lower[q.len] = label as u8;
+        for (i, &byte) in request.get(at + 1..at + 1 + label)?.iter().enumerate() {
+            let lower = LABEL_BYTE[usize::from(byte)];
+            if lower == 0 {
+                return None;
+            }
+            q.has_upper |= lower != byte;
+            q.lower[q.len + 1 + i] = lower;
+        }
+        q.len += label + 1;
+        at += label + 1;
+    }
+    q.lower[q.len] = 0;
+    q.len += 1;
+    at += 1;
+    let fixed = request.get(at..at + 4)?;
+    q.qtype = u16::from_be_bytes([fixed[0], fixed[1]]);
+    let qclass = u16::from_be_bytes([fixed[2], fixed[3]]);
+    // IN only; no meta types (OPT, TKEY, TSIG, IXFR, AXFR, MAILB, MAILA, ANY).
+    if qclass != 1 || matches!(q.qtype, 0 | 41 | 249..=255) {
+        return None;
+    }
+    at += 4;
+    match additional {
+        0 => {}
+        1 => {
+            // root name, type OPT, class = buffer size, ext-rcode 0,
+            // version 0, flags, no options; nothing after it.
+            let opt = request.get(at..at + OPT_LEN)?;
+            if opt[0] != 0 || opt[1..3] != [0, 41] || opt[5] != 0 || opt[6] != 0 {
+                return None;
+            }
+            if opt[9..11] != [0, 0] {
+                return None;
+            }
+            q.edns = Some((u16::from_be_bytes([opt[3], opt[4]]), opt[7] & 0x80 != 0));
+            at += OPT_LEN;
+        }
+        _ => return None,
+    }
+    (at == request.len()).then_some(q)
+}
+
+/// A query for `name` (wire format) and `rtype`, with a plain OPT if `edns`.
+fn write_query(out: &mut Vec<u8>, name: &[u8], rtype: u16, edns: bool) {
+    out.clear();
+    out.extend_from_slice(&[0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, u8::from(edns)]);
+    out.extend_from_slice(name);
+    out.extend_from_slice(&rtype.to_be_bytes());
+    out.extend_from_slice(&[0, 1]);
+    if !edns {
+        return;
+    }
+    let payload = RENDER_LIMIT as u16;
+    out.extend_from_slice(&[0, 0, 41]);
+    out.extend_from_slice(&payload.to_be_bytes());
+    out.extend_from_slice(&[0, 0, 0, 0, 0, 0]);
+}
+
+/// `respond`'s answer to `query` (whose name is `name_len` bytes long, with
+/// an OPT if `edns`), without its question; `None` if it is not the shape
+/// templates need.
+fn render(snapshot: &Snapshot, query: &[u8], name_len: usize, edns: bool) -> Option<Rendered> {
+    let limits = Limits {
+        max_udp_payload: RENDER_LIMIT as u16,
+    };
+    let (mut message, limit) =
+        answer::respond_message(Some(snapshot), query, Transport::Udp, &limits)?;
+    let before = (
+        message.answers.len(),
+        message.authorities.len(),
+        message.additionals.len(),
+    );
+    let bytes = answer::fit(&mut message, limit);
+    let after = (
+        message.answers.len(),
+        message.authorities.len(),
+        message.additionals.len(),
+    );
+    let question_end = HEADER + name_len + 4;
+    // The question must come back as sent, and the OPT last and plain.
+    let question_ok = bytes.get(HEADER..question_end) == query.get(HEADER..question_end);
+    let opt = bytes.get(bytes.len().checked_sub(OPT_LEN)?..)?;
+    let opt_ok = !edns
+        || (opt[..3] == [0, 0, 41] && opt[9..] == [0, 0] && bytes.len() >= question_end + OPT_LEN);
+    if !question_ok || !opt_ok || bytes[4..6] != [0, 1] {
+        return None;
+    }
+    let mut stored = Vec::with_capacity(bytes.len() - name_len - 4);
+    stored.extend_from_slice(&bytes[..HEADER]);
+    stored.extend_from_slice(&bytes[question_end..]);
+    Some(Rendered {
+        bytes: stored.into_boxed_slice(),
+        full: before == after && !message.metadata.truncation,
+        small: None,
+    })
+}
+
+/// Offsets of the compression pointers in a negative template: one SOA in
+/// the authority section, then the OPT. `None` for any other shape.
+fn soa_pointers(bytes: &[u8]) -> Option<Box<[u16]>> {
+    let counts = bytes.get(4..HEADER)?;
+    if counts != [0, 1, 0, 0, 0, 1, 0, 1] {
+        return None;
+    }
+    let mut pointers = Vec::new();
+    let mut at = skip_name(bytes, HEADER, &mut pointers)?;
+    let fixed = bytes.get(at..at + 10)?;
+    if fixed[..2] != [0, 6] {
+        return None;
+    }
+    let rdata_end = at + 10 + usize::from(u16::from_be_bytes([fixed[8], fixed[9]]));
+    at = skip_name(bytes, at + 10, &mut pointers)?;
+    at = skip_name(bytes, at, &mut pointers)?;
+    if at + 20 != rdata_end || rdata_end + OPT_LEN != bytes.len() {
+        return None;
+    }
+    Some(pointers.into_boxed_slice())
+}
+
+/// Walks a name at `at`, noting where a compression pointer is; returns
+/// where the name ends.
+fn skip_name(bytes: &[u8], mut at: usize, pointers: &mut Vec<u16>) -> Option<usize> {
+    loop {
+        let label = *bytes.get(at)?;
+        match label {
+            0 => return Some(at + 1),
+            l if l & 0xc0 == 0xc0 => {
+                pointers.push(u16::try_from(at).ok()?);
+                return Some(at + 2);
+            }
+            l if l <= 63 => at += usize::from(l) + 1,
+            _ => return None,
+        }
+    }
+}
+
+/// The in-zone suffixes, longer than the origin, of the SOA's MNAME and
+/// RNAME (those that a question could share with them).
+fn soa_conflicts(snapshot: &Snapshot, origin: &[u8]) -> Vec<Box<[u8]>> {
+    let mut out: Vec<Box<[u8]>> = Vec::new();
+    let soa = snapshot.records().first().and_then(|r| match &r.data {
+        RData::SOA(soa) => Some(soa),
+        _ => None,
+    });
+    for name in soa.into_iter().flat_map(|s| [&s.mname, &s.rname]) {
+        let name = wire(&name.to_lowercase());
+        let mut at = 0;
+        while at < name.len() && name[at] != 0 {
+            let suffix = &name[at..];
+            if suffix.len() > origin.len() && suffix.ends_with(origin) {
+                out.push(suffix.into());
+            }
+            at += usize::from(name[at]) + 1;
+        }
+    }
+    out
+}
+
+/// A name "nx-probe-I.ORIGIN" in wire format.
+fn probe_name(origin: &[u8], i: usize) -> Vec<u8> {
+    let label = format!("nx-probe-{i}");
+    let mut out = vec![label.len() as u8];
+    out.extend_from_slice(label.as_bytes());
+    out.extend_from_slice(origin);
+    out
+}
+
+/// A name in wire format, uncompressed, as its labels are.
+fn wire(name: &Name) -> Vec<u8> {
+    let mut out = Vec::with_capacity(name.len() + 2);
+    for label in name.iter() {
+        out.push(label.len() as u8);
+        out.extend_from_slice(label);
+    }
+    out.push(0);
+    out
+}
+
+#[cfg(test)]
+#[path = "fast/tests.rs"]
+mod tests;

@@ -1,0 +1,294 @@
+//! The fast path must give exactly `respond`'s bytes, or stand aside; and it
+//! must not stand aside for the common queries.
+
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
+
+use super::*;
+use crate::config::{Config, Settings, SourceKind};
+use crate::inventory::{Inventory, NetworkMode, PortBinding, Task};
+
+/// A zone with the shapes that matter: services with several tasks, bridge
+/// and awsvpc, IPv6, SRV with additionals, one service too big for 512
+/// bytes, another too big for 1232.
+fn snapshot() -> Snapshot {
+    let config = Config::resolve(Settings {
+        source: Some(SourceKind::File),
+        inventory: Some("x".into()),
+        nameservers: Some(vec!["ns1.local=127.0.0.1".into()]),
+        ..Settings::default()
+    })
+    .unwrap();
+    let mut tasks = Vec::new();
+    for (service, count, mode) in [
+        ("web", 3, NetworkMode::Bridge),
+        ("api", 2, NetworkMode::Awsvpc),
+        ("mid", 40, NetworkMode::Awsvpc),
+        ("big", 120, NetworkMode::Bridge),
+    ] {
+        for i in 0..count {
+            let awsvpc = mode == NetworkMode::Awsvpc;
+            tasks.push(Task {
+                cluster: if i % 2 == 0 { "prod" } else { "staging" }.into(),
+                service: Some(service.into()),
+                family: service.into(),
+                task_id: format!("{service}{i:03}"),
+                last_status: "RUNNING".into(),
+                desired_status: "RUNNING".into(),
+                network_mode: mode,
+                ipv4: vec![Ipv4Addr::new(10, 0, (i / 200) as u8, (i % 200) as u8 + 1)],
+                ipv6: if awsvpc && i % 2 == 0 {
+                    vec![Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, i as u16 + 1)]
+                } else {
+                    vec![]
+                },
+                ports: vec![PortBinding {
+                    container_name: "c".into(),
+                    container_port: 8080,
+                    host_port: (!awsvpc).then_some(30000 + i as u16),
+                    protocol: Default::default(),
+                    name: Some("http".into()),
+                }],
+                ..Task::default()
+            });
+        }
+    }
+    Snapshot::build(
+        &config.zone,
+        Arc::new(Inventory {
+            clusters: vec![],
+            tasks,
+        }),
+        None,
+        1,
+    )
+}
+
+/// A query in wire format: `flags` are the header's bytes 2 and 3; `edns`
+/// is (buffer size, DO).
+fn query(id: u16, flags: [u8; 2], name: &[u8], qtype: u16, edns: Option<(u16, bool)>) -> Vec<u8> {
+    let mut q = id.to_be_bytes().to_vec();
+    q.extend_from_slice(&flags);
+    q.extend_from_slice(&[0, 1, 0, 0, 0, 0, 0, u8::from(edns.is_some())]);
+    q.extend_from_slice(name);
+    q.extend_from_slice(&qtype.to_be_bytes());
+    q.extend_from_slice(&[0, 1]);
+    if let Some((size, dnssec_ok)) = edns {
+        q.extend_from_slice(&[0, 0, 41]);
+        q.extend_from_slice(&size.to_be_bytes());
+        q.extend_from_slice(&[0, 0, if dnssec_ok { 0x80 } else { 0 }, 0, 0, 0]);
+    }
+    q
+}
+
+/// Compares both paths on `request`; returns whether the fast one answered.
+fn same(
+    s: &Snapshot,
+    request: &[u8],
+    transport: Transport,
+    limits: &Limits,
+    out: &mut Vec<u8>,
+) -> bool {
+    let slow = answer::respond(Some(s), request, transport, limits);
+    if !s.fast().answer(request, transport, limits, out) {
+        return false;
+    }
+    assert_eq!(
+        Some(out.as_slice()),
+        slow.as_deref(),
+        "fast != respond for {request:02x?} over {transport:?} with {limits:?}"
+    );
+    true
+}
+
+fn recase(name: &[u8], style: usize) -> Vec<u8> {
+    let mut out = name.to_vec();
+    for (i, b) in out.iter_mut().enumerate() {
+        let upper = match style {
+            0 => false,
+            1 => true,
+            _ => i % 3 == 1,
+        };
+        if upper {
+            *b = b.to_ascii_uppercase();
+        }
+    }
+    out
+}
+
+const TYPES: [RecordType; 10] = [
+    RecordType::A,
+    RecordType::AAAA,
+    RecordType::SRV,
+    RecordType::TXT,
+    RecordType::NS,
+    RecordType::SOA,
+    RecordType::MX,
+    RecordType::NULL,
+    RecordType::CAA,
+    RecordType::Unknown(65280),
+];
+
+const EDNS: [Option<(u16, bool)>; 7] = [
+    None,
+    Some((512, false)),
+    Some((1232, false)),
+    Some((4096, false)),
+    Some((100, false)),
+    Some((1232, true)),
+    Some((700, true)),
+];
+
+#[test]
+fn fast_path_equals_respond_for_every_name_and_type() {
+    let s = snapshot();
+    assert!(!s.fast().is_empty());
+    let mut names: Vec<Vec<u8>> = s.nodes().map(|(n, _)| wire(n)).collect();
+    // Names that do not exist: under the apex, under a name, deep, and
+    // beside the SOA's own names.
+    for extra in [
+        "nope.local.",
+        "x.web.prod.local.",
+        "a.b.c.d.e.f.g.h.i.j.k.l.m.n.o.p.q.r.s.local.",
+        "x.ns1.local.",
+        "hostmaster.local.",
+        "x.hostmaster.local.",
+        "nx-probe-0.local.",
+        "example.com.",
+        "local.example.",
+    ] {
+        names.push(wire(&Name::from_ascii(extra).unwrap()));
+    }
+    let mut out = Vec::new();
+    let (mut fast, mut total, mut lower_fast, mut lower_total) = (0, 0, 0, 0);
+    for max in [512u16, 1232, 4096] {
+        let limits = Limits {
+            max_udp_payload: max,
+        };
+        for name in &names {
+            for style in 0..3 {
+                let name = recase(name, style);
+                for rtype in TYPES {
+                    for edns in EDNS {
+                        for transport in [Transport::Udp, Transport::Tcp] {
+                            let flags = [(total % 2) as u8, ((total / 2) % 2 * 0x10) as u8];
+                            let q = query(total as u16, flags, &name, u16::from(rtype), edns);
+                            total += 1;
+                            let answered = same(&s, &q, transport, &limits, &mut out);
+                            fast += usize::from(answered);
+                            if style == 0 {
+                                lower_total += 1;
+                                lower_fast += usize::from(answered);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    eprintln!(
+        "fast path answered {fast} of {total} queries, {lower_fast} of {lower_total} lower-case ones"
+    );
+    // Lower-case names in the zone are what it is for (the rest: names
+    // outside the zone, answers too big for the client).
+    assert!(
+        lower_fast * 10 > lower_total * 7,
+        "fast path too rarely taken: {lower_fast}/{lower_total}"
+    );
+}
+
+/// The queries a resolver sends most, lower-case, with and without EDNS,
+/// over UDP, take the fast path.
+#[test]
+fn common_queries_take_the_fast_path() {
+    let s = snapshot();
+    let limits = Limits::default();
+    let mut out = Vec::new();
+    for (name, rtype) in [
+        ("web.local.", RecordType::A),
+        ("web.prod.local.", RecordType::A),
+        ("web000.web.local.", RecordType::A),
+        ("api.local.", RecordType::AAAA),
+        ("_http._tcp.web.local.", RecordType::SRV),
+        ("_http._tcp.mid.local.", RecordType::SRV),
+        // Too big for 512 bytes without EDNS: its own template (TC).
+        ("mid.local.", RecordType::A),
+        ("nope.local.", RecordType::A),
+        ("web.local.", RecordType::TXT),
+        ("_tcp.web.local.", RecordType::A),
+        ("local.", RecordType::SOA),
+        ("local.", RecordType::NS),
+    ] {
+        let name = wire(&Name::from_ascii(name).unwrap());
+        for edns in [None, Some((1232, false)), Some((4096, true))] {
+            let q = query(7, [1, 0], &name, u16::from(rtype), edns);
+            assert!(
+                same(&s, &q, Transport::Udp, &limits, &mut out),
+                "slow path for {name:?} {rtype} {edns:?}"
+            );
+        }
+    }
+    // Mixed case in the origin part of a negative answer's name, and a
+    // positive answer asked in upper case, go the slow way.
+    for (name, rtype) in [
+        ("nope.LOCAL.", RecordType::A),
+        ("WEB.local.", RecordType::A),
+    ] {
+        let q = query(
+            7,
+            [1, 0],
+            &wire(&Name::from_ascii(name).unwrap()),
+            u16::from(rtype),
+            None,
+        );
+        assert!(!same(&s, &q, Transport::Udp, &limits, &mut out), "{name}");
+    }
+}
+
+/// Mutated queries: every byte changed in turn, and random cuts: the fast
+/// path answers as `respond` does or stands aside, and never panics.
+#[test]
+fn mutated_queries_never_differ() {
+    let s = snapshot();
+    let limits = Limits::default();
+    let mut out = Vec::new();
+    let mut rng = fastrand::Rng::with_seed(7);
+    let bases: Vec<Vec<u8>> = [
+        ("web.local.", RecordType::A, Some((1232, false))),
+        ("_http._tcp.web.local.", RecordType::SRV, None),
+        ("nope.local.", RecordType::A, Some((512, true))),
+    ]
+    .into_iter()
+    .map(|(n, t, e)| {
+        query(
+            1,
+            [1, 0],
+            &wire(&Name::from_ascii(n).unwrap()),
+            u16::from(t),
+            e,
+        )
+    })
+    .collect();
+    for base in &bases {
+        for at in 0..base.len() {
+            for _ in 0..24 {
+                let mut q = base.clone();
+                q[at] = rng.u8(..);
+                same(&s, &q, Transport::Udp, &limits, &mut out);
+            }
+        }
+        for len in 0..base.len() {
+            same(&s, &base[..len], Transport::Udp, &limits, &mut out);
+        }
+        let mut longer = base.clone();
+        longer.push(0);
+        assert!(!s.fast().answer(&longer, Transport::Udp, &limits, &mut out));
+    }
+}
+
+#[test]
+fn an_empty_table_answers_nothing() {
+    let table = Table::default();
+    let q = query(1, [1, 0], b"\x03web\x05local\x00", 1, None);
+    assert!(!table.answer(&q, Transport::Udp, &Limits::default(), &mut Vec::new()));
+}

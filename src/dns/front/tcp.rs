@@ -1,0 +1,294 @@
+//! The TCP front (RFC 1035 §4.2.2, RFC 7766): two-byte length-prefixed
+//! messages, several per connection, answered in order. Pipelined queries
+//! are read as they come and their answers written back in one flush once
+//! no more queries are buffered.
+//!
+//! Limits, so that idle or hostile clients cannot use up the server:
+//! - at most `max_connections` at once; when a new client comes while all
+//!   are taken, the connection idle the longest is closed for it (RFC 7766
+//!   §6.2.3 lets a server close idle connections at any time), and only if
+//!   none is idle is the newcomer turned away;
+//! - `idle_timeout`: a connection that does not send a whole query (or take
+//!   its answer) within it is closed, slow senders included;
+//! - `max_queries`: a connection is closed after that many answers, so one
+//!   client cannot hold a slot for ever.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Notify;
+
+use crate::dns::answer::{self, Limits, Transport};
+use crate::zone::SharedZone;
+
+/// The TCP limits (config keys `tcp_max_connections`, `tcp_idle_timeout`,
+/// `tcp_max_queries`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TcpLimits {
+    pub max_connections: usize,
+    pub idle_timeout: Duration,
+    pub max_queries: u32,
+}
+
+impl Default for TcpLimits {
+    fn default() -> Self {
+        TcpLimits {
+            max_connections: 512,
+            idle_timeout: Duration::from_secs(10),
+            max_queries: 1000,
+        }
+    }
+}
+
+/// Accepts connections on `listener` until the process ends.
+pub async fn serve(
+    listener: TcpListener,
+    zone: SharedZone,
+    limits: Limits,
+    tcp: TcpLimits,
+    transfers: Option<Arc<crate::xfr::Transfers>>,
+) {
+    let registry = Arc::new(Registry::new(tcp.max_connections));
+    loop {
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(error) => {
+                // Out of file descriptors or memory: wait rather than spin.
+                tracing::warn!(%error, "tcp accept failed");
+                metrics::counter!("dns_tcp_accept_errors_total").increment(1);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let Some(slot) = Registry::admit(&registry) else {
+            metrics::counter!("dns_tcp_rejected_total").increment(1);
+            drop(stream);
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        tokio::spawn(connection(
+            stream,
+            slot,
+            zone.clone(),
+            limits,
+            tcp,
+            transfers.clone(),
+        ));
+    }
+}
+
+/// Serves one connection until the client closes it, a limit is reached, or
+/// it is evicted for a newcomer.
+async fn connection(
+    stream: TcpStream,
+    slot: Slot,
+    zone: SharedZone,
+    limits: Limits,
+    tcp: TcpLimits,
+    transfers: Option<Arc<crate::xfr::Transfers>>,
+) {
+    let peer = stream.peer_addr().ok().map(|a| a.ip());
+    let (read, write) = stream.into_split();
+    let mut reader = BufReader::new(read);
+    let mut writer = BufWriter::new(write);
+    let mut request = Vec::new();
+    let mut response = Vec::new();
+    let mut answered = 0u32;
+    let close = slot.state.close.clone();
+    loop {
+        // Idle from now on (a new connection is idle since it was admitted:
+        // one that never sends is the first to be evicted).
+        if answered > 0 {
+            slot.state.set_idle(&slot.registry);
+        }
+        let read = tokio::select! {
+            _ = close.notified() => break,
+            read = tokio::time::timeout(tcp.idle_timeout, read_message(&mut reader, &mut request)) => read,
+        };
+        match read {
+            Ok(Ok(true)) => {}
+            // Closed by the client, a broken length, or idle too long.
+            _ => break,
+        }
+        slot.state.set_busy();
+        let snapshot = zone.load();
+        let snapshot = snapshot.as_deref();
+        // A zone transfer: several messages, each with its own length.
+        if let Some(messages) = transfers.as_deref().zip(peer).and_then(|(t, peer)| {
+            t.respond(
+                snapshot,
+                &request,
+                peer,
+                Transport::Tcp,
+                limits.max_udp_payload,
+            )
+        }) {
+            answered += 1;
+            let write = async {
+                for message in &messages {
+                    let len = u16::try_from(message.len()).map_err(std::io::Error::other)?;
+                    writer.write_all(&len.to_be_bytes()).await?;
+                    writer.write_all(message).await?;
+                }
+                writer.flush().await
+            };
+            // A transfer may take longer than an answer: one idle timeout per message.
+            let allowed = tcp.idle_timeout * u32::try_from(messages.len()).unwrap_or(u32::MAX);
+            match tokio::time::timeout(allowed, write).await {
+                Ok(Ok(())) if answered < tcp.max_queries => continue,
+                _ => break,
+            }
+        }
+        let fast = snapshot.is_some_and(|s| {
+            s.fast()
+                .answer(&request, Transport::Tcp, &limits, &mut response)
+        });
+        if !fast {
+            match answer::respond(snapshot, &request, Transport::Tcp, &limits) {
+                Some(bytes) => response = bytes,
+                None => continue,
+            }
+        }
+        metrics::counter!("dns_queries_total", "transport" => "tcp", "path" => if fast { "fast" } else { "full" })
+            .increment(1);
+        // One message per query today; a zone transfer will write several
+        // here, each with its own length.
+        let Ok(len) = u16::try_from(response.len()) else {
+            break;
+        };
+        answered += 1;
+        let last = answered >= tcp.max_queries;
+        let write = async {
+            writer.write_all(&len.to_be_bytes()).await?;
+            writer.write_all(&response).await?;
+            if last || reader.buffer().is_empty() {
+                writer.flush().await?;
+            }
+            std::io::Result::Ok(())
+        };
+        match tokio::time::timeout(tcp.idle_timeout, write).await {
+            Ok(Ok(())) if !last => {}
+            _ => break,
+        }
+    }
+    let _ = tokio::time::timeout(tcp.idle_timeout, async {
+        writer.flush().await?;
+        writer.shutdown().await
+    })
+    .await;
+}
+
+/// Reads one length-prefixed message into `buf`; `false` when the client
+/// closed the connection between messages.
+async fn read_message<R: AsyncReadExt + Unpin>(
+    reader: &mut R,
+    buf: &mut Vec<u8>,
+) -> std::io::Result<bool> {
+    let mut len = [0u8; 2];
+    match reader.read_exact(&mut len).await {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(false),
+        Err(e) => return Err(e),
+    }
+    buf.resize(usize::from(u16::from_be_bytes(len)), 0);
+    reader.read_exact(buf).await?;
+    Ok(true)
+}
+
+/// The open connections, so that a newcomer can evict the idlest.
+struct Registry {
+    max: usize,
+    epoch: Instant,
+    open: Mutex<Open>,
+}
+
+#[derive(Default)]
+struct Open {
+    next_id: u64,
+    connections: HashMap<u64, Arc<ConnectionState>>,
+}
+
+struct ConnectionState {
+    /// Milliseconds since the registry's epoch when the connection last
+    /// became idle; `BUSY` while it is answering.
+    idle_since: AtomicU64,
+    close: Arc<Notify>,
+}
+
+const BUSY: u64 = u64::MAX;
+
+impl ConnectionState {
+    fn set_idle(&self, registry: &Registry) {
+        let now = registry.epoch.elapsed().as_millis() as u64;
+        self.idle_since.store(now, Ordering::Relaxed);
+    }
+
+    fn set_busy(&self) {
+        self.idle_since.store(BUSY, Ordering::Relaxed);
+    }
+}
+
+/// A connection's place in the registry, given back when dropped.
+struct Slot {
+    id: u64,
+    state: Arc<ConnectionState>,
+    registry: Arc<Registry>,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        if let Ok(mut open) = self.registry.open.lock() {
+            open.connections.remove(&self.id);
+            metrics::gauge!("dns_tcp_connections").set(open.connections.len() as f64);
+        }
+    }
+}
+
+impl Registry {
+    fn new(max: usize) -> Registry {
+        Registry {
+            max: max.max(1),
+            epoch: Instant::now(),
+            open: Mutex::default(),
+        }
+    }
+
+    /// A slot for a new connection: a free one, or the one of the
+    /// connection idle the longest, which is told to close. `None` when
+    /// every connection is busy answering.
+    fn admit(registry: &Arc<Registry>) -> Option<Slot> {
+        let mut open = registry.open.lock().ok()?;
+        if open.connections.len() >= registry.max {
+            let (&idlest, _) = open
+                .connections
+                .iter()
+                .filter(|(_, c)| c.idle_since.load(Ordering::Relaxed) != BUSY)
+                // Idle the longest; of equals, the oldest connection.
+                .min_by_key(|(id, c)| (c.idle_since.load(Ordering::Relaxed), **id))?;
+            if let Some(evicted) = open.connections.remove(&idlest) {
+                evicted.close.notify_one();
+                metrics::counter!("dns_tcp_evicted_total").increment(1);
+            }
+        }
+        let id = open.next_id;
+        open.next_id += 1;
+        // Counted idle from the start: a client that connects and sends
+        // nothing is the first to go.
+        let now = registry.epoch.elapsed().as_millis() as u64;
+        let state = Arc::new(ConnectionState {
+            idle_since: AtomicU64::new(now),
+            close: Arc::new(Notify::new()),
+        });
+        open.connections.insert(id, state.clone());
+        metrics::gauge!("dns_tcp_connections").set(open.connections.len() as f64);
+        Some(Slot {
+            id,
+            state,
+            registry: registry.clone(),
+        })
+    }
+}

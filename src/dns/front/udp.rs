@@ -1,0 +1,118 @@
+//! The UDP front: one socket per core on each listen address (SO_REUSEPORT,
+//! the kernel spreads clients over them), each served by its own thread in a
+//! blocking receive → answer → send loop.
+//!
+//! A query is answered from the snapshot's pre-rendered table when it can be
+//! ([`crate::dns::fast`]: no allocation, a few copies), else by
+//! [`answer::respond`]. Datagrams are received and sent in batches
+//! (`recvmmsg`/`sendmmsg`, see [`batch`]) so that a busy socket costs two
+//! system calls per batch rather than two per query.
+
+use std::net::SocketAddr;
+
+use anyhow::Context;
+use socket2::{Domain, Protocol, Socket, Type};
+
+use crate::dns::answer::{self, Limits, Transport};
+use crate::zone::SharedZone;
+use batch::Batch;
+
+mod batch;
+
+/// Binds `count` sockets to `address` that share it through SO_REUSEPORT.
+/// The first socket fixes the port when `address` asks for any port.
+pub fn bind(address: SocketAddr, count: usize) -> anyhow::Result<Vec<std::net::UdpSocket>> {
+    let mut sockets = Vec::with_capacity(count);
+    let mut address = address;
+    for _ in 0..count.max(1) {
+        let socket = Socket::new(
+            Domain::for_address(address),
+            Type::DGRAM,
+            Some(Protocol::UDP),
+        )
+        .with_context(|| format!("cannot open a udp socket for {address}"))?;
+        socket
+            .set_reuse_port(true)
+            .with_context(|| format!("cannot set SO_REUSEPORT on udp {address}"))?;
+        // Room for bursts while the thread is busy: queries are small.
+        let _ = socket.set_recv_buffer_size(4 << 20);
+        socket
+            .bind(&address.into())
+            .with_context(|| format!("cannot listen on udp {address}"))?;
+        let socket: std::net::UdpSocket = socket.into();
+        address = socket
+            .local_addr()
+            .with_context(|| format!("no local address for udp {address}"))?;
+        sockets.push(socket);
+    }
+    Ok(sockets)
+}
+
+/// Serves one socket until the process ends (or the socket fails for good).
+pub fn run(
+    socket: std::net::UdpSocket,
+    zone: SharedZone,
+    limits: Limits,
+    transfers: Option<std::sync::Arc<crate::xfr::Transfers>>,
+) -> anyhow::Result<()> {
+    let queries = metrics::counter!("dns_queries_total", "transport" => "udp", "path" => "fast");
+    let slow = metrics::counter!("dns_queries_total", "transport" => "udp", "path" => "full");
+    let dropped = metrics::counter!("dns_dropped_total", "transport" => "udp");
+    let mut batch = Batch::new();
+    loop {
+        let received = batch.receive(&socket)?;
+        if received == 0 {
+            continue;
+        }
+        let snapshot = zone.load();
+        let snapshot = snapshot.as_deref();
+        let (mut fast, mut full, mut none) = (0u64, 0u64, 0u64);
+        for i in 0..received {
+            let peer = batch.peer(i);
+            let (request, response) = batch.slot(i);
+            let answered = match snapshot {
+                Some(s) if s.fast().answer(request, Transport::Udp, &limits, response) => {
+                    fast += 1;
+                    true
+                }
+                // IXFR over UDP (RFC 1995 §2); AXFR is refused there.
+                _ => match transfer_reply(transfers.as_deref(), snapshot, request, peer, &limits)
+                    .or_else(|| answer::respond(snapshot, request, Transport::Udp, &limits))
+                {
+                    Some(bytes) => {
+                        full += 1;
+                        *response = bytes;
+                        true
+                    }
+                    None => {
+                        none += 1;
+                        false
+                    }
+                },
+            };
+            batch.set_answered(i, answered);
+        }
+        batch.send(&socket, received);
+        queries.increment(fast);
+        slow.increment(full);
+        dropped.increment(none);
+    }
+}
+
+/// The one-message answer to a transfer query over UDP, if it is one.
+fn transfer_reply(
+    transfers: Option<&crate::xfr::Transfers>,
+    snapshot: Option<&crate::zone::Snapshot>,
+    request: &[u8],
+    peer: Option<std::net::IpAddr>,
+    limits: &Limits,
+) -> Option<Vec<u8>> {
+    let messages = transfers?.respond(
+        snapshot,
+        request,
+        peer?,
+        Transport::Udp,
+        limits.max_udp_payload,
+    )?;
+    messages.into_iter().next()
+}

@@ -1,0 +1,111 @@
+//! Readiness: whether this server should take traffic.
+//!
+//! Ready once a zone is loaded (from the source or the state file) and its
+//! data is younger than `max_stale`. A stale server still answers (the last
+//! good data beats no data); readiness only tells the load balancer and the
+//! operator that something upstream is wrong.
+
+use std::time::{Duration, SystemTime};
+
+use crate::zone::Snapshot;
+
+/// The age of the oldest cluster's data; `None` for an inventory that covers
+/// no cluster (nothing can be stale).
+pub fn data_age(snapshot: &Snapshot, now: SystemTime) -> Option<Duration> {
+    snapshot
+        .inventory
+        .clusters
+        .iter()
+        .map(|c| now.duration_since(c.refreshed_at).unwrap_or_default())
+        .max()
+}
+
+/// `Ok` with a short description when ready, `Err` with the reason when not.
+pub fn readiness(
+    snapshot: Option<&Snapshot>,
+    now: SystemTime,
+    max_stale: Duration,
+) -> Result<String, String> {
+    let Some(snapshot) = snapshot else {
+        return Err("no zone loaded yet: the source has not been read successfully and no state file was restored".into());
+    };
+    match data_age(snapshot, now) {
+        Some(age) if age > max_stale => {
+            let oldest = snapshot
+                .inventory
+                .clusters
+                .iter()
+                .min_by_key(|c| c.refreshed_at)
+                .map(|c| c.name.as_str())
+                .unwrap_or_default();
+            Err(format!(
+                "data is stale: cluster {oldest} was last read {} ago (max_stale {}); still answering from it",
+                humantime::format_duration(round(age)),
+                humantime::format_duration(max_stale)
+            ))
+        }
+        Some(age) => Ok(format!(
+            "ready: serial {}, data age {}",
+            snapshot.serial(),
+            humantime::format_duration(round(age))
+        )),
+        None => Ok(format!("ready: serial {}, no clusters", snapshot.serial())),
+    }
+}
+
+fn round(d: Duration) -> Duration {
+    Duration::from_secs(d.as_secs())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::config::{Config, Settings, SourceKind};
+    use crate::inventory::{ClusterStatus, Inventory};
+
+    fn snapshot(ages: &[u64], now: SystemTime) -> Snapshot {
+        let config = Config::resolve(Settings {
+            source: Some(SourceKind::File),
+            inventory: Some("x".into()),
+            ..Settings::default()
+        })
+        .unwrap();
+        let clusters = ages
+            .iter()
+            .enumerate()
+            .map(|(i, age)| ClusterStatus {
+                name: format!("c{i}"),
+                refreshed_at: now - Duration::from_secs(*age),
+                error: None,
+            })
+            .collect();
+        let inventory = Inventory {
+            clusters,
+            tasks: vec![],
+        };
+        Snapshot::build(&config.zone, Arc::new(inventory), None, 1)
+    }
+
+    #[test]
+    fn ready_table() {
+        let now = SystemTime::now();
+        let max = Duration::from_secs(60);
+        // (cluster ages, ready?, reason contains)
+        let table: [(Option<&[u64]>, bool, &str); 5] = [
+            (None, false, "no zone loaded"),
+            (Some(&[]), true, "no clusters"),
+            (Some(&[5, 10]), true, "ready"),
+            (Some(&[5, 61]), false, "cluster c1"),
+            (Some(&[60]), true, "ready"),
+        ];
+        for (ages, ready, text) in table {
+            let snap = ages.map(|a| snapshot(a, now));
+            let got = readiness(snap.as_ref(), now, max);
+            assert_eq!(got.is_ok(), ready, "{ages:?}: {got:?}");
+            let message = got.unwrap_or_else(|e| e);
+            assert!(message.contains(text), "{ages:?}: {message}");
+        }
+    }
+}

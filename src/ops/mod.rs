@@ -1,0 +1,12 @@
+//! Operating the server: the HTTP ops listener (metrics, health, the
+//! records with their provenance), the state file for warm restarts,
+//! signals and reloads, and the `healthcheck` client.
+
+pub mod health;
+pub mod healthcheck;
+pub mod http;
+pub mod inspect;
+pub mod metrics;
+pub mod reload;
+pub mod signals;
+pub mod state;
