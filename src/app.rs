@@ -73,6 +73,7 @@ pub async fn serve(config: Config, args: ConfigArgs) -> anyhow::Result<()> {
                     limits,
                     config.tcp,
                     Some(transfers),
+                    config.rrl,
                 )
                 .await
             }

@@ -195,6 +195,14 @@ pub struct Settings {
     /// File of TSIG keys, one NAME:ALGORITHM:BASE64-SECRET a line (# comments)
     #[arg(long, env = "ECS_DNS_TSIG_KEY_FILE")]
     pub tsig_key_file: Option<PathBuf>,
+
+    /// Response-rate limit per client /24 (IPv6 /56) over UDP, answers per second; 0 is off [default: 0]
+    #[arg(long, env = "ECS_DNS_RRL_RESPONSES_PER_SECOND")]
+    pub rrl_responses_per_second: Option<u32>,
+
+    /// Every Nth rate-limited answer is sent truncated instead of dropped; 0 never [default: 2]
+    #[arg(long, env = "ECS_DNS_RRL_SLIP")]
+    pub rrl_slip: Option<u32>,
 }
 
 /// Fills every key left unset in `$high` from `$low`.
@@ -241,6 +249,8 @@ impl Settings {
             notify,
             tsig_keys,
             tsig_key_file,
+            rrl_responses_per_second,
+            rrl_slip,
         );
         self
     }
@@ -326,6 +336,8 @@ pub struct Config {
     pub max_stale: Duration,
     /// Zone transfers and NOTIFY.
     pub transfer: crate::xfr::TransferConfig,
+    /// Response-rate limiting (UDP).
+    pub rrl: crate::dns::rrl::RrlConfig,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -520,6 +532,10 @@ impl Config {
                 s.tsig_keys.as_deref().unwrap_or_default(),
                 s.tsig_key_file.as_deref(),
             )?,
+            rrl: crate::dns::rrl::RrlConfig {
+                responses_per_second: s.rrl_responses_per_second.unwrap_or(0),
+                slip: s.rrl_slip.unwrap_or(2),
+            },
             state_file: s.state_file,
             max_stale,
         })

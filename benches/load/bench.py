@@ -217,7 +217,8 @@ def main():
                     f'listen = ["127.0.0.1:{ports["ecs-dns"]}"]\n')
         zone_file = os.path.join(work, f"{ZONE}.zone")
         with open(zone_file, "w") as f:
-            subprocess.run([a.bin, "records", "--config", config], stdout=f, check=True)
+            subprocess.run([a.bin, "records", "--config", config], stdout=f, check=True,
+                           stderr=subprocess.DEVNULL)
         with open(zone_file) as f:
             records = sum(1 for line in f if line.strip() and not line.startswith(";"))
         query_file = os.path.join(work, "queries.txt")

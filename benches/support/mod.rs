@@ -46,7 +46,7 @@ pub fn inventory(tasks: usize) -> Inventory {
                 protocol: Default::default(),
                 name: Some("http".into()),
             }];
-            if service % 5 == 0 {
+            if service.is_multiple_of(5) {
                 ports.push(PortBinding {
                     container_name: "app".into(),
                     container_port: 9090,

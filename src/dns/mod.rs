@@ -3,3 +3,4 @@
 pub mod answer;
 pub mod fast;
 pub mod front;
+pub mod rrl;

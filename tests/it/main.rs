@@ -13,4 +13,5 @@ mod knot;
 mod lifecycle;
 mod moto;
 mod ops;
+mod rrl;
 mod xfr;

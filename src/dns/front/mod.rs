@@ -23,6 +23,7 @@ pub async fn serve(
     limits: Limits,
     tcp_limits: tcp::TcpLimits,
     transfers: Option<std::sync::Arc<crate::xfr::Transfers>>,
+    rrl: crate::dns::rrl::RrlConfig,
 ) -> anyhow::Result<()> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut udp_loops = tokio::task::JoinSet::new();
@@ -39,7 +40,7 @@ pub async fn serve(
         for socket in sockets {
             let zone = zone.clone();
             let transfers = transfers.clone();
-            udp_loops.spawn_blocking(move || udp::run(socket, zone, limits, transfers));
+            udp_loops.spawn_blocking(move || udp::run(socket, zone, limits, transfers, rrl));
         }
         tokio::spawn(tcp::serve(
             listener,

@@ -115,6 +115,7 @@ async fn connection(
             _ => break,
         }
         slot.state.set_busy();
+        let started = std::time::Instant::now();
         let snapshot = zone.load();
         let snapshot = snapshot.as_deref();
         // A zone transfer: several messages, each with its own length.
@@ -161,6 +162,7 @@ async fn connection(
             break;
         };
         answered += 1;
+        crate::ops::metrics::record_response(&response, started.elapsed());
         let last = answered >= tcp.max_queries;
         let write = async {
             writer.write_all(&len.to_be_bytes()).await?;

@@ -54,7 +54,11 @@ pub fn run(
     zone: SharedZone,
     limits: Limits,
     transfers: Option<std::sync::Arc<crate::xfr::Transfers>>,
+    rrl: crate::dns::rrl::RrlConfig,
 ) -> anyhow::Result<()> {
+    let mut limiter = crate::dns::rrl::Limiter::new(rrl);
+    let limited = metrics::counter!("ecs_dns_rrl_total", "action" => "drop");
+    let slipped = metrics::counter!("ecs_dns_rrl_total", "action" => "slip");
     let queries = metrics::counter!("dns_queries_total", "transport" => "udp", "path" => "fast");
     let slow = metrics::counter!("dns_queries_total", "transport" => "udp", "path" => "full");
     let dropped = metrics::counter!("dns_dropped_total", "transport" => "udp");
@@ -64,6 +68,7 @@ pub fn run(
         if received == 0 {
             continue;
         }
+        let started = std::time::Instant::now();
         let snapshot = zone.load();
         let snapshot = snapshot.as_deref();
         let (mut fast, mut full, mut none) = (0u64, 0u64, 0u64);
@@ -90,12 +95,51 @@ pub fn run(
                     }
                 },
             };
+            let answered =
+                answered && rate_limit(&mut limiter, peer, request, response, &limited, &slipped);
+            if answered {
+                crate::ops::metrics::record_response(response, started.elapsed());
+            }
             batch.set_answered(i, answered);
         }
         batch.send(&socket, received);
         queries.increment(fast);
         slow.increment(full);
         dropped.increment(none);
+    }
+}
+
+/// Applies response-rate limiting to one answer: `false` to drop it; a
+/// slipped answer is truncated in place.
+fn rate_limit(
+    limiter: &mut crate::dns::rrl::Limiter,
+    peer: Option<std::net::IpAddr>,
+    request: &[u8],
+    response: &mut Vec<u8>,
+    limited: &metrics::Counter,
+    slipped: &metrics::Counter,
+) -> bool {
+    use crate::dns::rrl::{self, Action};
+    let Some(peer) = peer.filter(|_| limiter.is_enabled()) else {
+        return true;
+    };
+    match limiter.check(peer, std::time::Instant::now()) {
+        Action::Send => true,
+        Action::Drop => {
+            limited.increment(1);
+            false
+        }
+        Action::Slip => match rrl::question_end(request) {
+            Some(end) => {
+                slipped.increment(1);
+                rrl::slip(response, end);
+                true
+            }
+            None => {
+                limited.increment(1);
+                false
+            }
+        },
     }
 }
 

@@ -1,0 +1,246 @@
+//! Response-rate limiting (RRL) per client prefix, for UDP: off by default.
+//!
+//! A DNS server on UDP can be made to reflect traffic at a spoofed victim.
+//! With RRL on, each client prefix (/24 for IPv4, /56 for IPv6) gets a
+//! budget of `responses_per_second` answers (a token bucket holding one
+//! second's worth); past it, responses are dropped, except every `slip`-th,
+//! which is sent truncated (TC, no records) so that a real client behind the
+//! prefix retries over TCP, where spoofing is not possible.
+//!
+//! Behind a Route 53 Resolver all queries come from a few endpoint
+//! addresses, so RRL is off unless configured.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::time::Instant;
+
+/// RRL settings; `responses_per_second == 0` turns it off.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RrlConfig {
+    pub responses_per_second: u32,
+    /// Every `slip`-th limited response goes out truncated; 0: never.
+    pub slip: u32,
+}
+
+/// What to do with one response.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    Send,
+    /// Send it truncated: TC set, no records.
+    Slip,
+    Drop,
+}
+
+/// Prefixes tracked at most; past this, the table is cleared (a flood of
+/// spoofed prefixes must not grow memory without bound).
+const MAX_PREFIXES: usize = 100_000;
+
+#[derive(Clone, Copy)]
+struct Bucket {
+    tokens: f64,
+    last: Instant,
+    limited: u32,
+}
+
+/// One limiter per UDP socket (each socket is served by one thread, and the
+/// kernel sends a client's packets to the same socket), so no locking.
+pub struct Limiter {
+    config: RrlConfig,
+    buckets: HashMap<[u8; 8], Bucket>,
+}
+
+impl Limiter {
+    pub fn new(config: RrlConfig) -> Limiter {
+        Limiter {
+            config,
+            buckets: HashMap::new(),
+        }
+    }
+
+    pub fn is_enabled(&self) -> bool {
+        self.config.responses_per_second > 0
+    }
+
+    /// Decides for one response to `client` at `now`.
+    pub fn check(&mut self, client: IpAddr, now: Instant) -> Action {
+        if !self.is_enabled() {
+            return Action::Send;
+        }
+        if self.buckets.len() >= MAX_PREFIXES {
+            self.buckets.clear();
+        }
+        let rate = f64::from(self.config.responses_per_second);
+        let bucket = self.buckets.entry(prefix(client)).or_insert(Bucket {
+            tokens: rate,
+            last: now,
+            limited: 0,
+        });
+        let elapsed = now.saturating_duration_since(bucket.last).as_secs_f64();
+        bucket.tokens = (bucket.tokens + elapsed * rate).min(rate);
+        bucket.last = now;
+        if bucket.tokens >= 1.0 {
+            bucket.tokens -= 1.0;
+            return Action::Send;
+        }
+        bucket.limited = bucket.limited.wrapping_add(1);
+        if self.config.slip > 0 && bucket.limited.is_multiple_of(self.config.slip) {
+            Action::Slip
+        } else {
+            Action::Drop
+        }
+    }
+}
+
+/// The client's prefix as a key: the first 3 bytes of IPv4 (/24), the first
+/// 7 of IPv6 (/56), with the family in the last byte.
+fn prefix(address: IpAddr) -> [u8; 8] {
+    let mut key = [0u8; 8];
+    match address {
+        IpAddr::V4(v4) => {
+            key[..3].copy_from_slice(&v4.octets()[..3]);
+            key[7] = 4;
+        }
+        IpAddr::V6(v6) => {
+            key[..7].copy_from_slice(&v6.octets()[..7]);
+            key[7] = 6;
+        }
+    }
+    key
+}
+
+/// Truncates a wire-format response in place: header and question kept, TC
+/// set, no records (the counts of answer, authority and additional zeroed).
+/// `question_end` is where the question section ends.
+pub fn slip(response: &mut Vec<u8>, question_end: usize) {
+    if response.len() < 12 || question_end > response.len() || question_end < 12 {
+        return;
+    }
+    response.truncate(question_end);
+    response[2] |= 0x02;
+    response[6..12].fill(0);
+}
+
+/// Where the question section of a query ends (header, one name, type and
+/// class), if the query has one well-formed question.
+pub fn question_end(query: &[u8]) -> Option<usize> {
+    if query.len() < 12 || u16::from_be_bytes([query[4], query[5]]) != 1 {
+        return None;
+    }
+    let mut at = 12;
+    loop {
+        let len = usize::from(*query.get(at)?);
+        if len == 0 {
+            at += 1;
+            break;
+        }
+        if len & 0xc0 != 0 {
+            // No compression pointers in a question we answer.
+            return None;
+        }
+        at += 1 + len;
+    }
+    let end = at + 4;
+    (end <= query.len()).then_some(end)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn run(limiter: &mut Limiter, client: &str, n: usize, at: Instant) -> (usize, usize, usize) {
+        let client: IpAddr = client.parse().unwrap();
+        let mut counts = (0, 0, 0);
+        for _ in 0..n {
+            match limiter.check(client, at) {
+                Action::Send => counts.0 += 1,
+                Action::Slip => counts.1 += 1,
+                Action::Drop => counts.2 += 1,
+            }
+        }
+        counts
+    }
+
+    #[test]
+    fn off_sends_everything() {
+        let mut limiter = Limiter::new(RrlConfig::default());
+        assert_eq!(
+            run(&mut limiter, "192.0.2.1", 10_000, Instant::now()),
+            (10_000, 0, 0)
+        );
+    }
+
+    #[test]
+    fn a_burst_past_the_budget_is_dropped_with_every_slip_th_truncated() {
+        let mut limiter = Limiter::new(RrlConfig {
+            responses_per_second: 100,
+            slip: 2,
+        });
+        let t0 = Instant::now();
+        assert_eq!(run(&mut limiter, "192.0.2.1", 300, t0), (100, 100, 100));
+        // Same /24: same budget, already spent.
+        assert_eq!(run(&mut limiter, "192.0.2.200", 10, t0).0, 0);
+        // Another prefix has its own.
+        assert_eq!(run(&mut limiter, "198.51.100.1", 100, t0), (100, 0, 0));
+        // Half a second later, half the budget is back.
+        assert_eq!(
+            run(
+                &mut limiter,
+                "192.0.2.1",
+                100,
+                t0 + Duration::from_millis(500)
+            )
+            .0,
+            50
+        );
+    }
+
+    #[test]
+    fn ipv6_prefixes_are_slash_56() {
+        let mut limiter = Limiter::new(RrlConfig {
+            responses_per_second: 10,
+            slip: 0,
+        });
+        let t0 = Instant::now();
+        assert_eq!(run(&mut limiter, "2001:db8:0:100::1", 20, t0), (10, 0, 10));
+        assert_eq!(
+            run(&mut limiter, "2001:db8:0:1ff::2", 5, t0).0,
+            0,
+            "same /56"
+        );
+        assert_eq!(
+            run(&mut limiter, "2001:db8:0:200::1", 5, t0).0,
+            5,
+            "another /56"
+        );
+    }
+
+    #[test]
+    fn question_ends() {
+        let mut query = vec![0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0];
+        query.extend_from_slice(&[
+            3, b'w', b'e', b'b', 5, b'l', b'o', b'c', b'a', b'l', 0, 0, 1, 0, 1,
+        ]);
+        assert_eq!(question_end(&query), Some(query.len()));
+        assert_eq!(question_end(&query[..query.len() - 1]), None, "cut short");
+        let mut two = query.clone();
+        two[5] = 2;
+        assert_eq!(question_end(&two), None);
+    }
+
+    #[test]
+    fn slip_keeps_the_question_and_sets_tc() {
+        // header (id 0x1234, QR AA, 1 question, 2 answers) + question + answer bytes
+        let mut response = vec![0x12, 0x34, 0x84, 0x00, 0, 1, 0, 2, 0, 0, 0, 1];
+        let question = [3, b'w', b'e', b'b', 0, 0, 1, 0, 1];
+        response.extend_from_slice(&question);
+        let end = response.len();
+        response.extend_from_slice(&[0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 10, 0, 4, 10, 0, 0, 1]);
+        slip(&mut response, end);
+        assert_eq!(response.len(), end);
+        assert_eq!(&response[..2], &[0x12, 0x34]);
+        assert!(response[2] & 0x02 != 0, "TC");
+        assert_eq!(&response[4..12], &[0, 1, 0, 0, 0, 0, 0, 0]);
+    }
+}
