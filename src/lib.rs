@@ -18,5 +18,7 @@ pub mod inventory;
 pub mod ops;
 pub mod records;
 pub mod source;
+#[cfg(test)]
+mod testing;
 pub mod xfr;
 pub mod zone;

@@ -62,16 +62,10 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::config::{Config, Settings, SourceKind};
     use crate::inventory::{ClusterStatus, Inventory};
 
     fn snapshot(ages: &[u64], now: SystemTime) -> Snapshot {
-        let config = Config::resolve(Settings {
-            source: Some(SourceKind::File),
-            inventory: Some("x".into()),
-            ..Settings::default()
-        })
-        .unwrap();
+        let config = crate::testing::config();
         let clusters = ages
             .iter()
             .enumerate()

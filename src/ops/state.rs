@@ -182,16 +182,10 @@ impl Writer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{Config, Settings, SourceKind};
     use crate::inventory::ClusterStatus;
 
     fn snapshot() -> Snapshot {
-        let config = Config::resolve(Settings {
-            source: Some(SourceKind::File),
-            inventory: Some("x".into()),
-            ..Settings::default()
-        })
-        .unwrap();
+        let config = crate::testing::config();
         let inventory = crate::source::file::parse(
             Path::new("demo.toml"),
             &std::fs::read_to_string(

@@ -2,22 +2,14 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
-use std::sync::Arc;
 
 use hickory_proto::op::{Edns, Message, OpCode, Query, ResponseCode};
 use hickory_proto::rr::{DNSClass, Name, RecordType};
 
 use super::*;
-use crate::config::{Config, Settings, SourceKind};
-use crate::inventory::{Inventory, Task};
+use crate::inventory::Task;
 
 fn snapshot() -> Snapshot {
-    let config = Config::resolve(Settings {
-        source: Some(SourceKind::File),
-        inventory: Some("x".into()),
-        ..Settings::default()
-    })
-    .unwrap();
     let task = Task {
         cluster: "prod".into(),
         service: Some("api".into()),
@@ -28,15 +20,7 @@ fn snapshot() -> Snapshot {
         ipv6: vec![Ipv6Addr::from_str("2001:db8::1").unwrap()],
         ..Task::default()
     };
-    Snapshot::build(
-        &config.zone,
-        Arc::new(Inventory {
-            clusters: vec![],
-            tasks: vec![task],
-        }),
-        None,
-        1,
-    )
+    crate::testing::snapshot(vec![task], 1)
 }
 
 fn ask(

@@ -199,14 +199,7 @@ pub fn task(
             out.ports = def.mappings.iter().map(|m| binding(m, None)).collect();
         }
         NetworkMode::Host => {
-            out.ipv4 = placement
-                .instance
-                .map(|i| i.ipv4.clone())
-                .unwrap_or_default();
-            out.ipv6 = placement
-                .instance
-                .map(|i| i.ipv6.clone())
-                .unwrap_or_default();
+            (out.ipv4, out.ipv6) = instance_addresses(placement.instance);
             // In host mode the container listens on the host: hostPort is the
             // container port.
             out.ports = def
@@ -221,14 +214,7 @@ pub fn task(
                 .collect();
         }
         NetworkMode::Bridge | NetworkMode::None => {
-            out.ipv4 = placement
-                .instance
-                .map(|i| i.ipv4.clone())
-                .unwrap_or_default();
-            out.ipv6 = placement
-                .instance
-                .map(|i| i.ipv6.clone())
-                .unwrap_or_default();
+            (out.ipv4, out.ipv6) = instance_addresses(placement.instance);
             out.ports = bridge_ports(raw, def);
         }
     }
@@ -294,6 +280,16 @@ fn binding(mapping: &MappingFacts, host_port: Option<u16>) -> PortBinding {
         protocol: mapping.protocol,
         name: mapping.name.clone(),
     }
+}
+
+/// The EC2 instance's addresses, which bridge and host tasks are reached at
+/// (none while the instance is not known yet).
+fn instance_addresses(
+    instance: Option<&InstanceFacts>,
+) -> (Vec<std::net::Ipv4Addr>, Vec<std::net::Ipv6Addr>) {
+    instance
+        .map(|i| (i.ipv4.clone(), i.ipv6.clone()))
+        .unwrap_or_default()
 }
 
 #[derive(Default)]

@@ -6,18 +6,12 @@ use hickory_proto::op::{Message, Query};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 
 use super::*;
-use crate::config::{Config, Settings, SourceKind, ZoneConfig};
+use crate::config::ZoneConfig;
 use crate::inventory::{Inventory, Task};
 use crate::xfr::journal::{Diff, JournalLimits};
 
 fn config() -> ZoneConfig {
-    Config::resolve(Settings {
-        source: Some(SourceKind::File),
-        inventory: Some("x".into()),
-        ..Settings::default()
-    })
-    .unwrap()
-    .zone
+    crate::testing::config().zone
 }
 
 fn inventory(n: usize) -> Arc<Inventory> {
