@@ -120,29 +120,6 @@ pub fn slip(response: &mut Vec<u8>, question_end: usize) {
     response[6..12].fill(0);
 }
 
-/// Where the question section of a query ends (header, one name, type and
-/// class), if the query has one well-formed question.
-pub fn question_end(query: &[u8]) -> Option<usize> {
-    if query.len() < 12 || u16::from_be_bytes([query[4], query[5]]) != 1 {
-        return None;
-    }
-    let mut at = 12;
-    loop {
-        let len = usize::from(*query.get(at)?);
-        if len == 0 {
-            at += 1;
-            break;
-        }
-        if len & 0xc0 != 0 {
-            // No compression pointers in a question we answer.
-            return None;
-        }
-        at += 1 + len;
-    }
-    let end = at + 4;
-    (end <= query.len()).then_some(end)
-}
-
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
@@ -218,6 +195,7 @@ mod tests {
 
     #[test]
     fn question_ends() {
+        use crate::dns::question_end;
         let mut query = vec![0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0];
         query.extend_from_slice(&[
             3, b'w', b'e', b'b', 5, b'l', b'o', b'c', b'a', b'l', 0, 0, 1, 0, 1,

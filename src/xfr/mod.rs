@@ -17,7 +17,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
 use hickory_proto::op::{Message, MessageType, OpCode, ResponseCode};
-use hickory_proto::rr::LowerName;
+use hickory_proto::rr::{LowerName, RecordType};
 
 use crate::dns::answer::Transport;
 use crate::zone::Snapshot;
@@ -86,6 +86,11 @@ impl Transfers {
         transport: Transport,
         max_udp_payload: u16,
     ) -> Option<Vec<Vec<u8>>> {
+        // Most queries are not transfers: tell from the wire, before parsing.
+        let asked = crate::dns::question_type(request)?;
+        if asked != u16::from(RecordType::AXFR) && asked != u16::from(RecordType::IXFR) {
+            return None;
+        }
         let query = Message::from_vec(request).ok()?;
         let limit = usize::from(query.edns.as_ref().map_or(512, |e| {
             e.max_payload().clamp(512, max_udp_payload.max(512))
@@ -158,7 +163,7 @@ impl Transfers {
             && query
                 .queries
                 .first()
-                .is_some_and(|q| q.query_type() == hickory_proto::rr::RecordType::AXFR)
+                .is_some_and(|q| q.query_type() == RecordType::AXFR)
         {
             // RFC 5936 §4.2: AXFR is not carried over UDP.
             return Outcome::Error(ResponseCode::FormErr);

@@ -129,7 +129,7 @@ fn rate_limit(
             limited.increment(1);
             false
         }
-        Action::Slip => match rrl::question_end(request) {
+        Action::Slip => match crate::dns::question_end(request) {
             Some(end) => {
                 slipped.increment(1);
                 rrl::slip(response, end);
