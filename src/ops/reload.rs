@@ -5,63 +5,37 @@
 
 use crate::config::Config;
 
+/// Each listed field of two configurations that differs, as (key, old, new)
+/// in their `Debug` form (secrets print redacted).
+macro_rules! changed_fields {
+    ($running:expr, $new:expr, $($field:ident),* $(,)?) => {{
+        let mut out: Vec<(&'static str, String, String)> = Vec::new();
+        $(
+            let (old, new) = (format!("{:?}", $running.$field), format!("{:?}", $new.$field));
+            if old != new {
+                out.push((stringify!($field), old, new));
+            }
+        )*
+        out
+    }};
+}
+
 /// The keys whose change needs a restart, with their old and new values.
 pub fn needs_restart(running: &Config, new: &Config) -> Vec<(&'static str, String, String)> {
-    let mut out = Vec::new();
-    let mut check = |key: &'static str, old: String, new: String| {
-        if old != new {
-            out.push((key, old, new));
-        }
-    };
-    check(
-        "listen",
-        format!("{:?}", running.listen),
-        format!("{:?}", new.listen),
-    );
-    check(
-        "http",
-        format!("{:?}", running.http),
-        format!("{:?}", new.http),
-    );
-    check(
-        "source",
-        format!("{:?}", running.source),
-        format!("{:?}", new.source),
-    );
-    check(
-        "poll_interval",
-        format!("{:?}", running.poll_interval),
-        format!("{:?}", new.poll_interval),
-    );
-    check(
-        "max_udp_payload",
-        running.max_udp_payload.to_string(),
-        new.max_udp_payload.to_string(),
-    );
-    check(
-        "log_format",
-        format!("{:?}", running.log_format),
-        format!("{:?}", new.log_format),
-    );
-    check(
-        "state_file",
-        format!("{:?}", running.state_file),
-        format!("{:?}", new.state_file),
-    );
-    check(
-        "front",
-        format!("{:?}", running.front),
-        format!("{:?}", new.front),
-    );
-    check(
-        "tcp",
-        format!("{:?}", running.tcp),
-        format!("{:?}", new.tcp),
-    );
-    check(
-        "transfer",
-        format!("{:?}", running.transfer),
-        format!("{:?}", new.transfer),
+    let mut out = changed_fields!(
+        running,
+        new,
+        listen,
+        http,
+        source,
+        poll_interval,
+        max_udp_payload,
+        log_format,
+        state_file,
+        front,
+        tcp,
+        transfer,
+        rrl,
     );
     // Keys added later and not listed above: still never silently ignored.
     if out.is_empty() && applied(running, new) != *new {
@@ -108,5 +82,18 @@ mod tests {
         let after = applied(&running, &new);
         assert_eq!(after.zone.record_ttl, 30);
         assert_eq!(after.listen, running.listen);
+    }
+
+    #[test]
+    fn every_restart_only_change_is_named_even_alongside_others() {
+        let running = config(10, "127.0.0.1:53");
+        let mut new = config(10, "127.0.0.1:54");
+        new.rrl.responses_per_second = 50;
+        let keys: Vec<_> = needs_restart(&running, &new)
+            .into_iter()
+            .map(|(k, _, _)| k)
+            .collect();
+        assert_eq!(keys, ["listen", "rrl"]);
+        assert_eq!(applied(&running, &new).rrl, running.rrl);
     }
 }
