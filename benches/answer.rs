@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use ecs_dns::dns::answer::{Limits, Transport, respond};
+use ecs_dns::dns::fast;
 use ecs_dns::zone::Snapshot;
 
 mod support;
@@ -55,16 +56,10 @@ fn answers(c: &mut Criterion) {
     let mut group = c.benchmark_group("answer");
     let mut out = Vec::with_capacity(4096);
     for (kind, q) in kinds() {
-        let fast = snapshot
-            .fast()
-            .answer(&q, Transport::Udp, &limits, &mut out);
+        let fast = fast::answer(&snapshot, &q, Transport::Udp, &limits, &mut out);
         if fast {
             group.bench_with_input(BenchmarkId::new("fast", kind), &q, |b, q| {
-                b.iter(|| {
-                    snapshot
-                        .fast()
-                        .answer(black_box(q), Transport::Udp, &limits, &mut out)
-                })
+                b.iter(|| fast::answer(&snapshot, black_box(q), Transport::Udp, &limits, &mut out))
             });
         }
         group.bench_with_input(BenchmarkId::new("respond", kind), &q, |b, q| {
@@ -81,9 +76,17 @@ fn build(c: &mut Criterion) {
     group.measurement_time(Duration::from_secs(10));
     for tasks in [1_000, 10_000, 100_000] {
         let inventory = Arc::new(support::inventory(tasks));
-        group.bench_with_input(BenchmarkId::from_parameter(tasks), &inventory, |b, inv| {
+        group.bench_with_input(BenchmarkId::new("first", tasks), &inventory, |b, inv| {
             b.iter(|| Snapshot::build(&config, inv.clone(), None, 1))
         });
+        // The steady state: the same tasks again, compared with the
+        // previous snapshot (serial and answers kept).
+        let previous = Snapshot::build(&config, inventory.clone(), None, 1);
+        group.bench_with_input(
+            BenchmarkId::new("unchanged", tasks),
+            &inventory,
+            |b, inv| b.iter(|| Snapshot::build(&config, inv.clone(), Some(&previous), 2)),
+        );
     }
     group.finish();
 }

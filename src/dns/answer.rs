@@ -165,13 +165,11 @@ pub fn answer(
     if qtype == RecordType::ANY {
         let mut sets = node.rrsets();
         match transport {
-            Transport::Udp => response
-                .answers
-                .extend(sets.next().into_iter().flatten().cloned()),
-            Transport::Tcp => response.answers.extend(sets.flatten().cloned()),
+            Transport::Udp => response.answers.extend(sets.next().into_iter().flatten()),
+            Transport::Tcp => response.answers.extend(sets.flatten()),
         }
     } else if let Some(set) = node.rrset(qtype) {
-        response.answers.extend(set.iter().cloned());
+        response.answers.extend(set);
     }
     if response.answers.is_empty() {
         response.authorities.push(snapshot.negative_soa());
@@ -199,7 +197,7 @@ fn add_additionals(snapshot: &Snapshot, response: &mut Message) {
             for rtype in [RecordType::A, RecordType::AAAA] {
                 response
                     .additionals
-                    .extend(node.rrset(rtype).into_iter().flatten().cloned());
+                    .extend(node.rrset(rtype).into_iter().flatten());
             }
         }
     }

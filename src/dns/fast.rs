@@ -11,11 +11,12 @@
 //! cut to fit, ...) returns `None` and the front calls `respond`. The tests
 //! check `fast == respond` over every name and type of a snapshot.
 
-use std::collections::HashMap;
+use std::sync::OnceLock;
 
-use hickory_proto::rr::{Name, RData, RecordType};
+use hickory_proto::rr::{RData, RecordType};
 
 use crate::dns::answer::{self, Limits, Transport};
+use crate::records::names::{self, NameId};
 use crate::zone::Snapshot;
 
 /// The EDNS buffer size templates are rendered for. Any configured
@@ -68,18 +69,21 @@ struct Negative {
 /// The templates of one name, by query type.
 type Templates = Box<[(u16, Rendered)]>;
 
-/// Names are looked up with every query: a fast hash, seeded per process.
-type Hasher = foldhash::fast::RandomState;
-
 /// The templates of one snapshot. The default (empty) table sends every
 /// query to the slow path.
+///
+/// A name's templates are rendered at the first query for it, not when the
+/// snapshot is built: a build then costs milliseconds, not seconds, at
+/// 100 000 tasks, and names nobody asks for cost no memory. The first query
+/// for a name after a change pays one pass through `respond` per type of the
+/// name; the rest are copies.
 #[derive(Debug, Default)]
 pub struct Table {
     /// The origin in lower-case wire format; empty when the table is off.
     origin: Box<[u8]>,
-    /// Lower-case wire name → (type, template) for each RRset of the name.
-    /// Empty non-terminals are here too, with no templates.
-    names: HashMap<Box<[u8]>, Templates, Hasher>,
+    /// By name id of the snapshot's store: (type, template) for each RRset
+    /// of the name, once a query asked for it.
+    templates: Box<[OnceLock<Templates>]>,
     nxdomain: Option<Negative>,
     nodata: Option<Negative>,
     /// Lower-case wire suffixes, longer than the origin, of the SOA's names:
@@ -101,42 +105,52 @@ struct Question {
     edns: Option<(u16, bool)>,
 }
 
+/// Writes into `out` the response `respond` would give to `request`, and
+/// returns `true`; or returns `false` (and `out` is unspecified) when the
+/// query needs the full answer function.
+pub fn answer(
+    snapshot: &Snapshot,
+    request: &[u8],
+    transport: Transport,
+    limits: &Limits,
+    out: &mut Vec<u8>,
+) -> bool {
+    snapshot
+        .fast()
+        .try_answer(snapshot, request, transport, limits, out)
+        .is_some()
+}
+
 impl Table {
-    /// Renders every RRset of `snapshot`, and its negative answers.
+    /// The table of `snapshot`: its negative answers, rendered now, and a
+    /// slot for each name's templates.
     pub fn build(snapshot: &Snapshot) -> Table {
-        let origin = wire(snapshot.origin());
-        let mut names = HashMap::with_capacity_and_hasher(snapshot.node_count(), Hasher::default());
-        let mut query = Vec::with_capacity(300);
-        for (name, node) in snapshot.nodes() {
-            let key = wire(name);
-            let mut answers = Vec::new();
-            for set in node.rrsets() {
-                let Some(rtype) = set.first().map(|r| u16::from(r.record_type())) else {
-                    continue;
-                };
-                write_query(&mut query, &key, rtype, true);
-                let Some(mut rendered) = render(snapshot, &query, key.len(), true) else {
-                    continue;
-                };
-                if rendered.bytes.len() - OPT_LEN + key.len() + 4 > MIN_UDP {
-                    write_query(&mut query, &key, rtype, false);
-                    rendered.small =
-                        render(snapshot, &query, key.len(), false).map(|small| small.bytes);
-                }
-                answers.push((rtype, rendered));
-            }
-            names.insert(key.into_boxed_slice(), answers.into_boxed_slice());
-        }
+        let origin = names::wire_of(snapshot.origin());
         let mut table = Table {
             conflicts: soa_conflicts(snapshot, &origin),
             origin: origin.into_boxed_slice(),
-            names,
+            templates: (0..snapshot.store().names().len())
+                .map(|_| OnceLock::new())
+                .collect(),
             nxdomain: None,
             nodata: None,
         };
         table.nxdomain = table.negative(snapshot, NegativeKind::NxDomain);
         table.nodata = table.negative(snapshot, NegativeKind::NoData);
         table
+    }
+
+    /// The templates of node `id`, rendered now if no query asked before.
+    fn templates(&self, snapshot: &Snapshot, id: NameId) -> Option<&Templates> {
+        let slot = self.templates.get(id as usize)?;
+        Some(slot.get_or_init(|| render_node(snapshot, id)))
+    }
+
+    /// Renders the templates of every name now (benches and tests).
+    pub fn render_all(&self, snapshot: &Snapshot) {
+        for node in snapshot.nodes() {
+            self.templates(snapshot, node.id());
+        }
     }
 
     /// Renders a negative answer for a name that needs no special case.
@@ -146,16 +160,15 @@ impl Table {
                 // A label that is no name of the zone and no SOA name.
                 let name = (0..100)
                     .map(|i| probe_name(&self.origin, i))
-                    .find(|n| !self.names.contains_key(n.as_slice()) && !self.conflicts_with(n))?;
+                    .find(|n| snapshot.lookup(n).is_none() && !self.conflicts_with(n))?;
                 (name, u16::from(RecordType::A))
             }
             NegativeKind::NoData => {
-                let apex = self.names.get(&*self.origin)?;
+                let apex = snapshot.lookup(&self.origin)?;
                 let rtype = [RecordType::TXT, RecordType::NULL, RecordType::HINFO]
                     .into_iter()
-                    .map(u16::from)
-                    .find(|t| apex.iter().all(|(have, _)| have != t))?;
-                (self.origin.to_vec(), rtype)
+                    .find(|t| apex.sets().iter().all(|set| set.rtype != *t))?;
+                (self.origin.to_vec(), u16::from(rtype))
             }
         };
         let mut query = Vec::new();
@@ -172,44 +185,28 @@ impl Table {
         })
     }
 
-    /// Number of names with templates (for the logs and benches).
-    pub fn len(&self) -> usize {
-        self.names.len()
+    /// Number of names whose templates are rendered (for the benches).
+    pub fn rendered(&self) -> usize {
+        self.templates.iter().filter(|t| t.get().is_some()).count()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.names.is_empty()
-    }
-
-    /// Bytes held by the templates, keys included (for the benches).
+    /// Bytes held by the rendered templates (for the benches).
     pub fn template_bytes(&self) -> usize {
-        self.names
-            .iter()
-            .map(|(k, v)| {
-                let small = |r: &Rendered| r.small.as_ref().map_or(0, |s| s.len());
-                k.len()
-                    + v.iter()
-                        .map(|(_, r)| r.bytes.len() + small(r))
+        let size = |r: &Rendered| r.bytes.len() + r.small.as_ref().map_or(0, |s| s.len());
+        let slots = self.templates.len() * size_of::<OnceLock<Templates>>();
+        slots
+            + (self.templates.iter().filter_map(OnceLock::get))
+                .map(|t| {
+                    t.iter()
+                        .map(|(_, r)| size_of::<(u16, Rendered)>() + size(r))
                         .sum::<usize>()
-            })
-            .sum()
-    }
-
-    /// Writes into `out` the response `respond` would give to `request`, and
-    /// returns `true`; or returns `false` (and `out` is unspecified) when the
-    /// query needs the full answer function.
-    pub fn answer(
-        &self,
-        request: &[u8],
-        transport: Transport,
-        limits: &Limits,
-        out: &mut Vec<u8>,
-    ) -> bool {
-        self.try_answer(request, transport, limits, out).is_some()
+                })
+                .sum::<usize>()
     }
 
     fn try_answer(
         &self,
+        snapshot: &Snapshot,
         request: &[u8],
         transport: Transport,
         limits: &Limits,
@@ -221,7 +218,8 @@ impl Table {
         let q = parse(request)?;
         let name = &q.lower[..q.len];
         let question_end = HEADER + q.len + 4;
-        let (rendered, negative) = match self.names.get(name) {
+        let node = snapshot.store().lookup(name);
+        let (rendered, negative) = match node.and_then(|id| self.templates(snapshot, id)) {
             Some(sets) => match sets.iter().find(|(t, _)| *t == q.qtype) {
                 // The answer's owner names point back at the question: its
                 // bytes must be those the template was rendered with.
@@ -232,6 +230,7 @@ impl Table {
                     (&n.rendered, Some(n))
                 }
             },
+            None if node.is_some() => return None,
             None => {
                 let n = self.nxdomain.as_ref()?;
                 (&n.rendered, Some(n))
@@ -438,6 +437,27 @@ fn parse(request: &[u8]) -> Option<Question> {
     (at == request.len()).then_some(q)
 }
 
+/// The templates of node `id`: each RRset's answer, and for an answer too
+/// big for 512 bytes without its OPT, the answer without EDNS.
+fn render_node(snapshot: &Snapshot, id: NameId) -> Templates {
+    let key = snapshot.store().names().wire(id);
+    let mut query = Vec::with_capacity(300);
+    let mut answers = Vec::new();
+    for set in snapshot.store().sets(id) {
+        let rtype = u16::from(set.rtype);
+        write_query(&mut query, key, rtype, true);
+        let Some(mut rendered) = render(snapshot, &query, key.len(), true) else {
+            continue;
+        };
+        if rendered.bytes.len() - OPT_LEN + key.len() + 4 > MIN_UDP {
+            write_query(&mut query, key, rtype, false);
+            rendered.small = render(snapshot, &query, key.len(), false).map(|small| small.bytes);
+        }
+        answers.push((rtype, rendered));
+    }
+    answers.into_boxed_slice()
+}
+
 /// A query for `name` (wire format) and `rtype`, with a plain OPT if `edns`.
 fn write_query(out: &mut Vec<u8>, name: &[u8], rtype: u16, edns: bool) {
     out.clear();
@@ -536,12 +556,12 @@ fn skip_name(bytes: &[u8], mut at: usize, pointers: &mut Vec<u16>) -> Option<usi
 /// RNAME (those that a question could share with them).
 fn soa_conflicts(snapshot: &Snapshot, origin: &[u8]) -> Vec<Box<[u8]>> {
     let mut out: Vec<Box<[u8]>> = Vec::new();
-    let soa = snapshot.records().first().and_then(|r| match &r.data {
+    let soa = match &snapshot.soa().data {
         RData::SOA(soa) => Some(soa),
         _ => None,
-    });
+    };
     for name in soa.into_iter().flat_map(|s| [&s.mname, &s.rname]) {
-        let name = wire(&name.to_lowercase());
+        let name = names::wire_of(name);
         let mut at = 0;
         while at < name.len() && name[at] != 0 {
             let suffix = &name[at..];
@@ -560,17 +580,6 @@ fn probe_name(origin: &[u8], i: usize) -> Vec<u8> {
     let mut out = vec![label.len() as u8];
     out.extend_from_slice(label.as_bytes());
     out.extend_from_slice(origin);
-    out
-}
-
-/// A name in wire format, uncompressed, as its labels are.
-fn wire(name: &Name) -> Vec<u8> {
-    let mut out = Vec::with_capacity(name.len() + 2);
-    for label in name.iter() {
-        out.push(label.len() as u8);
-        out.extend_from_slice(label);
-    }
-    out.push(0);
     out
 }
 

@@ -95,16 +95,16 @@ pub fn document(snapshot: &Snapshot, now: SystemTime) -> Document<'_> {
             error: c.error.as_deref(),
         })
         .collect();
-    let records = snapshot
-        .record_set
+    let set = snapshot.record_set();
+    let records = set
         .entries
         .iter()
         .filter_map(|entry| {
             let task = inventory.tasks.get(entry.task)?;
             Some(RecordView {
-                name: entry.name.to_string(),
-                rtype: entry.data.record_type().to_string(),
-                data: entry.data.to_string(),
+                name: set.owner(entry).to_string(),
+                rtype: entry.data.rtype().to_string(),
+                data: set.rdata(entry)?.to_string(),
                 from: provenance(task),
             })
         })
@@ -114,7 +114,7 @@ pub fn document(snapshot: &Snapshot, now: SystemTime) -> Document<'_> {
         .iter()
         .enumerate()
         .map(|(i, task)| {
-            let verdict = snapshot.record_set.verdicts.get(i).copied();
+            let verdict = snapshot.report.verdicts.get(i).copied();
             TaskView {
                 verdict,
                 served: verdict.is_some_and(Verdict::is_served),

@@ -189,17 +189,17 @@ pub fn install() -> anyhow::Result<()> {
 /// Gauges describing a newly published snapshot.
 pub fn observe_snapshot(snapshot: &Snapshot) {
     metrics::gauge!("ecs_dns_zone_serial").set(f64::from(snapshot.serial()));
-    metrics::gauge!("ecs_dns_records").set(snapshot.records().len() as f64);
+    metrics::gauge!("ecs_dns_records").set(snapshot.record_count() as f64);
     metrics::gauge!("ecs_dns_names").set(snapshot.names().count() as f64);
     metrics::gauge!("ecs_dns_tasks_seen").set(snapshot.inventory.tasks.len() as f64);
     let served = snapshot
-        .record_set
+        .report
         .verdicts
         .iter()
         .filter(|v| v.is_served())
         .count();
     metrics::gauge!("ecs_dns_tasks_served").set(served as f64);
-    observe_verdicts(&snapshot.record_set.verdicts);
+    observe_verdicts(&snapshot.report.verdicts);
 }
 
 /// Every verdict, so that each series exists (at 0) from the first snapshot

@@ -18,27 +18,40 @@
 //! [`naming`]; two inputs mapping to one label are merged and reported in
 //! [`RecordSet::collisions`].
 
+pub mod names;
 pub mod naming;
 pub mod serving;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::borrow::Cow;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::{Ipv4Addr, Ipv6Addr};
 
-use hickory_proto::rr::rdata::{A, AAAA, SRV};
-use hickory_proto::rr::{Name, RData};
+use hickory_proto::rr::rdata::{A, AAAA, NS, SRV};
+use hickory_proto::rr::{Name, RData, RecordType};
 use serde::Serialize;
 
-use crate::inventory::{Inventory, NetworkMode, Task};
+use crate::inventory::{Inventory, NetworkMode, Protocol, Task};
+pub use names::{NameId, NameTable};
 pub use serving::Verdict;
 
 /// The tag whose value adds a service name.
 pub const ALIAS_TAG: &str = "ecs-dns:name";
 
 /// The result of the records function.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default)]
 pub struct RecordSet {
+    /// Every owner and SRV target name, each once.
+    pub names: NameTable,
     /// Every record with the task it comes from; the same owner and data may
     /// appear once per task that produces it (the zone merges them).
     pub entries: Vec<Entry>,
+    pub report: Report,
+}
+
+/// What the rules decided besides the records: for logs, metrics and
+/// `/records`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Report {
     /// One verdict per inventory task, in inventory order.
     pub verdicts: Vec<Verdict>,
     /// Labels that more than one input maps to.
@@ -47,12 +60,71 @@ pub struct RecordSet {
     pub skipped: Vec<String>,
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Entry {
-    pub name: Name,
-    pub data: RData,
+    pub owner: NameId,
+    pub data: Data,
     /// Index of the task in `Inventory::tasks`.
     pub task: usize,
+}
+
+/// Record data, with names as ids in the set's [`NameTable`]: 20 bytes
+/// where a hickory `RData` is several times that, plus its names' heap.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Data {
+    A(Ipv4Addr),
+    Aaaa(Ipv6Addr),
+    Srv {
+        priority: u16,
+        weight: u16,
+        port: u16,
+        target: NameId,
+    },
+    /// An apex NS record (the zone adds these from its settings).
+    Ns(NameId),
+    /// The zone's SOA, whose fields the snapshot holds.
+    Soa,
+}
+
+impl Data {
+    pub fn rtype(&self) -> RecordType {
+        match self {
+            Data::A(_) => RecordType::A,
+            Data::Aaaa(_) => RecordType::AAAA,
+            Data::Srv { .. } => RecordType::SRV,
+            Data::Ns(_) => RecordType::NS,
+            Data::Soa => RecordType::SOA,
+        }
+    }
+
+    /// The data as hickory `RData`; `None` for the SOA, which only the
+    /// snapshot can render.
+    pub fn to_rdata(&self, names: &NameTable) -> Option<RData> {
+        Some(match *self {
+            Data::A(ip) => RData::A(A(ip)),
+            Data::Aaaa(ip) => RData::AAAA(AAAA(ip)),
+            Data::Srv {
+                priority,
+                weight,
+                port,
+                target,
+            } => RData::SRV(SRV::new(priority, weight, port, names.name(target))),
+            Data::Ns(target) => RData::NS(NS(names.name(target))),
+            Data::Soa => return None,
+        })
+    }
+}
+
+impl RecordSet {
+    /// The owner of `entry` as a hickory `Name`.
+    pub fn owner(&self, entry: &Entry) -> Name {
+        self.names.name(entry.owner)
+    }
+
+    /// The data of `entry` as hickory `RData`.
+    pub fn rdata(&self, entry: &Entry) -> Option<RData> {
+        entry.data.to_rdata(&self.names)
+    }
 }
 
 /// Several different inputs that map to one label; their records are merged.
@@ -80,42 +152,43 @@ impl Default for Rules {
 
 /// Applies the serving and naming rules to `inventory`, under `origin`.
 pub fn build(inventory: &Inventory, origin: &Name, rules: &Rules) -> RecordSet {
-    let mut out = RecordSet {
-        verdicts: service_verdicts(inventory, rules),
-        ..RecordSet::default()
-    };
-    let mut seen: BTreeMap<(&'static str, String), BTreeSet<String>> = BTreeMap::new();
+    let mut out = Builder::new(origin, inventory.tasks.len());
+    let mut verdicts = service_verdicts(inventory, rules);
+    let mut sources = LabelSources::default();
 
     for (index, task) in inventory.tasks.iter().enumerate() {
-        if !out.verdicts[index].is_served() {
+        if !verdicts[index].is_served() {
             continue;
         }
         match TaskNames::of(task) {
             Some(names) => {
-                names.note(task, &mut seen);
-                add_task(&mut out, origin, index, task, &names);
+                sources.note(task, &names);
+                out.add_task(index, task, &names);
             }
-            None => out.verdicts[index] = Verdict::Unnamed,
+            None => verdicts[index] = Verdict::Unnamed,
         }
     }
 
-    out.collisions = seen
-        .into_iter()
-        .filter(|(_, inputs)| inputs.len() > 1)
-        .map(|((kind, label), inputs)| Collision {
-            kind,
-            label,
-            inputs: inputs.into_iter().collect(),
-        })
-        .collect();
-    out
+    out.skipped.sort();
+    out.skipped.dedup();
+    out.names.shrink_to_fit();
+    RecordSet {
+        names: out.names,
+        entries: out.entries,
+        report: Report {
+            verdicts,
+            collisions: sources.collisions(),
+            skipped: out.skipped,
+        },
+    }
 }
 
 /// The verdict of every task: the task rule, then the service rules over
 /// each service's tasks in one cluster.
 fn service_verdicts(inventory: &Inventory, rules: &Rules) -> Vec<Verdict> {
     let mut verdicts: Vec<Verdict> = inventory.tasks.iter().map(serving::verdict).collect();
-    let mut services: BTreeMap<(&str, &str), Vec<usize>> = BTreeMap::new();
+    let mut services: HashMap<(&str, &str), Vec<usize>, foldhash::fast::RandomState> =
+        HashMap::default();
     for (index, task) in inventory.tasks.iter().enumerate() {
         services
             .entry((&task.cluster, task.service_or_family()))
@@ -137,16 +210,16 @@ fn service_verdicts(inventory: &Inventory, rules: &Rules) -> Vec<Verdict> {
 }
 
 /// The labels of one served task.
-struct TaskNames {
-    cluster: String,
-    task: String,
+struct TaskNames<'a> {
+    cluster: Cow<'a, str>,
+    task: Cow<'a, str>,
     /// The service label first, then the alias if it differs.
-    services: Vec<String>,
-    alias_raw: Option<String>,
+    services: Vec<Cow<'a, str>>,
+    alias_raw: Option<&'a str>,
 }
 
-impl TaskNames {
-    fn of(task: &Task) -> Option<TaskNames> {
+impl<'a> TaskNames<'a> {
+    fn of(task: &'a Task) -> Option<TaskNames<'a>> {
         let cluster = naming::host_label(&task.cluster)?;
         let id = naming::host_label(task.id())?;
         let service = naming::host_label(task.service_or_family())?;
@@ -154,9 +227,9 @@ impl TaskNames {
             .tags
             .get(ALIAS_TAG)
             .or_else(|| task.service_tags.get(ALIAS_TAG))
-            .cloned();
+            .map(String::as_str);
         let mut services = vec![service];
-        if let Some(alias) = alias_raw.as_deref().and_then(naming::host_label)
+        if let Some(alias) = alias_raw.and_then(naming::host_label)
             && !services.contains(&alias)
         {
             services.push(alias);
@@ -168,82 +241,169 @@ impl TaskNames {
             alias_raw,
         })
     }
+}
 
-    /// Records which raw input produced each label, to find collisions.
-    fn note(&self, task: &Task, seen: &mut BTreeMap<(&'static str, String), BTreeSet<String>>) {
-        let mut add = |kind, label: &str, raw: String| {
-            seen.entry((kind, label.to_owned()))
-                .or_default()
-                .insert(raw);
-        };
-        add("cluster", &self.cluster, task.cluster.clone());
-        add("task", &self.task, task.id().to_owned());
-        add(
-            "service",
-            &self.services[0],
-            task.service_or_family().to_owned(),
-        );
-        if let (Some(alias), Some(raw)) = (self.services.get(1), &self.alias_raw) {
-            add("service", alias, format!("{raw} ({ALIAS_TAG} tag)"));
+/// Which raw input produced each label, to report labels that several
+/// different inputs map to.
+#[derive(Default)]
+struct LabelSources<'a> {
+    /// Per kind (cluster, task, service): label → the first input seen.
+    first: [hashbrown::HashMap<String, Source<'a>, foldhash::fast::RandomState>; 3],
+    /// Labels with more than one input, and all their inputs.
+    more: BTreeMap<(&'static str, String), BTreeSet<Source<'a>>>,
+}
+
+/// A raw input: the name as ECS gave it, and whether it came from the alias
+/// tag.
+type Source<'a> = (&'a str, bool);
+
+const KINDS: [&str; 3] = ["cluster", "task", "service"];
+
+impl<'a> LabelSources<'a> {
+    fn note(&mut self, task: &'a Task, names: &TaskNames<'a>) {
+        self.add(0, &names.cluster, (&task.cluster, false));
+        self.add(1, &names.task, (task.id(), false));
+        self.add(2, &names.services[0], (task.service_or_family(), false));
+        if let (Some(alias), Some(raw)) = (names.services.get(1), names.alias_raw) {
+            self.add(2, alias, (raw, true));
         }
+    }
+
+    fn add(&mut self, kind: usize, label: &str, source: Source<'a>) {
+        let first = *self.first[kind].entry_ref(label).or_insert(source);
+        if first != source {
+            let inputs = self
+                .more
+                .entry((KINDS[kind], label.to_owned()))
+                .or_default();
+            inputs.insert(first);
+            inputs.insert(source);
+        }
+    }
+
+    fn collisions(self) -> Vec<Collision> {
+        self.more
+            .into_iter()
+            .map(|((kind, label), inputs)| {
+                let mut inputs: Vec<String> = inputs
+                    .into_iter()
+                    .map(|(raw, alias)| match alias {
+                        true => format!("{raw} ({ALIAS_TAG} tag)"),
+                        false => raw.to_owned(),
+                    })
+                    .collect();
+                inputs.sort();
+                inputs.dedup();
+                Collision {
+                    kind,
+                    label,
+                    inputs,
+                }
+            })
+            .collect()
     }
 }
 
-fn add_task(out: &mut RecordSet, origin: &Name, index: usize, task: &Task, names: &TaskNames) {
-    let addresses: Vec<RData> = task
-        .ipv4
-        .iter()
-        .map(|ip| RData::A(A(*ip)))
-        .chain(task.ipv6.iter().map(|ip| RData::AAAA(AAAA(*ip))))
-        .collect();
-    let cluster = names.cluster.as_str();
+/// The record set as it is built: names are interned as they are formed.
+struct Builder {
+    /// The origin in lower-case wire format.
+    origin: Vec<u8>,
+    names: NameTable,
+    entries: Vec<Entry>,
+    skipped: Vec<String>,
+    scratch: Vec<u8>,
+}
 
-    for service in &names.services {
-        let service = service.as_str();
-        let task_name = name(origin, &[&names.task, service], &mut out.skipped);
-        for owner in [
-            name(origin, &[service, cluster], &mut out.skipped),
-            name(origin, &[service], &mut out.skipped),
-            task_name.clone(),
-        ]
-        .into_iter()
-        .flatten()
-        {
-            for data in &addresses {
-                out.entries.push(Entry {
-                    name: owner.clone(),
-                    data: data.clone(),
-                    task: index,
-                });
+impl Builder {
+    fn new(origin: &Name, tasks: usize) -> Builder {
+        Builder {
+            origin: names::wire_of(origin),
+            // About two names and six records per task (see the benches).
+            names: NameTable::with_capacity(2 * tasks + 16),
+            entries: Vec::with_capacity(6 * tasks),
+            skipped: Vec::new(),
+            scratch: Vec::with_capacity(names::MAX_WIRE),
+        }
+    }
+
+    fn add_task(&mut self, index: usize, task: &Task, names: &TaskNames) {
+        let cluster: &str = &names.cluster;
+        for service in &names.services {
+            let service: &str = service;
+            let task_name = self.name(&[&names.task, service]);
+            let owners = [
+                self.name(&[service, cluster]),
+                self.name(&[service]),
+                task_name,
+            ];
+            for owner in owners.into_iter().flatten() {
+                let addresses = (task.ipv4.iter().map(|ip| Data::A(*ip)))
+                    .chain(task.ipv6.iter().map(|ip| Data::Aaaa(*ip)));
+                for data in addresses {
+                    self.entries.push(Entry {
+                        owner,
+                        data,
+                        task: index,
+                    });
+                }
+            }
+
+            let Some(target) = task_name else { continue };
+            for binding in &task.ports {
+                let Some(port) = srv_port(task.network_mode, binding) else {
+                    continue;
+                };
+                let port_label =
+                    naming::port_label(binding.name.as_deref(), binding.container_port);
+                let proto = proto_label(binding.protocol);
+                let data = Data::Srv {
+                    priority: 0,
+                    weight: 1,
+                    port,
+                    target,
+                };
+                let owners = [
+                    self.name(&[&port_label, proto, service]),
+                    self.name(&[&port_label, proto, service, cluster]),
+                ];
+                for owner in owners.into_iter().flatten() {
+                    self.entries.push(Entry {
+                        owner,
+                        data,
+                        task: index,
+                    });
+                }
             }
         }
+    }
 
-        let Some(target) = task_name else { continue };
-        for binding in &task.ports {
-            let Some(port) = srv_port(task.network_mode, binding) else {
-                continue;
-            };
-            let port_label = naming::port_label(binding.name.as_deref(), binding.container_port);
-            let proto = format!("_{}", binding.protocol.as_str());
-            let data = RData::SRV(SRV::new(0, 1, port, target.clone()));
-            for owner in [
-                name(origin, &[&port_label, &proto, service], &mut out.skipped),
-                name(
-                    origin,
-                    &[&port_label, &proto, service, cluster],
-                    &mut out.skipped,
-                ),
-            ]
-            .into_iter()
-            .flatten()
-            {
-                out.entries.push(Entry {
-                    name: owner,
-                    data: data.clone(),
-                    task: index,
-                });
-            }
+    /// The id of `labels` (valid, lower case, most specific first) under the
+    /// origin; `None`, noted in `skipped`, when the name is too long.
+    fn name(&mut self, labels: &[&str]) -> Option<NameId> {
+        self.scratch.clear();
+        for label in labels {
+            self.scratch.push(label.len() as u8);
+            self.scratch.extend_from_slice(label.as_bytes());
         }
+        self.scratch.extend_from_slice(&self.origin);
+        if self.scratch.len() > names::MAX_WIRE {
+            self.skipped.push(format!(
+                "{}.{}: longer than {} bytes",
+                labels.join("."),
+                names::Display(&self.origin),
+                names::MAX_WIRE
+            ));
+            return None;
+        }
+        Some(self.names.intern(&self.scratch))
+    }
+}
+
+/// The `_<proto>` label of an SRV owner (RFC 2782).
+fn proto_label(protocol: Protocol) -> &'static str {
+    match protocol {
+        Protocol::Tcp => "_tcp",
+        Protocol::Udp => "_udp",
     }
 }
 
@@ -255,19 +415,6 @@ fn srv_port(mode: NetworkMode, binding: &crate::inventory::PortBinding) -> Optio
         NetworkMode::Awsvpc => Some(binding.container_port),
         NetworkMode::Host => Some(binding.host_port.unwrap_or(binding.container_port)),
         NetworkMode::Bridge | NetworkMode::None => binding.host_port.filter(|p| *p != 0),
-    }
-}
-
-/// `labels` (most specific first) under `origin`; labels are already valid.
-fn name(origin: &Name, labels: &[&str], skipped: &mut Vec<String>) -> Option<Name> {
-    let relative = labels.join(".");
-    let built = Name::from_ascii(&relative).and_then(|n| n.append_domain(origin));
-    match built {
-        Ok(n) => Some(n),
-        Err(e) => {
-            skipped.push(format!("{relative}.{origin}: {e}"));
-            None
-        }
     }
 }
 

@@ -5,6 +5,8 @@
 //! Each is mapped to one label by a fixed rule, so the same input always gives
 //! the same name, whatever the source.
 
+use std::borrow::Cow;
+
 use sha2::{Digest, Sha256};
 
 /// The longest DNS label (RFC 1035 §2.3.4).
@@ -16,7 +18,12 @@ pub const MAX_LABEL: usize = 63;
 /// keeps its first `max_len - 9` bytes, then `-` and 8 hex digits of a hash of
 /// the whole label, so that long names that differ only at the end stay
 /// distinct. Returns `None` when nothing is left (e.g. `"___"`).
-pub fn label(raw: &str, max_len: usize) -> Option<String> {
+pub fn label(raw: &str, max_len: usize) -> Option<Cow<'_, str>> {
+    if is_normal(raw, max_len) {
+        // Most names are labels already (ECS ids, lower-case service names):
+        // no copy.
+        return Some(Cow::Borrowed(raw));
+    }
     let mut out = String::with_capacity(raw.len());
     for c in raw.chars() {
         let c = c.to_ascii_lowercase();
@@ -43,11 +50,30 @@ pub fn label(raw: &str, max_len: usize) -> Option<String> {
         out.push('-');
         out.push_str(&hash);
     }
-    Some(out)
+    Some(Cow::Owned(out))
+}
+
+/// Whether `raw` is what [`label`] would make of it.
+fn is_normal(raw: &str, max_len: usize) -> bool {
+    let bytes = raw.as_bytes();
+    if bytes.is_empty() || bytes.len() > max_len {
+        return false;
+    }
+    // One pass: allowed bytes only, no `-` first, last or twice in a row.
+    let mut previous = b'-';
+    for &b in bytes {
+        match b {
+            b'a'..=b'z' | b'0'..=b'9' => {}
+            b'-' if previous != b'-' => {}
+            _ => return false,
+        }
+        previous = b;
+    }
+    previous != b'-'
 }
 
 /// A full-length label: services, clusters, task ids, aliases.
-pub fn host_label(raw: &str) -> Option<String> {
+pub fn host_label(raw: &str) -> Option<Cow<'_, str>> {
     label(raw, MAX_LABEL)
 }
 
@@ -56,7 +82,10 @@ pub fn host_label(raw: &str) -> Option<String> {
 /// the leading `_`.
 pub fn port_label(mapping_name: Option<&str>, container_port: u16) -> String {
     let named = mapping_name.and_then(|n| label(n, MAX_LABEL - 1));
-    format!("_{}", named.unwrap_or_else(|| container_port.to_string()))
+    match named {
+        Some(name) => format!("_{name}"),
+        None => format!("_{container_port}"),
+    }
 }
 
 #[cfg(test)]

@@ -54,11 +54,11 @@ pub fn verdict(task: &Task) -> Verdict {
             Verdict::Pending
         };
     }
-    let health = task.health_status.to_ascii_uppercase();
-    if health == "UNHEALTHY" {
+    let health = task.health_status.as_str();
+    if health.eq_ignore_ascii_case("UNHEALTHY") {
         return Verdict::Unhealthy;
     }
-    if task.has_health_check && health != "HEALTHY" {
+    if task.has_health_check && !health.eq_ignore_ascii_case("HEALTHY") {
         return Verdict::Starting;
     }
     if task.ipv4.is_empty() && task.ipv6.is_empty() {

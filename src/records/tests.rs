@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use hickory_proto::rr::{Name, RData};
+use hickory_proto::rr::Name;
 
 use super::*;
 use crate::inventory::{PortBinding, Protocol};
@@ -49,7 +49,10 @@ fn rendered(tasks: Vec<Task>) -> Vec<String> {
     let mut out: Vec<String> = set
         .entries
         .iter()
-        .map(|e| format!("{} {} {}", e.name, e.data.record_type(), e.data))
+        .map(|e| {
+            let data = set.rdata(e).unwrap();
+            format!("{} {} {}", set.owner(e), e.data.rtype(), data)
+        })
         .collect();
     out.sort();
     out.dedup();
@@ -215,7 +218,7 @@ fn only_served_tasks_get_records() {
     };
     let set = build(&inventory, &origin(), &Rules::default());
     assert_eq!(
-        set.verdicts,
+        set.report.verdicts,
         vec![Verdict::Starting, Verdict::Stopping, Verdict::Served]
     );
     assert!(set.entries.iter().all(|e| e.task == 2), "{:?}", set.entries);
@@ -234,7 +237,7 @@ fn collisions_are_merged_and_reported() {
     };
     let set = build(&inventory, &origin(), &Rules::default());
     assert_eq!(
-        set.collisions,
+        set.report.collisions,
         vec![Collision {
             kind: "service",
             label: "my-app".into(),
@@ -244,8 +247,8 @@ fn collisions_are_merged_and_reported() {
     let merged: Vec<String> = set
         .entries
         .iter()
-        .filter(|e| e.name == Name::from_ascii("my-app.local.").unwrap())
-        .map(|e| e.data.to_string())
+        .filter(|e| set.owner(e) == Name::from_ascii("my-app.local.").unwrap())
+        .map(|e| set.rdata(e).unwrap().to_string())
         .collect();
     assert!(merged.contains(&"10.0.0.1".to_string()) && merged.contains(&"10.0.0.2".to_string()));
 }
@@ -262,7 +265,7 @@ fn unnameable_task_is_reported_not_served() {
         &origin(),
         &Rules::default(),
     );
-    assert_eq!(set.verdicts, vec![Verdict::Unnamed]);
+    assert_eq!(set.report.verdicts, vec![Verdict::Unnamed]);
     assert!(set.entries.is_empty());
 }
 
@@ -281,7 +284,7 @@ fn srv_data_is_srv() {
     assert!(
         set.entries
             .iter()
-            .any(|e| matches!(&e.data, RData::SRV(s) if s.port == 32000))
+            .any(|e| matches!(e.data, Data::Srv { port: 32000, .. }))
     );
 }
 
@@ -301,7 +304,7 @@ fn service_rules_decide_which_tasks_get_records() {
     };
     let set = build(&inventory, &origin(), &Rules::default());
     assert_eq!(
-        set.verdicts,
+        set.report.verdicts,
         vec![
             Verdict::Draining,
             Verdict::Served,
@@ -313,6 +316,6 @@ fn service_rules_decide_which_tasks_get_records() {
     assert_eq!(served, BTreeSet::from([1, 2, 3]));
 
     let strict = build(&inventory, &origin(), &Rules { fail_open: false });
-    assert_eq!(strict.verdicts[3], Verdict::Unhealthy);
+    assert_eq!(strict.report.verdicts[3], Verdict::Unhealthy);
     assert!(strict.entries.iter().all(|e| e.task != 3));
 }

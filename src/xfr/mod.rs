@@ -59,17 +59,15 @@ impl Transfers {
             .as_ref()
             .is_none_or(|l| l.serial() != snapshot.serial());
         if let Some(previous) = last.as_ref().filter(|_| changed)
-            && let Some(diff) = Diff::between(previous.records(), snapshot.records())
+            && let Some(diff) = Diff::between(&previous.records(), &snapshot.records())
         {
             let journal = self.journal.load().with(diff, self.config.journal);
             self.journal.store(Arc::new(journal));
         }
         *last = Some(snapshot.clone());
         drop(last);
-        if changed
-            && !self.config.notify.is_empty()
-            && let Some(soa) = snapshot.records().first()
-        {
+        if changed && !self.config.notify.is_empty() {
+            let soa = snapshot.soa();
             notify::send_all(&self.config.notify, &soa.name, soa);
         }
     }

@@ -39,12 +39,9 @@ pub fn records(
     query: &Message,
 ) -> Result<Vec<Record>, ResponseCode> {
     let qtype = query.queries.first().map(|q| q.query_type());
-    let zone = snapshot.records();
-    let Some(soa) = zone.first() else {
-        return Err(ResponseCode::ServFail);
-    };
+    let soa = snapshot.soa();
     if qtype != Some(RecordType::IXFR) {
-        return Ok(full(zone, soa));
+        return Ok(full(snapshot));
     }
     // RFC 1995 §3: the client's SOA is in the authority section.
     let Some(client) = query
@@ -66,7 +63,7 @@ pub fn records(
         .filter(|diffs| diffs.last().is_some_and(|d| d.to_serial() == current));
     let Some(diffs) = chain else {
         // RFC 1995 §4: an unknown or too old serial gets the whole zone.
-        return Ok(full(zone, soa));
+        return Ok(full(snapshot));
     };
     let mut out = vec![soa.clone()];
     for diff in diffs {
@@ -79,9 +76,10 @@ pub fn records(
     Ok(out)
 }
 
-fn full(zone: &[Record], soa: &Record) -> Vec<Record> {
-    let mut out = zone.to_vec();
-    out.push(soa.clone());
+/// The whole zone, ending with the SOA again (RFC 5936 §2.2).
+fn full(snapshot: &Snapshot) -> Vec<Record> {
+    let mut out = snapshot.records();
+    out.push(snapshot.soa().clone());
     out
 }
 

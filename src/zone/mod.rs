@@ -9,39 +9,18 @@ pub mod serial;
 /// the first inventory is loaded.
 pub type SharedZone = Arc<arc_swap::ArcSwapOption<Snapshot>>;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
-use hickory_proto::rr::rdata::{A, AAAA, NS, SOA};
+use hickory_proto::rr::rdata::SOA;
 use hickory_proto::rr::{DNSClass, LowerName, Name, RData, Record, RecordType};
 
 use crate::config::ZoneConfig;
 use crate::inventory::Inventory;
-use crate::records::{self, RecordSet};
+use crate::records::names::{self, NameId, NameTable};
+use crate::records::{self, Data, RecordSet, Report, Rules};
+pub use store::{RRset, Store};
 
-/// One name of the zone: its RRsets, sorted by type. An empty non-terminal
-/// (a name that exists only because names below it do) has none.
-#[derive(Clone, Debug, Default)]
-pub struct Node {
-    rrsets: Vec<(RecordType, Vec<Record>)>,
-}
-
-impl Node {
-    pub fn rrset(&self, rtype: RecordType) -> Option<&[Record]> {
-        self.rrsets
-            .iter()
-            .find(|(t, _)| *t == rtype)
-            .map(|(_, records)| records.as_slice())
-    }
-
-    pub fn rrsets(&self) -> impl Iterator<Item = &[Record]> {
-        self.rrsets.iter().map(|(_, records)| records.as_slice())
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.rrsets.is_empty()
-    }
-}
+mod store;
 
 /// Everything needed to answer a query, fixed at build time.
 #[derive(Debug)]
@@ -50,15 +29,16 @@ pub struct Snapshot {
     serial: u32,
     soa: Record,
     negative_ttl: u32,
-    /// Every record of the zone in canonical order, the SOA first.
-    records: Vec<Record>,
-    nodes: HashMap<LowerName, Node>,
-    /// Wire-format answers for the common queries (`dns::fast`), rendered
-    /// at build time; shared with the previous snapshot when nothing changed.
+    /// The records; shared with the previous snapshot when nothing changed.
+    store: Arc<Store>,
+    /// Wire-format answers for the common queries (`dns::fast`); shared
+    /// with the previous snapshot when nothing changed.
     fast: Arc<crate::dns::fast::Table>,
     /// What the snapshot was built from, for inspection (`/records`).
     pub inventory: Arc<Inventory>,
-    pub record_set: RecordSet,
+    /// What the rules decided for each task, collisions, skipped names.
+    pub report: Report,
+    rules: Rules,
 }
 
 impl Snapshot {
@@ -71,55 +51,41 @@ impl Snapshot {
         previous: Option<&Snapshot>,
         now_unix: u32,
     ) -> Snapshot {
-        let record_set = records::build(&inventory, &config.origin, &config.rules);
-        let mut records = zone_records(config, &record_set);
-        records.sort();
-        records.dedup();
+        let RecordSet {
+            mut names,
+            entries,
+            report,
+        } = records::build(&inventory, &config.origin, &config.rules);
+        let apex = names.intern(&names::wire_of(&config.origin));
+        let extra = zone_records(config, &mut names, apex);
+        let store = Store::build(names, apex, &entries, config.record_ttl, &extra);
+        drop(entries);
 
-        let unchanged = previous.is_some_and(|p| p.same_content(config, &records));
-        let serial = match previous {
-            Some(p) if unchanged => p.serial,
-            _ => serial::next(previous.map(|p| p.serial), now_unix),
+        let unchanged = previous.filter(|p| {
+            p.store.same_content(&store) && same_soa(&soa_record(config, p.serial), &p.soa)
+        });
+        let serial = match unchanged {
+            Some(p) => p.serial,
+            None => serial::next(previous.map(|p| p.serial), now_unix),
         };
-        let soa = soa_record(config, serial);
-
-        let mut nodes: HashMap<LowerName, Node> = HashMap::new();
-        let origin = LowerName::new(&config.origin);
-        for record in std::iter::once(&soa).chain(&records) {
-            let owner = LowerName::new(&record.name);
-            add_empty_ancestors(&mut nodes, &owner, &origin);
-            let node = nodes.entry(owner).or_default();
-            match node
-                .rrsets
-                .iter_mut()
-                .find(|(t, _)| *t == record.record_type())
-            {
-                Some((_, set)) => set.push(record.clone()),
-                None => node
-                    .rrsets
-                    .push((record.record_type(), vec![record.clone()])),
-            }
-        }
-        for node in nodes.values_mut() {
-            node.rrsets.sort_by_key(|(t, _)| u16::from(*t));
-        }
-        records.insert(0, soa.clone());
-
         let mut snapshot = Snapshot {
-            origin,
+            origin: LowerName::new(&config.origin),
             serial,
-            soa,
+            soa: soa_record(config, serial),
             negative_ttl: config.soa_ttl.min(config.negative_ttl),
-            records,
-            nodes,
+            store: match unchanged {
+                Some(p) => p.store.clone(),
+                None => Arc::new(store),
+            },
             fast: Arc::default(),
             inventory,
-            record_set,
+            report,
+            rules: config.rules,
         };
-        snapshot.fast = match previous {
+        snapshot.fast = match unchanged {
             // Same records and serial: the same bytes.
-            Some(p) if unchanged => p.fast.clone(),
-            _ => Arc::new(crate::dns::fast::Table::build(&snapshot)),
+            Some(p) => p.fast.clone(),
+            None => Arc::new(crate::dns::fast::Table::build(&snapshot)),
         };
         snapshot
     }
@@ -129,13 +95,34 @@ impl Snapshot {
         &self.fast
     }
 
-    /// Every name of the zone with its node, empty non-terminals included.
-    pub fn nodes(&self) -> impl Iterator<Item = (&LowerName, &Node)> {
-        self.nodes.iter()
+    /// The records in compact form.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The node named `wire` (lower-case wire format), if the zone has it.
+    pub fn lookup(&self, wire: &[u8]) -> Option<NodeRef<'_>> {
+        let id = self.store.lookup(wire)?;
+        Some(NodeRef { snapshot: self, id })
+    }
+
+    /// The node named `name`, if the zone has it.
+    pub fn node(&self, name: &LowerName) -> Option<NodeRef<'_>> {
+        self.lookup(&names::wire_of(name))
+    }
+
+    /// Every name of the zone, empty non-terminals included.
+    pub fn nodes(&self) -> impl Iterator<Item = NodeRef<'_>> {
+        self.store.nodes().map(|id| NodeRef { snapshot: self, id })
     }
 
     pub fn node_count(&self) -> usize {
-        self.nodes.len()
+        self.store.node_count()
+    }
+
+    /// Records served, the SOA included.
+    pub fn record_count(&self) -> usize {
+        self.store.record_count()
     }
 
     pub fn origin(&self) -> &LowerName {
@@ -146,6 +133,11 @@ impl Snapshot {
         self.serial
     }
 
+    /// The SOA record.
+    pub fn soa(&self) -> &Record {
+        &self.soa
+    }
+
     /// The SOA as it goes in the authority section of a negative answer, with
     /// the TTL RFC 2308 §3 asks for: min(SOA TTL, SOA MINIMUM).
     pub fn negative_soa(&self) -> Record {
@@ -154,46 +146,111 @@ impl Snapshot {
         soa
     }
 
-    pub fn node(&self, name: &LowerName) -> Option<&Node> {
-        self.nodes.get(name)
+    /// Every record as hickory `Record`s, the SOA first, then in canonical
+    /// order: for transfers and the master file, not for queries.
+    pub fn records(&self) -> Vec<Record> {
+        let mut out = Vec::with_capacity(self.record_count());
+        for node in self.nodes() {
+            for set in node.sets() {
+                if set.rtype != RecordType::SOA {
+                    node.materialize(set, &mut out);
+                }
+            }
+        }
+        out.sort();
+        out.insert(0, self.soa.clone());
+        out
     }
 
-    /// Every record, the SOA first, then in canonical order.
-    pub fn records(&self) -> &[Record] {
-        &self.records
+    /// Names that have records (empty non-terminals not counted), in wire
+    /// format.
+    pub fn names(&self) -> impl Iterator<Item = &[u8]> {
+        self.nodes()
+            .filter(|node| !node.is_empty())
+            .map(|node| self.store.names().wire(node.id))
     }
 
-    /// Names that have records (empty non-terminals not counted).
-    pub fn names(&self) -> impl Iterator<Item = &LowerName> {
-        self.nodes
-            .iter()
-            .filter(|(_, node)| !node.is_empty())
-            .map(|(name, _)| name)
-    }
-
-    /// Whether `records` (sorted, SOA excluded) and the SOA fields other than
-    /// the serial are what this snapshot serves.
-    /// (hickory's `Record` equality ignores TTLs, hence the explicit check.)
-    fn same_content(&self, config: &ZoneConfig, records: &[Record]) -> bool {
-        let same = |a: &Record, b: &Record| a == b && a.ttl == b.ttl;
-        let ours = self.records.get(1..).unwrap_or_default();
-        ours.len() == records.len()
-            && ours.iter().zip(records).all(|(a, b)| same(a, b))
-            && same(&soa_record(config, self.serial), &self.soa)
+    /// The record set again, with each record's task, for inspection: the
+    /// records function is pure, so this is what the snapshot was built from.
+    pub fn record_set(&self) -> RecordSet {
+        records::build(&self.inventory, &self.origin, &self.rules)
     }
 }
 
-fn add_empty_ancestors(
-    nodes: &mut HashMap<LowerName, Node>,
-    owner: &LowerName,
-    origin: &LowerName,
-) {
-    let mut name = owner.base_name();
-    while name.num_labels() > origin.num_labels() && !nodes.contains_key(&name) {
-        let parent = name.base_name();
-        nodes.insert(name, Node::default());
-        name = parent;
+/// One node of a snapshot: a name with its RRsets, or an empty non-terminal.
+#[derive(Clone, Copy)]
+pub struct NodeRef<'a> {
+    snapshot: &'a Snapshot,
+    id: NameId,
+}
+
+impl<'a> NodeRef<'a> {
+    pub fn id(&self) -> NameId {
+        self.id
     }
+
+    /// The RRsets, sorted by type.
+    pub fn sets(&self) -> &'a [RRset] {
+        self.snapshot.store.sets(self.id)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.sets().is_empty()
+    }
+
+    /// The records of type `rtype`, made into hickory `Record`s.
+    pub fn rrset(&self, rtype: RecordType) -> Option<Vec<Record>> {
+        let set = self.snapshot.store.set(self.id, rtype)?;
+        let mut out = Vec::new();
+        self.materialize(set, &mut out);
+        Some(out)
+    }
+
+    /// Every RRset, made into hickory `Record`s, sorted by type.
+    pub fn rrsets(self) -> impl Iterator<Item = Vec<Record>> + 'a {
+        self.sets().iter().map(move |set| {
+            let mut out = Vec::new();
+            self.materialize(set, &mut out);
+            out
+        })
+    }
+
+    fn materialize(&self, set: &RRset, out: &mut Vec<Record>) {
+        let store = &self.snapshot.store;
+        let owner = store.names().name(self.id);
+        for data in store.data(set) {
+            match data.to_rdata(store.names()) {
+                Some(rdata) => out.push(record(owner.clone(), set.ttl, rdata)),
+                None => out.push(self.snapshot.soa.clone()),
+            }
+        }
+    }
+}
+
+/// The SOA, the apex NS records and the address records of in-zone name
+/// servers, all at the SOA's TTL.
+fn zone_records(config: &ZoneConfig, names: &mut NameTable, apex: NameId) -> Vec<store::Record> {
+    let ttl = config.soa_ttl;
+    let mut out = vec![(apex, ttl, Data::Soa)];
+    for ns in &config.nameservers {
+        let target = names.intern(&names::wire_of(&ns.name));
+        out.push((apex, ttl, Data::Ns(target)));
+        if config.origin.zone_of(&ns.name) {
+            for address in &ns.addresses {
+                let data = match address {
+                    std::net::IpAddr::V4(ip) => Data::A(*ip),
+                    std::net::IpAddr::V6(ip) => Data::Aaaa(*ip),
+                };
+                out.push((target, ttl, data));
+            }
+        }
+    }
+    out
+}
+
+/// Equal, TTL included (hickory's `Record` equality ignores TTLs).
+fn same_soa(a: &Record, b: &Record) -> bool {
+    a == b && a.ttl == b.ttl
 }
 
 fn soa_record(config: &ZoneConfig, serial: u32) -> Record {
@@ -212,36 +269,6 @@ fn soa_record(config: &ZoneConfig, serial: u32) -> Record {
 /// SOA timers are signed 32-bit in hickory; config limits them to 2^31 - 1.
 fn ttl_i32(value: u32) -> i32 {
     i32::try_from(value).unwrap_or(i32::MAX)
-}
-
-/// The apex NS records, address records of in-zone name servers, and the
-/// records of the record set, all without the SOA.
-fn zone_records(config: &ZoneConfig, set: &RecordSet) -> Vec<Record> {
-    let mut out = Vec::with_capacity(set.entries.len() + 2 * config.nameservers.len());
-    for ns in &config.nameservers {
-        out.push(record(
-            config.origin.clone(),
-            config.soa_ttl,
-            RData::NS(NS(ns.name.clone())),
-        ));
-        if config.origin.zone_of(&ns.name) {
-            for address in &ns.addresses {
-                let data = match address {
-                    std::net::IpAddr::V4(ip) => RData::A(A(*ip)),
-                    std::net::IpAddr::V6(ip) => RData::AAAA(AAAA(*ip)),
-                };
-                out.push(record(ns.name.clone(), config.soa_ttl, data));
-            }
-        }
-    }
-    for entry in &set.entries {
-        out.push(record(
-            entry.name.clone(),
-            config.record_ttl,
-            entry.data.clone(),
-        ));
-    }
-    out
 }
 
 fn record(name: Name, ttl: u32, data: RData) -> Record {

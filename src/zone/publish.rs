@@ -1,15 +1,13 @@
 //! Turns each new inventory into a snapshot and publishes it, saying what
 //! changed.
 
-use std::collections::HashSet;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
-
-use hickory_proto::rr::LowerName;
 
 use super::{SharedZone, Snapshot};
 use crate::config::ZoneConfig;
 use crate::inventory::Inventory;
+use crate::records::names;
 
 /// How many names a change log line lists before it only counts.
 const NAMES_LOGGED: usize = 20;
@@ -116,7 +114,7 @@ impl Publisher {
         };
         let snapshot = Snapshot::build(config, inventory, base, now);
         let change = describe(previous.as_deref(), &snapshot);
-        for collision in &snapshot.record_set.collisions {
+        for collision in &snapshot.report.collisions {
             tracing::warn!(
                 kind = collision.kind,
                 label = %collision.label,
@@ -124,13 +122,13 @@ impl Publisher {
                 "several names map to one label: their records are merged"
             );
         }
-        for skipped in &snapshot.record_set.skipped {
+        for skipped in &snapshot.report.skipped {
             tracing::warn!(name = %skipped, "name not served");
         }
         if change.changed {
             tracing::info!(
                 serial = change.serial,
-                tasks = %verdict_counts(&snapshot.record_set.verdicts),
+                tasks = %verdict_counts(&snapshot.report.verdicts),
                 added = change.added.len(),
                 removed = change.removed.len(),
                 added_names = %sample(&change.added),
@@ -148,10 +146,20 @@ impl Publisher {
 }
 
 fn describe(previous: Option<&Snapshot>, next: &Snapshot) -> Change {
-    let before: HashSet<&LowerName> = previous.map(|p| p.names().collect()).unwrap_or_default();
-    let after: HashSet<&LowerName> = next.names().collect();
-    let mut added: Vec<String> = after.difference(&before).map(|n| n.to_string()).collect();
-    let mut removed: Vec<String> = before.difference(&after).map(|n| n.to_string()).collect();
+    let show = |name: &[u8]| names::Display(name).to_string();
+    let (mut added, mut removed): (Vec<String>, Vec<String>) = match previous {
+        Some(p) => (
+            next.names()
+                .filter(|n| p.lookup(n).is_none_or(|node| node.is_empty()))
+                .map(show)
+                .collect(),
+            p.names()
+                .filter(|n| next.lookup(n).is_none_or(|node| node.is_empty()))
+                .map(show)
+                .collect(),
+        ),
+        None => (next.names().map(show).collect(), Vec::new()),
+    };
     added.sort();
     removed.sort();
     Change {

@@ -88,7 +88,7 @@ fn nodes_and_empty_non_terminals() {
             .node(&lower("web.prod.local."))
             .unwrap()
             .rrset(RecordType::A)
-            .map(<[_]>::len),
+            .map(|set| set.len()),
         Some(1)
     );
     // `prod.local.` exists only because `web.prod.local.` does.

@@ -23,6 +23,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
 
 use crate::dns::answer::{self, Limits, Transport};
+use crate::dns::fast;
 use crate::zone::SharedZone;
 
 /// The TCP limits (config keys `tcp_max_connections`, `tcp_idle_timeout`,
@@ -144,10 +145,8 @@ async fn connection(
                 _ => break,
             }
         }
-        let fast = snapshot.is_some_and(|s| {
-            s.fast()
-                .answer(&request, Transport::Tcp, &limits, &mut response)
-        });
+        let fast = snapshot
+            .is_some_and(|s| fast::answer(s, &request, Transport::Tcp, &limits, &mut response));
         if !fast {
             match answer::respond(snapshot, &request, Transport::Tcp, &limits) {
                 Some(bytes) => response = bytes,

@@ -109,8 +109,8 @@ fn ixfr_sends_the_changes_or_falls_back() {
     assert_eq!((s1.serial(), s2.serial(), s3.serial()), (100, 101, 102));
     let limits = JournalLimits::default();
     let journal = Journal::default()
-        .with(Diff::between(s1.records(), s2.records()).unwrap(), limits)
-        .with(Diff::between(s2.records(), s3.records()).unwrap(), limits);
+        .with(Diff::between(&s1.records(), &s2.records()).unwrap(), limits)
+        .with(Diff::between(&s2.records(), &s3.records()).unwrap(), limits);
 
     // Current: the SOA alone.
     let current = all(respond(
