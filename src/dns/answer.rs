@@ -3,6 +3,7 @@
 //!
 //! Behaviour (each with a test in `tests/dns.rs` or below):
 //! - AA on every answer from the zone; RA clear; RD and CD copied.
+//! - Answer owners written as the question was (case kept, RFC 4343).
 //! - NXDOMAIN for names that do not exist, NODATA for names that exist
 //!   without the type (empty non-terminals included), both with the SOA in
 //!   the authority section at min(SOA TTL, SOA MINIMUM) (RFC 2308).
@@ -170,6 +171,11 @@ pub fn answer(
         }
     } else if let Some(set) = node.rrset(qtype) {
         response.answers.extend(set);
+    }
+    // Owners as the question wrote them (RFC 4343 §4.1: case is kept where
+    // it can be): the answer's owner names then compress to the question.
+    for record in &mut response.answers {
+        record.name = question.name().clone();
     }
     if response.answers.is_empty() {
         response.authorities.push(snapshot.negative_soa());

@@ -7,8 +7,9 @@
 //! bytes: same question bytes (copied as asked), ID, RD and CD copied, the
 //! OPT dropped or kept, the DO bit and our buffer size patched in. Anything
 //! else (other opcodes, classes, ANY, EDNS options, a name written with upper
-//! case letters where the answer points back at it, an answer that would be
-//! cut to fit, ...) returns `None` and the front calls `respond`. The tests
+//! case letters when the answer holds names besides the owner, such as SRV
+//! targets or the SOA's, an answer that would be cut to fit, ...) returns
+//! `None` and the front calls `respond`. The tests
 //! check `fast == respond` over every name and type of a snapshot.
 
 use std::sync::OnceLock;
@@ -38,6 +39,9 @@ struct Rendered {
     bytes: Box<[u8]>,
     /// Nothing was left out to fit [`RENDER_LIMIT`].
     full: bool,
+    /// The question's case does not change the bytes (see [`any_case`]):
+    /// usable for a question written in any case.
+    any_case: bool,
     /// When this answer without its OPT does not fit 512 bytes: the answer
     /// to the query without EDNS (fitted to 512 bytes, no OPT).
     small: Option<Box<[u8]>>,
@@ -223,7 +227,7 @@ impl Table {
             Some(sets) => match sets.iter().find(|(t, _)| *t == q.qtype) {
                 // The answer's owner names point back at the question: its
                 // bytes must be those the template was rendered with.
-                Some((_, rendered)) if !q.has_upper => (rendered, None),
+                Some((_, rendered)) if !q.has_upper || rendered.any_case => (rendered, None),
                 Some(_) => return None,
                 None => {
                     let n = self.nodata.as_ref()?;
@@ -451,7 +455,9 @@ fn render_node(snapshot: &Snapshot, id: NameId) -> Templates {
         };
         if rendered.bytes.len() - OPT_LEN + key.len() + 4 > MIN_UDP {
             write_query(&mut query, key, rtype, false);
-            rendered.small = render(snapshot, &query, key.len(), false).map(|small| small.bytes);
+            let small = render(snapshot, &query, key.len(), false);
+            rendered.any_case &= small.as_ref().is_some_and(|small| small.any_case);
+            rendered.small = small.map(|small| small.bytes);
         }
         answers.push((rtype, rendered));
     }
@@ -507,10 +513,42 @@ fn render(snapshot: &Snapshot, query: &[u8], name_len: usize, edns: bool) -> Opt
     stored.extend_from_slice(&bytes[..HEADER]);
     stored.extend_from_slice(&bytes[question_end..]);
     Some(Rendered {
+        any_case: any_case(&stored),
         bytes: stored.into_boxed_slice(),
         full: before == after && !message.metadata.truncation,
         small: None,
     })
+}
+
+/// Whether a template (header, then what follows the question) is the same
+/// whatever the case of the question: only address records, each owned by
+/// the question (a pointer to offset 12, which `respond` writes because it
+/// keeps the question's case in answer owners), nothing in the authority
+/// section, at most an OPT in the additional one. Names anywhere else would
+/// compress against the question only when their case matches it.
+fn any_case(bytes: &[u8]) -> bool {
+    let count = |at: usize| {
+        bytes
+            .get(at..at + 2)
+            .map(|c| u16::from_be_bytes([c[0], c[1]]))
+    };
+    let (Some(answers), Some(0), Some(additional @ 0..=1)) = (count(6), count(8), count(10)) else {
+        return false;
+    };
+    let mut at = HEADER;
+    for _ in 0..answers {
+        let Some(fixed) = bytes.get(at..at + 12) else {
+            return false;
+        };
+        let rdlen = usize::from(u16::from_be_bytes([fixed[10], fixed[11]]));
+        if fixed[..2] != [0xc0, 0x0c] || !matches!(fixed[2..4], [0, 1] | [0, 28]) {
+            return false;
+        }
+        at += 12 + rdlen;
+    }
+    let opt_ok = additional == 0 || bytes.get(at..at + 3) == Some(&[0, 0, 41][..]);
+    let end = at + usize::from(additional) * OPT_LEN;
+    opt_ok && end == bytes.len()
 }
 
 /// Offsets of the compression pointers in a negative template: one SOA in

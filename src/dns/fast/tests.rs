@@ -235,6 +235,10 @@ fn common_queries_take_the_fast_path() {
         ("_tcp.web.local.", RecordType::A),
         ("local.", RecordType::SOA),
         ("local.", RecordType::NS),
+        // Address answers hold no name but the owner: any case will do.
+        ("WEB.local.", RecordType::A),
+        ("Api.Local.", RecordType::AAAA),
+        ("MID.local.", RecordType::A),
     ] {
         let name = wire(&Name::from_ascii(name).unwrap());
         for edns in [None, Some((1232, false)), Some((4096, true))] {
@@ -245,11 +249,13 @@ fn common_queries_take_the_fast_path() {
             );
         }
     }
-    // Mixed case in the origin part of a negative answer's name, and a
-    // positive answer asked in upper case, go the slow way.
+    // Mixed case in the origin part of a negative answer's name, and an
+    // answer with other names (SRV targets, NS) asked in upper case, go the
+    // slow way.
     for (name, rtype) in [
         ("nope.LOCAL.", RecordType::A),
-        ("WEB.local.", RecordType::A),
+        ("_http._tcp.WEB.local.", RecordType::SRV),
+        ("LOCAL.", RecordType::NS),
     ] {
         let q = query(
             7,
