@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use hickory_proto::rr::Record;
 
-use crate::zone::serial;
+use crate::zone::{Snapshot, serial};
 
 /// Records removed and added from one serial to the next.
 #[derive(Debug, PartialEq)]
@@ -35,8 +35,20 @@ impl Diff {
         self.removed.len() + self.added.len() + 2
     }
 
+    /// The difference between two snapshots.
+    pub fn between_snapshots(old: &Snapshot, new: &Snapshot) -> Diff {
+        Diff {
+            from: old.soa().clone(),
+            to: new.soa().clone(),
+            removed: old.records_not_in(new),
+            added: new.records_not_in(old),
+        }
+    }
+
     /// The difference between two zones' records (each sorted, SOA first).
-    /// A record whose TTL changed is removed and added again.
+    /// A record whose TTL changed is removed and added again. The reference
+    /// that [`Diff::between_snapshots`] is tested against.
+    #[cfg(test)]
     pub fn between(old: &[Record], new: &[Record]) -> Option<Diff> {
         let (old_soa, old_rest) = old.split_first()?;
         let (new_soa, new_rest) = new.split_first()?;

@@ -58,9 +58,8 @@ impl Transfers {
         let changed = last
             .as_ref()
             .is_none_or(|l| l.serial() != snapshot.serial());
-        if let Some(previous) = last.as_ref().filter(|_| changed)
-            && let Some(diff) = Diff::between(&previous.records(), &snapshot.records())
-        {
+        if let Some(previous) = last.as_ref().filter(|_| changed) {
+            let diff = Diff::between_snapshots(previous, snapshot);
             let journal = self.journal.load().with(diff, self.config.journal);
             self.journal.store(Arc::new(journal));
         }

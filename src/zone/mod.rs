@@ -162,6 +162,20 @@ impl Snapshot {
         out
     }
 
+    /// The records of this snapshot that `other` does not have (or has with
+    /// another TTL), the SOA left out, in canonical order: one side of an
+    /// IXFR diff, without making the whole zone into hickory records.
+    pub fn records_not_in(&self, other: &Snapshot) -> Vec<Record> {
+        let mut out = Vec::new();
+        self.store.not_in(&other.store, |id, set, data| {
+            if let Some(rdata) = data.to_rdata(self.store.names()) {
+                out.push(record(self.store.names().name(id), set.ttl, rdata));
+            }
+        });
+        out.sort();
+        out
+    }
+
     /// Names that have records (empty non-terminals not counted), in wire
     /// format.
     pub fn names(&self) -> impl Iterator<Item = &[u8]> {

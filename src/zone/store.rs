@@ -87,7 +87,7 @@ impl Store {
         for id in 0..names.len() {
             store.first_set.push(store.sets.len() as u32);
             let own = &mut by_owner[first[id] as usize..first[id + 1] as usize];
-            own.sort_unstable_by(|a, b| canonical(&names, &a.1, &b.1));
+            own.sort_unstable_by(|a, b| cmp_data(&names, &a.1, &names, &b.1));
             store.add_sets(own);
         }
         store.first_set.push(store.sets.len() as u32);
@@ -167,6 +167,39 @@ impl Store {
         &self.data[set.start as usize..set.end as usize]
     }
 
+    /// Calls `found` with every record of this store that `other` does not
+    /// hold with the same TTL: (owner, RRset, data). Both stores' RRsets are
+    /// sorted, so each is one merge.
+    pub fn not_in(&self, other: &Store, mut found: impl FnMut(NameId, &RRset, &Data)) {
+        for id in self.nodes() {
+            let theirs = other.lookup(self.names.wire(id));
+            for set in self.sets(id) {
+                let ours = self.data(set);
+                let same_set = theirs
+                    .and_then(|t| other.set(t, set.rtype))
+                    .filter(|t| t.ttl == set.ttl);
+                let Some(theirs) = same_set.map(|t| other.data(t)) else {
+                    ours.iter().for_each(|d| found(id, set, d));
+                    continue;
+                };
+                let mut j = 0;
+                for data in ours {
+                    while j < theirs.len()
+                        && cmp_data(&other.names, &theirs[j], &self.names, data) == Ordering::Less
+                    {
+                        j += 1;
+                    }
+                    let held = theirs.get(j).is_some_and(|t| {
+                        cmp_data(&other.names, t, &self.names, data) == Ordering::Equal
+                    });
+                    if !held {
+                        found(id, set, data);
+                    }
+                }
+            }
+        }
+    }
+
     /// Heap bytes held (for the benches).
     pub fn heap_bytes(&self) -> usize {
         self.names.heap_bytes()
@@ -195,8 +228,9 @@ impl Store {
                     a.rtype == b.rtype
                         && a.ttl == b.ttl
                         && self.data(a).len() == other.data(b).len()
-                        && (self.data(a).iter().zip(other.data(b)))
-                            .all(|(x, y)| same_data(&self.names, x, &other.names, y))
+                        && (self.data(a).iter().zip(other.data(b))).all(|(x, y)| {
+                            cmp_data(&self.names, x, &other.names, y) == Ordering::Equal
+                        })
                 })
         })
     }
@@ -232,8 +266,9 @@ fn add_empty_non_terminals(names: &mut NameTable, is_node: &mut Vec<bool>, apex:
 }
 
 /// RFC 4034 §6.3 order: by type, then by the data's wire bytes, names
-/// uncompressed and in lower case.
-fn canonical(names: &NameTable, a: &Data, b: &Data) -> Ordering {
+/// uncompressed and in lower case. `a` and `b` may come from different
+/// stores, each with its own name table.
+fn cmp_data(names_a: &NameTable, a: &Data, names_b: &NameTable, b: &Data) -> Ordering {
     let by_type = u16::from(a.rtype()).cmp(&u16::from(b.rtype()));
     by_type.then_with(|| match (a, b) {
         (Data::A(x), Data::A(y)) => x.octets().cmp(&y.octets()),
@@ -253,29 +288,8 @@ fn canonical(names: &NameTable, a: &Data, b: &Data) -> Ordering {
             },
         ) => (p1, w1, o1)
             .cmp(&(p2, w2, o2))
-            .then_with(|| names.wire(*t1).cmp(names.wire(*t2))),
-        (Data::Ns(x), Data::Ns(y)) => names.wire(*x).cmp(names.wire(*y)),
+            .then_with(|| names_a.wire(*t1).cmp(names_b.wire(*t2))),
+        (Data::Ns(x), Data::Ns(y)) => names_a.wire(*x).cmp(names_b.wire(*y)),
         _ => Ordering::Equal,
     })
-}
-
-fn same_data(ours: &NameTable, a: &Data, theirs: &NameTable, b: &Data) -> bool {
-    match (a, b) {
-        (
-            Data::Srv {
-                priority: p1,
-                weight: w1,
-                port: o1,
-                target: t1,
-            },
-            Data::Srv {
-                priority: p2,
-                weight: w2,
-                port: o2,
-                target: t2,
-            },
-        ) => (p1, w1, o1) == (p2, w2, o2) && ours.wire(*t1) == theirs.wire(*t2),
-        (Data::Ns(x), Data::Ns(y)) => ours.wire(*x) == theirs.wire(*y),
-        _ => a == b,
-    }
 }

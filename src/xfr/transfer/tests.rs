@@ -109,8 +109,8 @@ fn ixfr_sends_the_changes_or_falls_back() {
     assert_eq!((s1.serial(), s2.serial(), s3.serial()), (100, 101, 102));
     let limits = JournalLimits::default();
     let journal = Journal::default()
-        .with(Diff::between(&s1.records(), &s2.records()).unwrap(), limits)
-        .with(Diff::between(&s2.records(), &s3.records()).unwrap(), limits);
+        .with(Diff::between_snapshots(&s1, &s2), limits)
+        .with(Diff::between_snapshots(&s2, &s3), limits);
 
     // Current: the SOA alone.
     let current = all(respond(
@@ -184,4 +184,47 @@ fn ixfr_sends_the_changes_or_falls_back() {
         ),
         Reply::Error(ResponseCode::FormErr)
     );
+}
+
+/// The diff taken on the stores equals the one taken on every record of
+/// both zones, for changes of every kind: tasks added and removed, an
+/// address moved, SRV targets changed, and a TTL change (removed and added
+/// again).
+#[test]
+fn diff_of_snapshots_equals_diff_of_records() {
+    let config = config();
+    let with_ports = |n: usize, shift: u32, port: u16| {
+        let mut inventory = (*inventory(n)).clone();
+        for (i, task) in inventory.tasks.iter_mut().enumerate() {
+            task.ipv4 = vec![Ipv4Addr::from(0x0a00_0000 + i as u32 + shift)];
+            task.ports = vec![crate::inventory::PortBinding {
+                container_name: "app".into(),
+                container_port: 80,
+                host_port: Some(port + i as u16),
+                protocol: Default::default(),
+                name: Some("http".into()),
+            }];
+        }
+        Arc::new(inventory)
+    };
+    let zones = [
+        Snapshot::build(&config, with_ports(20, 0, 30000), None, 1),
+        Snapshot::build(&config, with_ports(25, 0, 30000), None, 2),
+        Snapshot::build(&config, with_ports(15, 0, 30000), None, 3),
+        Snapshot::build(&config, with_ports(15, 3, 30000), None, 4),
+        Snapshot::build(&config, with_ports(15, 3, 31000), None, 5),
+        Snapshot::build(&config, with_ports(0, 0, 30000), None, 6),
+    ];
+    let mut retimed = config.clone();
+    retimed.record_ttl += 5;
+    let ttl_changed = Snapshot::build(&retimed, with_ports(15, 3, 31000), None, 7);
+    let mut pairs: Vec<(&Snapshot, &Snapshot)> = zones.iter().zip(&zones[1..]).collect();
+    pairs.push((&zones[4], &ttl_changed));
+    pairs.push((&zones[0], &zones[5]));
+    for (old, new) in pairs {
+        let want = Diff::between(&old.records(), &new.records()).unwrap();
+        let got = Diff::between_snapshots(old, new);
+        assert!(!got.added.is_empty() || !got.removed.is_empty());
+        assert_eq!(got, want, "{} -> {}", old.serial(), new.serial());
+    }
 }
