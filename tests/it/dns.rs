@@ -172,14 +172,23 @@ fn refused_outside_the_zone_and_for_other_classes() {
 #[test]
 fn names_match_in_any_case_and_the_question_is_echoed_as_asked() {
     let s = demo();
+    // A, the fast path's any-case templates; SRV, the full answer function.
+    for (name, rtype) in [("WeB.PrOd.LoCaL", "A"), ("_HTTP._tcp.Web.local", "SRV")] {
+        let r = query(s.port, &[name, rtype]);
+        assert_eq!(r.status, "NOERROR", "{name}");
+        assert!(!r.answer.is_empty(), "{name}: {}", r.raw);
+        assert!(
+            r.question[0].starts_with(&format!("{name}.")),
+            "{:?}",
+            r.question
+        );
+        // Answer owners are written as asked too (RFC 4343 §4.1).
+        for record in &r.answer {
+            assert!(record.starts_with(&format!("{name}.")), "{record}");
+        }
+    }
     let r = query(s.port, &["WeB.PrOd.LoCaL", "A"]);
-    assert_eq!(r.status, "NOERROR");
     assert_eq!(r.answer_data(), ["10.0.1.10"]);
-    assert!(
-        r.question[0].starts_with("WeB.PrOd.LoCaL."),
-        "{:?}",
-        r.question
-    );
 }
 
 #[test]
