@@ -9,6 +9,8 @@ pub mod tcp;
 pub mod udp;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context;
 
@@ -26,6 +28,9 @@ pub async fn serve(
     rrl: crate::dns::rrl::RrlConfig,
 ) -> anyhow::Result<()> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // The UDP loops are threads, which dropping this future cannot cancel:
+    // they stop (and close their sockets) when the guard sets the flag.
+    let stop = StopOnDrop(Arc::default());
     let mut udp_loops = tokio::task::JoinSet::new();
     for address in listen {
         let sockets = udp::bind(*address, threads)?;
@@ -40,7 +45,8 @@ pub async fn serve(
         for socket in sockets {
             let zone = zone.clone();
             let transfers = transfers.clone();
-            udp_loops.spawn_blocking(move || udp::run(socket, zone, limits, transfers, rrl));
+            let stop = stop.0.clone();
+            udp_loops.spawn_blocking(move || udp::run(socket, zone, limits, transfers, rrl, &stop));
         }
         tokio::spawn(tcp::serve(
             listener,
@@ -55,5 +61,15 @@ pub async fn serve(
         Some(Ok(Err(error))) => Err(error.context("a udp loop stopped")),
         Some(Err(error)) => Err(anyhow::anyhow!("a udp loop failed: {error}")),
         _ => anyhow::bail!("the udp loops stopped"),
+    }
+}
+
+/// Sets its flag when dropped: when [`serve`]'s future is dropped (the
+/// server stops), its UDP loops see it.
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
     }
 }

@@ -9,6 +9,8 @@
 //! system calls per batch rather than two per query.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use anyhow::Context;
 use socket2::{Domain, Protocol, Socket, Type};
@@ -37,6 +39,10 @@ pub fn bind(address: SocketAddr, count: usize) -> anyhow::Result<Vec<std::net::U
             .with_context(|| format!("cannot set SO_REUSEPORT on udp {address}"))?;
         // Room for bursts while the thread is busy: queries are small.
         let _ = socket.set_recv_buffer_size(4 << 20);
+        // A blocked receive wakes up this often to look at the stop flag.
+        socket
+            .set_read_timeout(Some(STOP_CHECK))
+            .with_context(|| format!("cannot set a receive timeout on udp {address}"))?;
         socket
             .bind(&address.into())
             .with_context(|| format!("cannot listen on udp {address}"))?;
@@ -49,13 +55,18 @@ pub fn bind(address: SocketAddr, count: usize) -> anyhow::Result<Vec<std::net::U
     Ok(sockets)
 }
 
-/// Serves one socket until the process ends (or the socket fails for good).
+/// How soon an idle loop notices that it must stop.
+const STOP_CHECK: Duration = Duration::from_millis(100);
+
+/// Serves one socket until `stop` is set (then the socket is closed, within
+/// [`STOP_CHECK`]), or the socket fails for good.
 pub fn run(
     socket: std::net::UdpSocket,
     zone: SharedZone,
     limits: Limits,
     transfers: Option<std::sync::Arc<crate::xfr::Transfers>>,
     rrl: crate::dns::rrl::RrlConfig,
+    stop: &AtomicBool,
 ) -> anyhow::Result<()> {
     let mut limiter = crate::dns::rrl::Limiter::new(rrl);
     let limited = metrics::counter!("ecs_dns_rrl_total", "action" => "drop");
@@ -66,6 +77,9 @@ pub fn run(
     let mut batch = Batch::new();
     loop {
         let received = batch.receive(&socket)?;
+        if stop.load(Ordering::Relaxed) {
+            return Ok(());
+        }
         if received == 0 {
             continue;
         }

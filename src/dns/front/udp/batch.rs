@@ -77,7 +77,9 @@ impl Batch {
         };
         if n < 0 {
             let error = io::Error::last_os_error();
-            if error.kind() != io::ErrorKind::Interrupted {
+            // The socket's read timeout: the loop looks at its stop flag.
+            let timed_out = error.kind() == io::ErrorKind::WouldBlock;
+            if error.kind() != io::ErrorKind::Interrupted && !timed_out {
                 self.note_error("receive", &error);
                 std::thread::sleep(std::time::Duration::from_millis(1));
             }
