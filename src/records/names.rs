@@ -7,6 +7,7 @@
 //! preceded by its length, ending with the root's zero byte. Names are stored
 //! in lower case; lookups take lower-case wire names.
 
+use std::cmp::Ordering;
 use std::fmt;
 use std::hash::BuildHasher;
 
@@ -146,6 +147,46 @@ pub fn parent(wire: &[u8]) -> Option<&[u8]> {
     wire.get(first + 1..)
 }
 
+/// RFC 4034 §6.1 canonical order of two lower-case wire names: label by
+/// label from the root down, each label compared as bytes (a shorter label
+/// first when one is a prefix of the other); a name sorts before the names
+/// below it.
+pub fn cmp_canonical(a: &[u8], b: &[u8]) -> Ordering {
+    let (mut starts_a, mut starts_b) = ([0u8; 128], [0u8; 128]);
+    let count_a = label_starts(a, &mut starts_a);
+    let count_b = label_starts(b, &mut starts_b);
+    for i in 1..=count_a.min(count_b) {
+        let ours = label_at(a, starts_a[count_a - i]);
+        let theirs = label_at(b, starts_b[count_b - i]);
+        match ours.cmp(theirs) {
+            Ordering::Equal => {}
+            other => return other,
+        }
+    }
+    count_a.cmp(&count_b)
+}
+
+/// Where each label of `wire` starts (a wire name is at most 255 bytes and
+/// 127 labels); returns how many labels.
+fn label_starts(wire: &[u8], starts: &mut [u8; 128]) -> usize {
+    let (mut at, mut count) = (0usize, 0usize);
+    while let Some(&len) = wire.get(at) {
+        if len == 0 || count == starts.len() || at > usize::from(u8::MAX) {
+            break;
+        }
+        starts[count] = at as u8;
+        count += 1;
+        at += 1 + usize::from(len);
+    }
+    count
+}
+
+fn label_at(wire: &[u8], start: u8) -> &[u8] {
+    let start = usize::from(start);
+    let len = usize::from(wire.get(start).copied().unwrap_or(0));
+    wire.get(start + 1..start + 1 + len).unwrap_or_default()
+}
+
 /// The hickory `Name` of a wire name. Names in a [`NameTable`] were built
 /// from valid labels, so the root fallback is never taken in practice.
 pub fn to_name(wire: &[u8]) -> Name {
@@ -218,5 +259,28 @@ mod tests {
         assert_eq!(Display(&name).to_string(), "_http._tcp.web.local.");
         assert_eq!(Display(&wire(".")).to_string(), ".");
         assert_eq!(Display(&[3, b'a', b'.', b'b', 0]).to_string(), "a\\046b.");
+    }
+
+    /// The example of RFC 4034 §6.1, shuffled, comes back in its order.
+    #[test]
+    fn canonical_order() {
+        let rfc = [
+            "example.",
+            "a.example.",
+            "yljkjljk.a.example.",
+            "z.a.example.",
+            "zabc.a.example.",
+            "z.example.",
+            "*.z.example.",
+        ];
+        let mut names: Vec<Vec<u8>> = rfc.iter().rev().map(|n| wire(n)).collect();
+        names.swap(1, 4);
+        names.sort_by(|a, b| cmp_canonical(a, b));
+        let sorted: Vec<String> = names.iter().map(|n| Display(n).to_string()).collect();
+        // `*` is not a character Display writes as is.
+        assert_eq!(sorted[..6], rfc[..6]);
+        assert_eq!(sorted[6], "\\042.z.example.");
+        assert_eq!(cmp_canonical(&wire("."), &wire("a.")), Ordering::Less);
+        assert_eq!(cmp_canonical(&wire("b.a."), &wire("b.a.")), Ordering::Equal);
     }
 }

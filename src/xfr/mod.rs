@@ -166,25 +166,18 @@ impl Transfers {
             return Outcome::Error(ResponseCode::FormErr);
         }
         let journal = self.journal.load();
-        let messages = match transfer::respond(snapshot, &journal, query, transport, limit) {
-            transfer::Reply::Messages(messages) => messages,
-            transfer::Reply::Error(code) => return Outcome::Error(code),
+        let mut encode = |message: &mut Message| match &mut signer {
+            Some(signer) => signer.sign(message),
+            None => message.to_vec().map_err(|e| e.to_string()),
         };
-        let mut out = Vec::with_capacity(messages.len());
-        for mut message in messages {
-            let bytes = match &mut signer {
-                Some(signer) => signer.sign(&mut message),
-                None => message.to_vec().map_err(|e| e.to_string()),
-            };
-            match bytes {
-                Ok(bytes) => out.push(bytes),
-                Err(reason) => {
-                    tracing::error!(%reason, "cannot encode a transfer message");
-                    return Outcome::Error(ResponseCode::ServFail);
-                }
+        match transfer::respond(snapshot, &journal, query, transport, limit, &mut encode) {
+            Ok(messages) => Outcome::Sent(messages, snapshot.serial()),
+            Err(transfer::Failure::Code(code)) => Outcome::Error(code),
+            Err(transfer::Failure::Encode(reason)) => {
+                tracing::error!(%reason, "cannot encode a transfer message");
+                Outcome::Error(ResponseCode::ServFail)
             }
         }
-        Outcome::Sent(out, snapshot.serial())
     }
 }
 

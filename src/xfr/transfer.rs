@@ -14,13 +14,24 @@ use crate::zone::Snapshot;
 /// message (compressed) is smaller still.
 const MESSAGE_BUDGET: usize = 60_000;
 
-/// What a transfer query gets.
+/// Encodes one message of a transfer: plainly, or signed with TSIG (each
+/// signature chains to the previous one, so messages are encoded in order).
+pub type Encoder<'a> = dyn FnMut(&mut Message) -> Result<Vec<u8>, String> + 'a;
+
+/// Why a transfer query gets no transfer.
 #[derive(Debug, PartialEq)]
-pub enum Reply {
-    /// The response messages, in order.
-    Messages(Vec<Message>),
+pub enum Failure {
     /// The query is malformed (e.g. IXFR without an SOA): this rcode.
-    Error(ResponseCode),
+    Code(ResponseCode),
+    /// A message could not be encoded or signed.
+    Encode(String),
+}
+
+/// What a transfer sends: the whole zone (then its SOA again), or records
+/// listed here.
+enum Source {
+    Zone,
+    Records(Vec<Record>),
 }
 
 /// Whether `query` asks for a zone transfer.
@@ -31,17 +42,12 @@ pub fn is_transfer(query: &Message) -> bool {
         .is_some_and(|q| matches!(q.query_type(), RecordType::AXFR | RecordType::IXFR))
 }
 
-/// The records answering `query`, an AXFR or IXFR for the snapshot's zone
-/// (the caller checked the name and the access rights).
-pub fn records(
-    snapshot: &Snapshot,
-    journal: &Journal,
-    query: &Message,
-) -> Result<Vec<Record>, ResponseCode> {
+/// What answers `query`, an AXFR or IXFR for the snapshot's zone (the caller
+/// checked the name and the access rights).
+fn source(snapshot: &Snapshot, journal: &Journal, query: &Message) -> Result<Source, ResponseCode> {
     let qtype = query.queries.first().map(|q| q.query_type());
-    let soa = snapshot.soa();
     if qtype != Some(RecordType::IXFR) {
-        return Ok(full(snapshot));
+        return Ok(Source::Zone);
     }
     // RFC 1995 §3: the client's SOA is in the authority section.
     let Some(client) = query
@@ -52,9 +58,10 @@ pub fn records(
     else {
         return Err(ResponseCode::FormErr);
     };
+    let soa = snapshot.soa();
     let current = snapshot.serial();
     if is_current(client, current) {
-        return Ok(vec![soa.clone()]);
+        return Ok(Source::Records(vec![soa.clone()]));
     }
     // The journal may trail the snapshot by one publication; a chain that
     // does not end at this snapshot's serial is not used.
@@ -63,7 +70,7 @@ pub fn records(
         .filter(|diffs| diffs.last().is_some_and(|d| d.to_serial() == current));
     let Some(diffs) = chain else {
         // RFC 1995 §4: an unknown or too old serial gets the whole zone.
-        return Ok(full(snapshot));
+        return Ok(Source::Zone);
     };
     let mut out = vec![soa.clone()];
     for diff in diffs {
@@ -73,66 +80,65 @@ pub fn records(
         out.extend(diff.added.iter().cloned());
     }
     out.push(soa.clone());
-    Ok(out)
+    Ok(Source::Records(out))
 }
 
-/// The whole zone, ending with the SOA again (RFC 5936 §2.2).
-fn full(snapshot: &Snapshot) -> Vec<Record> {
-    let mut out = snapshot.records();
-    out.push(snapshot.soa().clone());
-    out
-}
-
-/// The response to a transfer query: over TCP the records in as many
-/// messages as needed; over UDP (IXFR only) one message if it fits `limit`,
-/// else the SOA alone, which tells the client to retry over TCP (RFC 1995 §2).
+/// The response to a transfer query, encoded: over TCP the records in as
+/// many messages as needed, each encoded as soon as it is full, so that a
+/// large zone is never held whole as hickory records; over UDP (IXFR only)
+/// one message if it fits `limit`, else the SOA alone, which tells the
+/// client to retry over TCP (RFC 1995 §2).
 pub fn respond(
     snapshot: &Snapshot,
     journal: &Journal,
     query: &Message,
     transport: Transport,
     limit: usize,
-) -> Reply {
-    let records = match records(snapshot, journal, query) {
-        Ok(records) => records,
-        Err(code) => return Reply::Error(code),
+    encode: &mut Encoder<'_>,
+) -> Result<Vec<Vec<u8>>, Failure> {
+    let source = source(snapshot, journal, query).map_err(Failure::Code)?;
+    let mut records: Box<dyn Iterator<Item = Record> + '_> = match source {
+        // RFC 5936 §2.2: SOA, everything else, SOA.
+        Source::Zone => Box::new(
+            snapshot
+                .records_iter()
+                .chain(std::iter::once(snapshot.soa().clone())),
+        ),
+        Source::Records(records) => Box::new(records.into_iter()),
     };
+    let mut encoded = |mut message: Message| encode(&mut message).map_err(Failure::Encode);
     match transport {
-        Transport::Tcp => Reply::Messages(split(query, records)),
+        Transport::Tcp => {
+            let mut messages = Vec::new();
+            let mut batch = Vec::new();
+            let mut size = 0;
+            for record in records {
+                let length = record.to_bytes().map(|b| b.len()).unwrap_or(MESSAGE_BUDGET);
+                if !batch.is_empty() && size + length > MESSAGE_BUDGET {
+                    let full = std::mem::take(&mut batch);
+                    messages.push(encoded(message(query, messages.is_empty(), full))?);
+                    size = 0;
+                }
+                size += length;
+                batch.push(record);
+            }
+            messages.push(encoded(message(query, messages.is_empty(), batch))?);
+            Ok(messages)
+        }
         Transport::Udp => {
-            let soa_only = records.first().cloned().into_iter().collect::<Vec<_>>();
-            let whole = message(query, true, records);
-            let fits = whole.to_vec().is_ok_and(|b| b.len() <= limit);
-            Reply::Messages(vec![if fits {
+            // No more than could fit: a record takes at least 11 bytes.
+            let taken: Vec<Record> = records.by_ref().take(limit / 11 + 1).collect();
+            let soa_only: Vec<Record> = taken.first().cloned().into_iter().collect();
+            let whole = message(query, true, taken);
+            let fits = records.next().is_none() && whole.to_vec().is_ok_and(|b| b.len() <= limit);
+            let chosen = if fits {
                 whole
             } else {
                 message(query, true, soa_only)
-            }])
+            };
+            Ok(vec![encoded(chosen)?])
         }
     }
-}
-
-/// Splits `records` into messages of at most [`MESSAGE_BUDGET`] bytes of
-/// records each.
-fn split(query: &Message, records: Vec<Record>) -> Vec<Message> {
-    let mut messages = Vec::new();
-    let mut batch = Vec::new();
-    let mut size = 0;
-    for record in records {
-        let length = record.to_bytes().map(|b| b.len()).unwrap_or(MESSAGE_BUDGET);
-        if !batch.is_empty() && size + length > MESSAGE_BUDGET {
-            messages.push(message(
-                query,
-                messages.is_empty(),
-                std::mem::take(&mut batch),
-            ));
-            size = 0;
-        }
-        size += length;
-        batch.push(record);
-    }
-    messages.push(message(query, messages.is_empty(), batch));
-    messages
 }
 
 /// One response message of a transfer: the question and OPT in the first

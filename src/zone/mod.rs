@@ -147,19 +147,33 @@ impl Snapshot {
     }
 
     /// Every record as hickory `Record`s, the SOA first, then in canonical
-    /// order: for transfers and the master file, not for queries.
-    pub fn records(&self) -> Vec<Record> {
-        let mut out = Vec::with_capacity(self.record_count());
-        for node in self.nodes() {
+    /// order (RFC 4034 §6.3: owner, type, data). Made one name at a time, so
+    /// that a transfer of a large zone never holds all of it as hickory
+    /// types; for transfers and the master file, not for queries.
+    pub fn records_iter(&self) -> impl Iterator<Item = Record> + '_ {
+        let names = self.store.names();
+        let mut owners: Vec<NameId> = self
+            .store
+            .nodes()
+            .filter(|&id| !self.store.sets(id).is_empty())
+            .collect();
+        owners.sort_unstable_by(|a, b| names::cmp_canonical(names.wire(*a), names.wire(*b)));
+        let rest = owners.into_iter().flat_map(move |id| {
+            let node = NodeRef { snapshot: self, id };
+            let mut out = Vec::new();
             for set in node.sets() {
                 if set.rtype != RecordType::SOA {
                     node.materialize(set, &mut out);
                 }
             }
-        }
-        out.sort();
-        out.insert(0, self.soa.clone());
-        out
+            out
+        });
+        std::iter::once(self.soa.clone()).chain(rest)
+    }
+
+    /// [`Snapshot::records_iter`], collected.
+    pub fn records(&self) -> Vec<Record> {
+        self.records_iter().collect()
     }
 
     /// The records of this snapshot that `other` does not have (or has with
