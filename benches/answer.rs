@@ -32,11 +32,21 @@ fn query(name: &str, qtype: u16, edns: bool) -> Vec<u8> {
     q
 }
 
+/// `q` (with a plain OPT last) carrying a client COOKIE, as `dig` and BIND
+/// send.
+fn with_cookie(mut q: Vec<u8>) -> Vec<u8> {
+    let at = q.len() - 2;
+    q[at..].copy_from_slice(&12u16.to_be_bytes());
+    q.extend_from_slice(&[0, 10, 0, 8, 1, 2, 3, 4, 5, 6, 7, 8]);
+    q
+}
+
 fn kinds() -> Vec<(&'static str, Vec<u8>)> {
     let task = format!("{}.svc-7.local", support::task_id(7));
     vec![
         ("service_a", query("svc-7.local", 1, false)),
         ("service_a_edns", query("svc-7.local", 1, true)),
+        ("service_a_cookie", with_cookie(query("svc-7.local", 1, true))),
         (
             "cluster_service_a",
             query("svc-7.cluster-1.local", 1, false),

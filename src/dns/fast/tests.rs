@@ -268,6 +268,80 @@ fn common_queries_take_the_fast_path() {
     }
 }
 
+/// `q` (with a plain OPT last) with `options` as the OPT's data.
+fn with_options(mut q: Vec<u8>, options: &[u8]) -> Vec<u8> {
+    let at = q.len() - 2;
+    q[at..].copy_from_slice(&(options.len() as u16).to_be_bytes());
+    q.extend_from_slice(options);
+    q
+}
+
+/// One EDNS option in wire format.
+fn option(code: u16, data: &[u8]) -> Vec<u8> {
+    let mut out = code.to_be_bytes().to_vec();
+    out.extend_from_slice(&(data.len() as u16).to_be_bytes());
+    out.extend_from_slice(data);
+    out
+}
+
+/// Options that `respond` ignores (COOKIE, as `dig` and BIND send with every
+/// query; padding; keepalive; unknown codes) keep a query on the fast path;
+/// options hickory parses, and malformed option lists, leave it, and either
+/// way the bytes are `respond`'s.
+#[test]
+fn edns_options_respond_ignores_stay_on_the_fast_path() {
+    let s = snapshot();
+    let limits = Limits::default();
+    let mut out = Vec::new();
+    let client_cookie = option(10, &[1, 2, 3, 4, 5, 6, 7, 8]);
+    let both_cookies = option(10, &[7; 24]);
+    let fast: Vec<Vec<u8>> = vec![
+        client_cookie.clone(),
+        both_cookies,
+        option(12, &[0; 40]),
+        option(11, &[]),
+        option(65001, b"x"),
+        [client_cookie.clone(), option(12, &[0; 3])].concat(),
+    ];
+    let slow: Vec<Vec<u8>> = vec![
+        option(3, &[]),
+        option(8, &[0, 1, 24, 0, 10, 0, 0]),
+        option(5, &[8, 13]),
+        [client_cookie.clone(), option(3, &[])].concat(),
+        // Truncated: a header cut short, a length past the end.
+        client_cookie[..3].to_vec(),
+        [&[0, 10, 0, 9][..], &[1; 8]].concat(),
+    ];
+    for (name, rtype) in [
+        ("web.local.", RecordType::A),
+        ("_http._tcp.web.local.", RecordType::SRV),
+        ("nope.local.", RecordType::A),
+        ("WEB.local.", RecordType::A),
+    ] {
+        let base = query(
+            9,
+            [1, 0],
+            &wire(&Name::from_ascii(name).unwrap()),
+            u16::from(rtype),
+            Some((1232, true)),
+        );
+        for options in &fast {
+            let q = with_options(base.clone(), options);
+            assert!(
+                same(&s, &q, Transport::Udp, &limits, &mut out),
+                "slow path for {name} {rtype} with {options:02x?}"
+            );
+        }
+        for options in &slow {
+            let q = with_options(base.clone(), options);
+            assert!(
+                !same(&s, &q, Transport::Udp, &limits, &mut out),
+                "fast path for {name} {rtype} with {options:02x?}"
+            );
+        }
+    }
+}
+
 /// Mutated queries: every byte changed in turn, and random cuts: the fast
 /// path answers as `respond` does or stands aside, and never panics.
 #[test]
@@ -280,6 +354,7 @@ fn mutated_queries_never_differ() {
         ("web.local.", RecordType::A, Some((1232, false))),
         ("_http._tcp.web.local.", RecordType::SRV, None),
         ("nope.local.", RecordType::A, Some((512, true))),
+        ("api.local.", RecordType::AAAA, Some((1232, false))),
     ]
     .into_iter()
     .map(|(n, t, e)| {
@@ -292,6 +367,11 @@ fn mutated_queries_never_differ() {
         )
     })
     .collect();
+    // The last one carries a COOKIE, so mutations reach the option walk.
+    let mut bases = bases;
+    if let Some(last) = bases.pop() {
+        bases.push(with_options(last, &option(10, &[5; 8])));
+    }
     for base in &bases {
         for at in 0..base.len() {
             for _ in 0..24 {
