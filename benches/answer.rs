@@ -46,7 +46,10 @@ fn kinds() -> Vec<(&'static str, Vec<u8>)> {
     vec![
         ("service_a", query("svc-7.local", 1, false)),
         ("service_a_edns", query("svc-7.local", 1, true)),
-        ("service_a_cookie", with_cookie(query("svc-7.local", 1, true))),
+        (
+            "service_a_cookie",
+            with_cookie(query("svc-7.local", 1, true)),
+        ),
         (
             "cluster_service_a",
             query("svc-7.cluster-1.local", 1, false),
