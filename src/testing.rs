@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use crate::config::{Config, Settings, SourceKind};
+use crate::config::{Config, Settings, SourceKind, ZoneConfig};
 use crate::inventory::{Inventory, Task};
 use crate::zone::Snapshot;
 
@@ -18,8 +18,13 @@ pub fn config() -> Config {
 
 /// The snapshot of `tasks` under the default configuration, serial `serial`.
 pub fn snapshot(tasks: Vec<Task>, serial: u32) -> Snapshot {
+    snapshot_in(&config().zone, tasks, serial)
+}
+
+/// The snapshot of `tasks` under `zone`, with no previous one.
+pub fn snapshot_in(zone: &ZoneConfig, tasks: Vec<Task>, serial: u32) -> Snapshot {
     Snapshot::build(
-        &config().zone,
+        zone,
         Arc::new(Inventory {
             clusters: vec![],
             tasks,

@@ -19,7 +19,7 @@
 //! A failure prints the smallest input found; add it to `tests.rs`.
 
 use std::net::{Ipv4Addr, Ipv6Addr};
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
 use hickory_proto::rr::{DNSClass, Name, RecordType};
@@ -27,7 +27,7 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::config::{Config, Settings, SourceKind};
-use crate::inventory::{Inventory, NetworkMode, PortBinding, Task};
+use crate::inventory::{NetworkMode, PortBinding, Task};
 
 /// Cases per property when `PROPTEST_CASES` is not set: a few seconds.
 const DEFAULT_CASES: u32 = 2000;
@@ -85,15 +85,7 @@ fn snapshot() -> &'static Snapshot {
                 });
             }
         }
-        Snapshot::build(
-            &config.zone,
-            Arc::new(Inventory {
-                clusters: vec![],
-                tasks,
-            }),
-            None,
-            1,
-        )
+        crate::testing::snapshot_in(&config.zone, tasks, 1)
     })
 }
 

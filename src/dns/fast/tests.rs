@@ -2,13 +2,12 @@
 //! must not stand aside for the common queries.
 
 use std::net::{Ipv4Addr, Ipv6Addr};
-use std::sync::Arc;
 
 use hickory_proto::rr::Name;
 
 use super::*;
 use crate::config::{Config, Settings, SourceKind};
-use crate::inventory::{Inventory, NetworkMode, PortBinding, Task};
+use crate::inventory::{NetworkMode, PortBinding, Task};
 
 /// A zone with the shapes that matter: services with several tasks, bridge
 /// and awsvpc, IPv6, SRV with additionals, one service too big for 512
@@ -55,15 +54,7 @@ fn snapshot() -> Snapshot {
             });
         }
     }
-    Snapshot::build(
-        &config.zone,
-        Arc::new(Inventory {
-            clusters: vec![],
-            tasks,
-        }),
-        None,
-        1,
-    )
+    crate::testing::snapshot_in(&config.zone, tasks, 1)
 }
 
 /// A query in wire format: `flags` are the header's bytes 2 and 3; `edns`
