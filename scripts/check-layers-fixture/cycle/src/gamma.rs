@@ -1,0 +1,5 @@
+pub struct G;
+
+pub fn z() {
+    let _ = crate::alpha::x();
+}

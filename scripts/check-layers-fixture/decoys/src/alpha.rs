@@ -1,0 +1,5 @@
+use crate::beta::Thing;
+
+pub fn x() -> Thing {
+    Thing
+}

@@ -1,0 +1,3 @@
+mod alpha;
+mod beta;
+mod gamma;
