@@ -10,8 +10,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
-use ecs_dns::dns::answer::{Limits, Transport, respond};
-use ecs_dns::dns::fast;
+use ecs_dns::dns::answer::{Limits, respond};
+use ecs_dns::dns::{Served, fast};
+use ecs_dns::wire::Transport;
 use ecs_dns::zone::Snapshot;
 
 mod support;
@@ -64,19 +65,20 @@ fn kinds() -> Vec<(&'static str, Vec<u8>)> {
 }
 
 fn answers(c: &mut Criterion) {
-    let snapshot = support::snapshot(5_000);
+    let served = Served::new(Arc::new(support::snapshot(5_000)), None);
+    let snapshot = served.snapshot();
     let limits = Limits::default();
     let mut group = c.benchmark_group("answer");
     let mut out = Vec::with_capacity(4096);
     for (kind, q) in kinds() {
-        let fast = fast::answer(&snapshot, &q, Transport::Udp, &limits, &mut out);
+        let fast = fast::answer(&served, &q, Transport::Udp, &limits, &mut out);
         if fast {
             group.bench_with_input(BenchmarkId::new("fast", kind), &q, |b, q| {
-                b.iter(|| fast::answer(&snapshot, black_box(q), Transport::Udp, &limits, &mut out))
+                b.iter(|| fast::answer(&served, black_box(q), Transport::Udp, &limits, &mut out))
             });
         }
         group.bench_with_input(BenchmarkId::new("respond", kind), &q, |b, q| {
-            b.iter(|| respond(Some(&snapshot), black_box(q), Transport::Udp, &limits))
+            b.iter(|| respond(Some(snapshot), black_box(q), Transport::Udp, &limits))
         });
     }
     group.finish();
@@ -89,16 +91,22 @@ fn build(c: &mut Criterion) {
     group.measurement_time(Duration::from_secs(10));
     for tasks in [1_000, 10_000, 100_000] {
         let inventory = Arc::new(support::inventory(tasks));
+        // What a publication builds: the snapshot and its answer table.
+        let publish = |inv: &Arc<_>, previous: Option<&Served>| {
+            let base = previous.map(|p| p.snapshot().as_ref());
+            let snapshot = Snapshot::build(&config, Arc::clone(inv), base, 2);
+            Served::new(Arc::new(snapshot), previous)
+        };
         group.bench_with_input(BenchmarkId::new("first", tasks), &inventory, |b, inv| {
-            b.iter(|| Snapshot::build(&config, inv.clone(), None, 1))
+            b.iter(|| publish(inv, None))
         });
         // The steady state: the same tasks again, compared with the
         // previous snapshot (serial and answers kept).
-        let previous = Snapshot::build(&config, inventory.clone(), None, 1);
+        let previous = publish(&inventory, None);
         group.bench_with_input(
             BenchmarkId::new("unchanged", tasks),
             &inventory,
-            |b, inv| b.iter(|| Snapshot::build(&config, inv.clone(), Some(&previous), 2)),
+            |b, inv| b.iter(|| publish(inv, Some(&previous))),
         );
     }
     group.finish();

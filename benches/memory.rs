@@ -10,9 +10,10 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Instant;
 
-use ecs_dns::dns::answer::Transport;
-use ecs_dns::xfr::access::Access;
-use ecs_dns::xfr::{TransferConfig, Transfers};
+use ecs_dns::config::TransferConfig;
+use ecs_dns::dns::Served;
+use ecs_dns::wire::Transport;
+use ecs_dns::xfr::Transfers;
 use ecs_dns::zone::Snapshot;
 
 mod support;
@@ -60,19 +61,18 @@ fn measure(tasks: usize) {
     let with_inventory = rss();
     let start = Instant::now();
     let snapshot = Snapshot::build(&support::zone_config(), inventory, None, 1);
+    let served = Served::new(Arc::new(snapshot), None);
+    let snapshot = served.snapshot();
     let took = start.elapsed();
     let after = rss();
     // Every name's templates, as after a query for each name.
     let render_start = Instant::now();
-    snapshot.fast().render_all(&snapshot);
+    served.answers().render_all(snapshot);
     let render_took = render_start.elapsed();
     let warm = rss();
     // One AXFR, as a secondary's first transfer: its peak memory and time.
     let transfers = Transfers::new(TransferConfig {
-        access: Access {
-            allow: vec!["127.0.0.0/8".parse().expect("prefix")],
-            ..Access::default()
-        },
+        allow: vec!["127.0.0.0/8".parse().expect("prefix")],
         ..TransferConfig::default()
     });
     let resident = rss();
@@ -80,7 +80,7 @@ fn measure(tasks: usize) {
     let axfr_start = Instant::now();
     let messages = transfers
         .respond(
-            Some(&snapshot),
+            Some(snapshot),
             &axfr_query(),
             "127.0.0.1".parse().expect("address"),
             Transport::Tcp,

@@ -1,5 +1,5 @@
 //! What the query metrics cost on the answer path: the answer function
-//! alone, the same with `ops::metrics::record_query` (clock read + relaxed
+//! alone, the same with `query_counters::record_query` (clock read + relaxed
 //! atomic increments) as a front calls it, and `record_query` alone.
 //!
 //!   cargo bench --bench query_metrics
@@ -12,8 +12,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use ecs_dns::dns::answer::{self, Limits, Transport};
-use ecs_dns::ops::metrics::record_query;
+use ecs_dns::dns::answer::{self, Limits};
+use ecs_dns::query_counters::record_query;
+use ecs_dns::wire::Transport;
 use ecs_dns::zone::Snapshot;
 use hickory_proto::op::{Message, Query, ResponseCode};
 use hickory_proto::rr::{Name, RecordType};

@@ -6,12 +6,13 @@ use std::sync::Arc;
 use anyhow::Context;
 
 use crate::config::{Config, ConfigArgs, FrontKind, LogFormat};
+use crate::dns::SharedZone;
 use crate::dns::answer::Limits;
-use crate::dns::front;
+use crate::front::{self, dispatch::Dispatch};
 use crate::ops;
+use crate::publish::Publisher;
 use crate::source::{self, Source};
-use crate::zone::publish::Publisher;
-use crate::zone::{SharedZone, master};
+use crate::zone::master;
 
 /// How long a stop (SIGTERM) may take to close the ops listener.
 const HTTP_STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
@@ -46,6 +47,7 @@ pub async fn serve(config: Config, args: ConfigArgs) -> anyhow::Result<()> {
         restore_state(&publisher, path, &config);
     }
     let ops_state = ops::http::OpsState::new(zone.clone(), config.max_stale);
+    let zone_for_dns = zone.clone();
     let (http_stop, http_stopped) = tokio::sync::oneshot::channel::<()>();
     let http = match config.http {
         Some(address) => {
@@ -61,23 +63,27 @@ pub async fn serve(config: Config, args: ConfigArgs) -> anyhow::Result<()> {
     let limits = Limits {
         max_udp_payload: config.max_udp_payload,
     };
-    let front_zone = zone.clone();
     let running_config = config.clone();
     let mut dns = Box::pin(async move {
         let config = running_config;
         match config.front {
             FrontKind::Own => {
+                let dispatch = Dispatch::new(zone_for_dns, limits, Some(transfers));
                 front::serve(
-                    front_zone,
+                    dispatch,
                     &config.listen,
-                    limits,
                     config.tcp,
-                    Some(transfers),
                     config.rrl,
+                    config.udp_io,
                 )
                 .await
             }
-            FrontKind::Hickory => front::hickory::serve(front_zone, &config.listen, limits).await,
+            // Transfers, RRL and TCP limits are refused with this front by
+            // the configuration.
+            FrontKind::Hickory => {
+                let dispatch = Dispatch::new(zone_for_dns, limits, None);
+                front::hickory::serve(dispatch, &config.listen).await
+            }
         }
     });
     let mut running = config.clone();
@@ -102,7 +108,8 @@ pub async fn serve(config: Config, args: ConfigArgs) -> anyhow::Result<()> {
     {
         tracing::warn!("ops listener did not stop in time");
     }
-    if let (Some(path), Some(snapshot)) = (config.state_file.clone(), zone.load_full()) {
+    if let (Some(path), Some(served)) = (config.state_file.clone(), zone.load_full()) {
+        let snapshot = served.snapshot().clone();
         let saved = tokio::task::spawn_blocking(move || ops::state::save(&path, &snapshot)).await;
         match saved {
             Ok(Ok(())) => tracing::info!("state file saved"),
@@ -143,7 +150,7 @@ fn reload(
     publisher: &Publisher,
     ops_state: &ops::http::OpsState,
 ) {
-    let new = match Config::load(args) {
+    let new = match crate::cli::load_config(args) {
         Ok(new) => new,
         Err(error) => {
             tracing::error!(%error, "reload failed: keeping the running configuration");
@@ -182,8 +189,8 @@ pub async fn records(config: Config) -> anyhow::Result<()> {
         .context("the source returned no inventory")?;
     let zone: SharedZone = Arc::default();
     Publisher::new(config.zone.clone(), zone.clone()).publish(inventory);
-    let snapshot = zone.load_full().context("no zone was built")?;
-    print!("{}", master::render(&snapshot));
+    let served = zone.load_full().context("no zone was built")?;
+    print!("{}", master::render(served.snapshot()));
     Ok(())
 }
 

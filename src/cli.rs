@@ -1,8 +1,8 @@
 //! The command line.
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
-use crate::config::ConfigArgs;
+use crate::config::{Config, ConfigArgs, ConfigError};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -43,4 +43,42 @@ pub struct HealthcheckArgs {
     /// How long to wait for the answer
     #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
     pub timeout: std::time::Duration,
+}
+
+/// Loads the configuration for a command: the environment checked first
+/// (see [`check_environment`]), then flags over environment over file.
+pub fn load_config(args: &ConfigArgs) -> Result<Config, ConfigError> {
+    check_environment()?;
+    Config::load(args)
+}
+
+/// Rejects `ECS_DNS_*` variables that name no key: a typo in a task
+/// definition's environment must not be ignored.
+pub fn check_environment() -> Result<(), ConfigError> {
+    let command = Cli::command();
+    let mut known: Vec<String> = Vec::new();
+    collect_env_names(&command, &mut known);
+    for (name, _) in std::env::vars_os() {
+        let Some(name) = name.to_str() else { continue };
+        if name.starts_with("ECS_DNS_") && !known.iter().any(|k| k == name) {
+            known.sort();
+            known.dedup();
+            return Err(ConfigError::UnknownEnv {
+                name: name.to_owned(),
+                known: known.join(", "),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn collect_env_names(command: &clap::Command, out: &mut Vec<String>) {
+    for arg in command.get_arguments() {
+        if let Some(env) = arg.get_env().and_then(|e| e.to_str()) {
+            out.push(env.to_owned());
+        }
+    }
+    for sub in command.get_subcommands() {
+        collect_env_names(sub, out);
+    }
 }

@@ -8,13 +8,17 @@
 //! the built-in default. [`Config::resolve`] checks every value and names the
 //! key in its error.
 
+use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
-use clap::{Args, CommandFactory};
+use base64::Engine;
+use clap::Args;
 use hickory_proto::rr::Name;
+use hickory_proto::rr::rdata::tsig::TsigAlgorithm;
+use ipnet::IpNet;
 use serde::Deserialize;
 
 /// Where the configuration is looked for when `--config` is not given.
@@ -39,12 +43,19 @@ pub enum ConfigError {
     UnknownEnv { name: String, known: String },
 }
 
-fn invalid(key: &'static str, value: impl ToString, reason: impl ToString) -> ConfigError {
-    ConfigError::Invalid {
-        key,
-        value: value.to_string(),
-        reason: reason.to_string(),
+impl ConfigError {
+    /// `key = value` is wrong, for `reason`.
+    pub fn invalid(key: &'static str, value: impl ToString, reason: impl ToString) -> ConfigError {
+        ConfigError::Invalid {
+            key,
+            value: value.to_string(),
+            reason: reason.to_string(),
+        }
     }
+}
+
+fn invalid(key: &'static str, value: impl ToString, reason: impl ToString) -> ConfigError {
+    ConfigError::invalid(key, value, reason)
 }
 
 /// Every key, each optional: unset keys fall through to the next layer.
@@ -203,19 +214,26 @@ pub struct Settings {
     /// Every Nth rate-limited answer is sent truncated instead of dropped; 0 never [default: 2]
     #[arg(long, env = "ECS_DNS_RRL_SLIP")]
     pub rrl_slip: Option<u32>,
+
+    /// UDP I/O of the own front: `batched` (recvmmsg/sendmmsg, Linux only) or `plain` (recv_from/send_to, any Unix) [default: batched on Linux, else plain]
+    #[arg(long, env = "ECS_DNS_UDP_IO")]
+    pub udp_io: Option<UdpIo>,
 }
 
-/// Fills every key left unset in `$high` from `$low`.
-macro_rules! merge_fields {
-    ($high:expr, $low:expr, $($field:ident),* $(,)?) => {
-        $( if $high.$field.is_none() { $high.$field = $low.$field; } )*
-    };
+/// For each key: the higher layer's value if set, else the lower one's. The
+/// lower layer is taken apart field by field with no `..`, so a key added to
+/// [`Settings`] and forgotten here does not compile.
+macro_rules! merge_settings {
+    ($high:ident, $low:ident, $($field:ident),* $(,)?) => {{
+        let Settings { $($field),* } = $low;
+        Settings { $($field: $high.$field.or($field)),* }
+    }};
 }
 
 impl Settings {
     /// Keys set here win; unset keys come from `file`.
-    pub fn over(mut self, file: Settings) -> Settings {
-        merge_fields!(
+    pub fn over(self, file: Settings) -> Settings {
+        merge_settings!(
             self,
             file,
             zone,
@@ -251,8 +269,8 @@ impl Settings {
             tsig_key_file,
             rrl_responses_per_second,
             rrl_slip,
-        );
-        self
+            udp_io,
+        )
     }
 
     /// Reads a TOML file; relative paths in it are taken from its folder.
@@ -296,6 +314,26 @@ pub enum FrontKind {
     Hickory,
 }
 
+/// How the own front's UDP loops read and write datagrams.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum UdpIo {
+    /// `recvmmsg`/`sendmmsg`: a batch of datagrams per system call (Linux).
+    Batched,
+    /// `recv_from`/`send_to`: one datagram per call (every Unix).
+    Plain,
+}
+
+impl Default for UdpIo {
+    fn default() -> Self {
+        if cfg!(target_os = "linux") {
+            UdpIo::Batched
+        } else {
+            UdpIo::Plain
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
@@ -327,7 +365,7 @@ pub struct Config {
     pub max_udp_payload: u16,
     pub log_format: LogFormat,
     pub front: FrontKind,
-    pub tcp: crate::dns::front::tcp::TcpLimits,
+    pub tcp: TcpLimits,
     /// The HTTP ops listener, if any.
     pub http: Option<SocketAddr>,
     /// Where snapshots are saved for a warm restart, if anywhere.
@@ -335,9 +373,11 @@ pub struct Config {
     /// Data older than this makes /readyz fail.
     pub max_stale: Duration,
     /// Zone transfers and NOTIFY.
-    pub transfer: crate::xfr::TransferConfig,
+    pub transfer: TransferConfig,
     /// Response-rate limiting (UDP).
-    pub rrl: crate::dns::rrl::RrlConfig,
+    pub rrl: RrlConfig,
+    /// UDP I/O of the own front.
+    pub udp_io: UdpIo,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -351,6 +391,19 @@ pub enum SourceConfig {
         region: Option<String>,
         request_timeout: Duration,
     },
+}
+
+/// Serving rules that are settings rather than fixed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rules {
+    /// Serve a service's UNHEALTHY tasks when it has no healthy one.
+    pub fail_open: bool,
+}
+
+impl Default for Rules {
+    fn default() -> Self {
+        Rules { fail_open: true }
+    }
 }
 
 /// What the records and the zone apex are made from.
@@ -368,7 +421,7 @@ pub struct ZoneConfig {
     pub soa_expire: u32,
     pub nameservers: Vec<Nameserver>,
     /// Serving rules that are settings.
-    pub rules: crate::records::Rules,
+    pub rules: Rules,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -377,14 +430,128 @@ pub struct Nameserver {
     pub addresses: Vec<IpAddr>,
 }
 
+/// The TCP limits (keys `tcp_max_connections`, `tcp_idle_timeout`,
+/// `tcp_max_queries`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TcpLimits {
+    pub max_connections: usize,
+    pub idle_timeout: Duration,
+    pub max_queries: u32,
+}
+
+impl Default for TcpLimits {
+    fn default() -> Self {
+        TcpLimits {
+            max_connections: 512,
+            idle_timeout: Duration::from_secs(10),
+            max_queries: 1000,
+        }
+    }
+}
+
+/// Response-rate limiting (keys `rrl_responses_per_second`, `rrl_slip`);
+/// `responses_per_second == 0` turns it off.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RrlConfig {
+    pub responses_per_second: u32,
+    /// Every `slip`-th limited response goes out truncated; 0: never.
+    pub slip: u32,
+}
+
+/// Zone transfers and NOTIFY (keys `transfer_allow`, `tsig_keys`,
+/// `tsig_key_file`, `notify`).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct TransferConfig {
+    /// Who may transfer without TSIG.
+    pub allow: Vec<IpNet>,
+    /// Keys a transfer may be signed with.
+    pub keys: Vec<TsigKey>,
+    /// Secondaries to NOTIFY on every new serial.
+    pub notify: Vec<SocketAddr>,
+}
+
+/// A TSIG key. Its secret never appears in logs or `check-config`.
+#[derive(Clone, PartialEq)]
+pub struct TsigKey {
+    pub name: Name,
+    pub algorithm: TsigAlgorithm,
+    secret: Vec<u8>,
+}
+
+impl fmt::Debug for TsigKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TsigKey")
+            .field("name", &self.name.to_string())
+            .field("algorithm", &self.algorithm.to_name().to_string())
+            .field("secret", &"<redacted>")
+            .finish()
+    }
+}
+
+impl TsigKey {
+    /// Parses `NAME:ALGORITHM:BASE64-SECRET` (as in `dig -y`), e.g.
+    /// `xfr-key:hmac-sha256:c2VjcmV0`.
+    pub fn parse(text: &str) -> Result<TsigKey, String> {
+        let mut parts = text.trim().splitn(3, ':');
+        let (Some(name), Some(algorithm), Some(secret)) =
+            (parts.next(), parts.next(), parts.next())
+        else {
+            return Err("expected NAME:ALGORITHM:BASE64-SECRET".into());
+        };
+        let mut name = Name::from_ascii(name).map_err(|e| format!("bad key name: {e}"))?;
+        name.set_fqdn(true);
+        let algorithm = match algorithm.to_ascii_lowercase().as_str() {
+            "hmac-sha256" => TsigAlgorithm::HmacSha256,
+            "hmac-sha384" => TsigAlgorithm::HmacSha384,
+            "hmac-sha512" => TsigAlgorithm::HmacSha512,
+            other => {
+                return Err(format!(
+                    "unsupported algorithm {other} (use hmac-sha256, -sha384 or -sha512)"
+                ));
+            }
+        };
+        let secret = base64::engine::general_purpose::STANDARD
+            .decode(secret.trim())
+            .map_err(|e| format!("secret is not base64: {e}"))?;
+        if secret.is_empty() {
+            return Err("empty secret".into());
+        }
+        Ok(TsigKey {
+            name: name.to_lowercase(),
+            algorithm,
+            secret,
+        })
+    }
+
+    /// The name as the secondary's configuration has it, for messages.
+    pub fn describe(&self) -> String {
+        self.name.to_string()
+    }
+
+    /// The secret, for signing and verifying only: never to be shown.
+    pub fn secret(&self) -> &[u8] {
+        &self.secret
+    }
+}
+
+/// Parses `transfer_allow` entries: a prefix (`10.0.0.0/16`) or a single
+/// address.
+pub fn parse_prefix(text: &str) -> Result<IpNet, String> {
+    let text = text.trim();
+    text.parse::<IpNet>()
+        .or_else(|_| text.parse::<IpAddr>().map(IpNet::from))
+        .map_err(|_| "expected an address or a prefix such as 10.0.0.0/16".to_string())
+}
+
 /// The largest TTL RFC 2181 §8 allows.
 const MAX_TTL: u32 = (1 << 31) - 1;
 
 impl Config {
     /// Loads the configuration the way `serve`, `records` and `check-config`
-    /// do: flags and environment over the file over the defaults.
+    /// do: flags and environment over the file over the defaults. (The
+    /// command line checks first that every `ECS_DNS_*` variable names a key:
+    /// `cli::check_environment`.)
     pub fn load(args: &ConfigArgs) -> Result<Config, ConfigError> {
-        check_environment()?;
         let (file, from_file) = match &args.config {
             Some(path) => (Some(path.clone()), Settings::from_file(path)?),
             None if Path::new(DEFAULT_CONFIG_PATH).exists() => {
@@ -401,6 +568,10 @@ impl Config {
 
     /// Checks merged settings and fills in the defaults.
     pub fn resolve(s: Settings) -> Result<Config, ConfigError> {
+        let front = s.front.unwrap_or_default();
+        if front == FrontKind::Hickory {
+            hickory_can_serve(&s)?;
+        }
         let zone_text = s.zone.as_deref().unwrap_or("local");
         let origin = parse_name("zone", zone_text)?;
         if origin.is_root() {
@@ -491,7 +662,7 @@ impl Config {
             soa_mname,
             soa_rname,
             nameservers,
-            rules: crate::records::Rules {
+            rules: Rules {
                 fail_open: s.fail_open.unwrap_or(true),
             },
         };
@@ -515,8 +686,17 @@ impl Config {
             return Err(invalid("state_file", path.display(), "must name a file"));
         }
 
+        let udp_io = s.udp_io.unwrap_or_default();
+        if udp_io == UdpIo::Batched && !cfg!(target_os = "linux") {
+            return Err(invalid(
+                "udp_io",
+                "batched",
+                "recvmmsg/sendmmsg need Linux: use udp_io = \"plain\"",
+            ));
+        }
         Ok(Config {
-            front: s.front.unwrap_or_default(),
+            front,
+            udp_io,
             tcp,
             file: None,
             listen,
@@ -532,13 +712,40 @@ impl Config {
                 s.tsig_keys.as_deref().unwrap_or_default(),
                 s.tsig_key_file.as_deref(),
             )?,
-            rrl: crate::dns::rrl::RrlConfig {
+            rrl: RrlConfig {
                 responses_per_second: s.rrl_responses_per_second.unwrap_or(0),
                 slip: s.rrl_slip.unwrap_or(2),
             },
             state_file: s.state_file,
             max_stale,
         })
+    }
+}
+
+/// `front = "hickory"` has hickory-server's sockets and request loop: it
+/// cannot send a zone transfer (several messages for one request), rate-limit
+/// responses, or apply our TCP limits. Asking for one of those with it is a
+/// configuration error naming the key, never a silent no-op.
+fn hickory_can_serve(s: &Settings) -> Result<(), ConfigError> {
+    let why = "front = \"hickory\" cannot do this: use front = \"own\" (the default)";
+    let set = |list: &Option<Vec<String>>| list.as_ref().is_some_and(|l| !l.is_empty());
+    let checks: [(&'static str, bool); 9] = [
+        ("transfer_allow", set(&s.transfer_allow)),
+        ("tsig_keys", set(&s.tsig_keys)),
+        ("tsig_key_file", s.tsig_key_file.is_some()),
+        ("notify", s.notify.as_ref().is_some_and(|l| !l.is_empty())),
+        (
+            "rrl_responses_per_second",
+            s.rrl_responses_per_second.is_some_and(|r| r > 0),
+        ),
+        ("tcp_max_connections", s.tcp_max_connections.is_some()),
+        ("tcp_idle_timeout", s.tcp_idle_timeout.is_some()),
+        ("tcp_max_queries", s.tcp_max_queries.is_some()),
+        ("udp_io", s.udp_io.is_some()),
+    ];
+    match checks.into_iter().find(|(_, is_set)| *is_set) {
+        Some((key, _)) => Err(ConfigError::invalid(key, "set", why)),
+        None => Ok(()),
     }
 }
 
@@ -549,8 +756,7 @@ fn transfer_config(
     notify: Vec<SocketAddr>,
     keys: &[String],
     key_file: Option<&Path>,
-) -> Result<crate::xfr::TransferConfig, ConfigError> {
-    use crate::xfr::access::{TsigKey, parse_prefix};
+) -> Result<TransferConfig, ConfigError> {
     let allow = allow
         .iter()
         .map(|p| parse_prefix(p).map_err(|reason| invalid("transfer_allow", p, reason)))
@@ -579,10 +785,10 @@ fn transfer_config(
             })?);
         }
     }
-    Ok(crate::xfr::TransferConfig {
-        access: crate::xfr::access::Access { allow, keys: tsig },
+    Ok(TransferConfig {
+        allow,
+        keys: tsig,
         notify,
-        journal: crate::xfr::journal::JournalLimits::default(),
     })
 }
 
@@ -592,8 +798,8 @@ fn tcp_limits(
     max_connections: Option<usize>,
     idle_timeout: Option<Duration>,
     max_queries: Option<u32>,
-) -> Result<crate::dns::front::tcp::TcpLimits, ConfigError> {
-    let defaults = crate::dns::front::tcp::TcpLimits::default();
+) -> Result<TcpLimits, ConfigError> {
+    let defaults = TcpLimits::default();
     let max_connections = max_connections.unwrap_or(defaults.max_connections);
     if !(1..=65_535).contains(&max_connections) {
         return Err(invalid(
@@ -614,42 +820,11 @@ fn tcp_limits(
     if max_queries == 0 {
         return Err(invalid("tcp_max_queries", 0, "must be at least 1"));
     }
-    Ok(crate::dns::front::tcp::TcpLimits {
+    Ok(TcpLimits {
         max_connections,
         idle_timeout,
         max_queries,
     })
-}
-
-impl Config {
-    /// Checks that the file source's inventory can be read: a folder or an
-    /// unreadable file is a configuration error. With `must_exist` (for
-    /// `check-config`) a missing file is one too, and the file must parse;
-    /// without (for `serve`) a missing file is allowed, since another tool may
-    /// write it later (the server answers from the state file, or SERVFAIL,
-    /// until then) and the caller logs it.
-    pub fn check_inventory(&self, must_exist: bool) -> Result<(), ConfigError> {
-        let SourceConfig::File { path } = &self.source else {
-            return Ok(());
-        };
-        let bad = |reason: String| invalid("inventory", path.display(), reason);
-        let metadata = match std::fs::metadata(path) {
-            Ok(metadata) => metadata,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !must_exist => return Ok(()),
-            Err(e) => return Err(bad(e.to_string())),
-        };
-        if !metadata.is_file() {
-            return Err(bad("not a regular file".into()));
-        }
-        let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
-        if must_exist {
-            let modified = metadata
-                .modified()
-                .unwrap_or(std::time::SystemTime::UNIX_EPOCH);
-            crate::source::file::parse(path, &text, modified).map_err(bad)?;
-        }
-        Ok(())
-    }
 }
 
 fn ttl(key: &'static str, value: Option<u32>, default: u32) -> Result<u32, ConfigError> {
@@ -708,37 +883,6 @@ fn parse_nameservers(list: &[String]) -> Result<Vec<Nameserver>, ConfigError> {
         }
     }
     Ok(out)
-}
-
-/// Rejects `ECS_DNS_*` variables that name no key: a typo in a task
-/// definition's environment must not be ignored.
-fn check_environment() -> Result<(), ConfigError> {
-    let command = crate::cli::Cli::command();
-    let mut known: Vec<String> = Vec::new();
-    collect_env_names(&command, &mut known);
-    for (name, _) in std::env::vars_os() {
-        let Some(name) = name.to_str() else { continue };
-        if name.starts_with("ECS_DNS_") && !known.iter().any(|k| k == name) {
-            known.sort();
-            known.dedup();
-            return Err(ConfigError::UnknownEnv {
-                name: name.to_owned(),
-                known: known.join(", "),
-            });
-        }
-    }
-    Ok(())
-}
-
-fn collect_env_names(command: &clap::Command, out: &mut Vec<String>) {
-    for arg in command.get_arguments() {
-        if let Some(env) = arg.get_env().and_then(|e| e.to_str()) {
-            out.push(env.to_owned());
-        }
-    }
-    for sub in command.get_subcommands() {
-        collect_env_names(sub, out);
-    }
 }
 
 #[cfg(test)]
@@ -878,6 +1022,47 @@ mod tests {
     }
 
     #[test]
+    fn keys_parse_and_hide_their_secret() {
+        let key = TsigKey::parse("xfr-key:hmac-sha256:c2VjcmV0LXNlY3JldA==").unwrap();
+        assert_eq!(key.name.to_string(), "xfr-key.");
+        let shown = format!("{key:?}");
+        assert!(
+            shown.contains("<redacted>") && !shown.contains("c2VjcmV0"),
+            "{shown}"
+        );
+        for bad in [
+            "nocolons",
+            "k:hmac-md5:c2VjcmV0",
+            "k:hmac-sha256:not base64!",
+            "k:hmac-sha256:",
+        ] {
+            assert!(TsigKey::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn prefixes() {
+        let table = [
+            ("127.0.0.0/8", "127.0.0.1", true),
+            ("127.0.0.0/8", "128.0.0.1", false),
+            ("10.1.2.3", "10.1.2.3", true),
+            ("10.1.2.3", "10.1.2.4", false),
+            ("::1", "::1", true),
+            ("2001:db8::/32", "2001:db8::5", true),
+        ];
+        for (prefix, address, want) in table {
+            let net = parse_prefix(prefix).unwrap();
+            assert_eq!(
+                net.contains(&address.parse::<IpAddr>().unwrap()),
+                want,
+                "{prefix} {address}"
+            );
+        }
+        assert!(parse_prefix("10.0.0.0/33").is_err());
+        assert!(parse_prefix("nope").is_err());
+    }
+
+    #[test]
     fn unknown_file_key_is_named() {
         let err = file_settings("zone = \"local\"\nrecrod_ttl = 5\n").unwrap_err();
         assert!(err.to_string().contains("recrod_ttl"), "{err}");
@@ -894,5 +1079,125 @@ mod tests {
         assert_eq!(c.listen.len(), 2);
         assert_eq!(c.zone.nameservers.len(), 2);
         assert_eq!(c.zone.nameservers[0].addresses.len(), 2);
+    }
+
+    /// A file that sets every key: merged under flags that set none, every
+    /// value survives (the merge takes `Settings` apart with no `..`, so a
+    /// key it forgets does not compile; this shows the values get through).
+    #[test]
+    fn the_merge_keeps_every_key_of_the_file() {
+        let every_key = r#"
+            zone = "ecs.internal"
+            listen = ["127.0.0.1:5300"]
+            source = "ecs"
+            inventory = "/tmp/inv.toml"
+            clusters = ["prod"]
+            region = "eu-west-1"
+            poll_interval = "7s"
+            request_timeout = "3s"
+            record_ttl = 11
+            soa_ttl = 61
+            negative_ttl = 6
+            soa_mname = "ns1.ecs.internal"
+            soa_rname = "admin.ecs.internal"
+            soa_refresh = 62
+            soa_retry = 12
+            soa_expire = 86401
+            nameservers = ["ns1.ecs.internal=127.0.0.1"]
+            max_udp_payload = 1400
+            log_format = "json"
+            front = "own"
+            tcp_max_connections = 9
+            tcp_idle_timeout = "9s"
+            tcp_max_queries = 99
+            http = "127.0.0.1:9153"
+            state_file = "/tmp/state.json"
+            max_stale = "2h"
+            fail_open = false
+            transfer_allow = ["127.0.0.1"]
+            notify = ["127.0.0.1:5301"]
+            tsig_keys = ["k:hmac-sha256:c2VjcmV0LXNlY3JldA=="]
+            tsig_key_file = "/tmp/keys"
+            rrl_responses_per_second = 5
+            rrl_slip = 3
+            udp_io = "plain"
+        "#;
+        let file = file_settings(every_key).unwrap();
+        let shown = format!("{file:?}");
+        assert!(
+            !shown.contains("None"),
+            "the test file misses a key: {shown}"
+        );
+        let merged = Settings::default().over(file);
+        assert_eq!(format!("{merged:?}"), shown);
+    }
+
+    /// `front = "hickory"` cannot send transfers, rate-limit or apply the TCP
+    /// limits: asking for any of them with it names the key.
+    #[test]
+    fn the_hickory_front_refuses_what_it_cannot_do() {
+        let hickory = || Settings {
+            front: Some(FrontKind::Hickory),
+            ..base()
+        };
+        assert!(Config::resolve(hickory()).is_ok());
+        let cases: Vec<(&str, Settings)> = vec![
+            (
+                "transfer_allow",
+                Settings {
+                    transfer_allow: Some(vec!["127.0.0.1".into()]),
+                    ..hickory()
+                },
+            ),
+            (
+                "tsig_keys",
+                Settings {
+                    tsig_keys: Some(vec!["k:hmac-sha256:c2VjcmV0LXNlY3JldA==".into()]),
+                    ..hickory()
+                },
+            ),
+            (
+                "notify",
+                Settings {
+                    notify: Some(vec!["127.0.0.1:53".parse().unwrap()]),
+                    ..hickory()
+                },
+            ),
+            (
+                "rrl_responses_per_second",
+                Settings {
+                    rrl_responses_per_second: Some(10),
+                    ..hickory()
+                },
+            ),
+            (
+                "tcp_max_connections",
+                Settings {
+                    tcp_max_connections: Some(10),
+                    ..hickory()
+                },
+            ),
+            (
+                "udp_io",
+                Settings {
+                    udp_io: Some(UdpIo::Plain),
+                    ..hickory()
+                },
+            ),
+        ];
+        for (key, settings) in cases {
+            let err = Config::resolve(settings).expect_err(key).to_string();
+            assert!(
+                err.starts_with(key) && err.contains("front = \"own\""),
+                "{key}: {err}"
+            );
+        }
+        // Off is not asking for it.
+        let off = Settings {
+            rrl_responses_per_second: Some(0),
+            transfer_allow: Some(vec![]),
+            ..hickory()
+        };
+        assert!(Config::resolve(off).is_ok());
     }
 }

@@ -11,6 +11,10 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
+/// The tag whose value adds a service name (`ecs-dns:name`): set on a task
+/// or its service by whoever starts it, read by the naming rules.
+pub const ALIAS_TAG: &str = "ecs-dns:name";
+
 /// Everything a source knows at one moment. Always whole: a cluster that could
 /// not be refreshed keeps its last good tasks, and its [`ClusterStatus`] says
 /// how old they are.

@@ -25,7 +25,7 @@ fn main() -> ExitCode {
     // `serve` a missing one is not (it may appear later).
     let must_exist = matches!(cli.command, Command::CheckConfig(_));
     if matches!(cli.command, Command::CheckConfig(_) | Command::Serve(_))
-        && let Err(error) = config.check_inventory(must_exist)
+        && let Err(error) = ecs_dns::source::Source::check(&config, must_exist)
     {
         eprintln!("ecs-dns: configuration error: {error}");
         return ExitCode::from(EXIT_CONFIG);
@@ -55,7 +55,7 @@ fn main() -> ExitCode {
 }
 
 fn load(args: &ConfigArgs) -> Result<Config, ExitCode> {
-    Config::load(args).map_err(|error| {
+    ecs_dns::cli::load_config(args).map_err(|error| {
         eprintln!("ecs-dns: configuration error: {error}");
         ExitCode::from(EXIT_CONFIG)
     })

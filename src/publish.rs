@@ -1,13 +1,14 @@
-//! Turns each new inventory into a snapshot and publishes it, saying what
-//! changed.
+//! Publication: turns each new inventory into a snapshot, pairs it with its
+//! pre-rendered answers, swaps both in at once (`arc-swap`), tells the
+//! observers (metrics, state file, transfer journal) and logs what changed.
 
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{SystemTime, UNIX_EPOCH};
 
-use super::{SharedZone, Snapshot};
 use crate::config::ZoneConfig;
+use crate::dns::{Served, SharedZone};
 use crate::inventory::Inventory;
-use crate::records::names;
+use crate::wire::name_table;
+use crate::zone::{Snapshot, serial};
 
 /// How many names a change log line lists before it only counts.
 const NAMES_LOGGED: usize = 20;
@@ -55,7 +56,7 @@ impl NameList {
         let mut list = NameList::default();
         for name in names {
             if list.count < NAMES_LOGGED {
-                list.sample.push(names::Display(name).to_string());
+                list.sample.push(name_table::Display(name).to_string());
             }
             list.count += 1;
         }
@@ -106,7 +107,7 @@ impl Publisher {
     pub fn set_config(&self, config: ZoneConfig) -> Option<Change> {
         let mut current = self.lock_config();
         *current = config;
-        let inventory = self.zone.load_full()?.inventory.clone();
+        let inventory = self.zone.load_full()?.snapshot().inventory.clone();
         Some(self.build_and_store(&current, inventory, None))
     }
 
@@ -142,14 +143,15 @@ impl Publisher {
         saved_serial: Option<u32>,
     ) -> Change {
         let previous = self.zone.load_full();
+        let previous = previous.as_deref();
         // With no previous snapshot the serial is the `now` given, so a
         // restored zone starts right after its saved serial.
         let (base, now) = match saved_serial {
-            Some(saved) => (None, super::serial::next(Some(saved), unix_now())),
-            None => (previous.as_deref(), unix_now()),
+            Some(saved) => (None, serial::next(Some(saved), serial::now())),
+            None => (previous.map(|p| p.snapshot().as_ref()), serial::now()),
         };
         let snapshot = Snapshot::build(config, inventory, base, now);
-        let change = describe(previous.as_deref(), &snapshot);
+        let change = describe(previous.map(|p| p.snapshot().as_ref()), &snapshot);
         for collision in &snapshot.report.collisions {
             tracing::warn!(
                 kind = collision.kind,
@@ -173,7 +175,8 @@ impl Publisher {
             );
         }
         let snapshot = Arc::new(snapshot);
-        self.zone.store(Some(snapshot.clone()));
+        let served = Served::new(snapshot.clone(), previous);
+        self.zone.store(Some(Arc::new(served)));
         for observer in &self.observers {
             observer(&snapshot);
         }
@@ -218,11 +221,91 @@ fn verdict_counts(verdicts: &[crate::records::Verdict]) -> String {
     shown.join(" ")
 }
 
-fn unix_now() -> u32 {
-    let secs = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    // Serial arithmetic wraps: the low 32 bits are the point.
-    (secs & u64::from(u32::MAX)) as u32
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::web_inventory;
+
+    fn zone_config() -> ZoneConfig {
+        let mut config = crate::testing::config().zone;
+        config.nameservers[0].addresses = vec!["127.0.0.1".parse().unwrap()];
+        config
+    }
+
+    #[test]
+    fn publications_say_which_names_came_and_went() {
+        let zone = SharedZone::default();
+        let publisher = Publisher::new(zone_config(), zone.clone());
+        let first = publisher.publish(web_inventory(&[[10, 0, 0, 1]]));
+        assert!(first.changed);
+        // SOA/NS apex, ns1, web.local, web.prod.local, t0.web.local.
+        assert_eq!(first.added.count, 5, "{first:?}");
+        assert!(first.added.sample.contains(&"t0.web.local.".to_string()));
+
+        let same = publisher.publish(web_inventory(&[[10, 0, 0, 1]]));
+        assert!(!same.changed);
+        assert_eq!((same.added.count, same.removed.count), (0, 0));
+
+        let mut moved = web_inventory(&[[10, 0, 0, 2]]);
+        moved.tasks[0].task_id = "t9".into();
+        let change = publisher.publish(moved);
+        assert!(change.changed);
+        assert_eq!(change.added.sample, ["t9.web.local."]);
+        assert_eq!(change.removed.sample, ["t0.web.local."]);
+        assert_eq!(change.added.to_string(), "t9.web.local.");
+        assert_eq!(
+            zone.load().as_ref().map(|s| s.snapshot().serial()),
+            Some(change.serial)
+        );
+        let many = NameList {
+            count: 25,
+            sample: vec!["a.local.".into(), "b.local.".into()],
+        };
+        assert_eq!(many.to_string(), "a.local. b.local. (+23 more)");
+    }
+
+    /// A snapshot is always published with its own answers: the answer
+    /// table is kept only while the records and SOA are the same.
+    #[test]
+    fn answers_are_swapped_with_their_snapshot() {
+        use hickory_proto::op::{Message, Query};
+        use hickory_proto::rr::{Name, RecordType};
+
+        let zone = SharedZone::default();
+        let publisher = Publisher::new(zone_config(), zone.clone());
+        let table = || {
+            zone.load_full()
+                .map(|s| s.answers() as *const crate::dns::fast::Table as usize)
+        };
+        publisher.publish(web_inventory(&[[10, 0, 0, 1]]));
+        let first = table();
+        publisher.publish(web_inventory(&[[10, 0, 0, 1]]));
+        assert_eq!(
+            table(),
+            first,
+            "same records: the rendered answers are kept"
+        );
+        publisher.publish(web_inventory(&[[10, 0, 0, 2]]));
+        assert_ne!(table(), first, "new records: new answers");
+
+        let mut query = Message::query();
+        query.add_query(Query::query(
+            Name::from_ascii("web.local.").unwrap(),
+            RecordType::A,
+        ));
+        let query = query.to_vec().unwrap();
+        let served = zone.load_full().expect("published");
+        let mut out = Vec::new();
+        assert!(crate::dns::fast::answer(
+            &served,
+            &query,
+            crate::wire::Transport::Udp,
+            &crate::dns::answer::Limits::default(),
+            &mut out
+        ));
+        assert!(
+            out.windows(4).any(|w| w == [10, 0, 0, 2]),
+            "the fast path answers with the new address: {out:?}"
+        );
+    }
 }

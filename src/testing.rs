@@ -1,10 +1,11 @@
-//! Fixtures shared by the unit tests.
+//! Fixtures shared by the unit tests: plain configuration and tasks, so
+//! that any layer's tests can use them (`zone` builds snapshots of them with
+//! `Snapshot::of_tasks`).
 
-use std::sync::Arc;
+use std::net::Ipv4Addr;
 
-use crate::config::{Config, Settings, SourceKind, ZoneConfig};
+use crate::config::{Config, Settings, SourceKind};
 use crate::inventory::{Inventory, Task};
-use crate::zone::Snapshot;
 
 /// A valid configuration: the file source (never read) and every default.
 pub fn config() -> Config {
@@ -16,20 +17,23 @@ pub fn config() -> Config {
     .expect("the default test configuration is valid")
 }
 
-/// The snapshot of `tasks` under the default configuration, serial `serial`.
-pub fn snapshot(tasks: Vec<Task>, serial: u32) -> Snapshot {
-    snapshot_in(&config().zone, tasks, serial)
-}
-
-/// The snapshot of `tasks` under `zone`, with no previous one.
-pub fn snapshot_in(zone: &ZoneConfig, tasks: Vec<Task>, serial: u32) -> Snapshot {
-    Snapshot::build(
-        zone,
-        Arc::new(Inventory {
-            clusters: vec![],
-            tasks,
-        }),
-        None,
-        serial,
-    )
+/// One running task `t<i>` of service `web` in cluster `prod` per address.
+pub fn web_inventory(ips: &[[u8; 4]]) -> Inventory {
+    let tasks = ips
+        .iter()
+        .enumerate()
+        .map(|(i, ip)| Task {
+            cluster: "prod".into(),
+            service: Some("web".into()),
+            task_id: format!("t{i}"),
+            last_status: "RUNNING".into(),
+            desired_status: "RUNNING".into(),
+            ipv4: vec![Ipv4Addr::from(*ip)],
+            ..Task::default()
+        })
+        .collect();
+    Inventory {
+        clusters: vec![],
+        tasks,
+    }
 }

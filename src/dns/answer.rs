@@ -1,7 +1,7 @@
 //! The answer function: (snapshot, query) → response. Pure and independent
 //! of any network front, so every front answers alike.
 //!
-//! Behaviour (each with a test in `tests/dns.rs` or below):
+//! Behaviour (each with a test in `answer/tests.rs`, and end to end in `tests/it/dns.rs`):
 //! - AA on every answer from the zone; RA clear; RD and CD copied.
 //! - Answer owners written as the question was (case kept, RFC 4343).
 //! - NXDOMAIN for names that do not exist, NODATA for names that exist
@@ -23,14 +23,8 @@
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, ResponseCode};
 use hickory_proto::rr::{DNSClass, LowerName, RData, Record, RecordType};
 
+use crate::wire::Transport;
 use crate::zone::Snapshot;
-
-/// What the query came over: it decides the size limit.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Transport {
-    Udp,
-    Tcp,
-}
 
 /// The smallest UDP payload every client accepts (RFC 1035 §4.2.1).
 const MIN_UDP: u16 = 512;
@@ -151,7 +145,9 @@ pub fn answer(
     }
     let qtype = question.query_type();
     if matches!(qtype, RecordType::AXFR | RecordType::IXFR) {
-        // Zone transfers are not offered (yet): refuse, as for an ACL miss.
+        // A transfer reaches here only when `xfr` did not take it (no
+        // transfer access configured, or a front without transfers): refuse,
+        // as for an ACL miss (RFC 5936 §2.2.1).
         response.metadata.response_code = ResponseCode::Refused;
         return Some((response, limit));
     }

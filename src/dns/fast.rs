@@ -16,8 +16,10 @@ use std::sync::OnceLock;
 
 use hickory_proto::rr::{RData, RecordType};
 
-use crate::dns::answer::{self, Limits, Transport};
-use crate::records::names::{self, NameId};
+use crate::dns::Served;
+use crate::dns::answer::{self, Limits};
+use crate::wire::Transport;
+use crate::wire::name_table::{self, NameId};
 use crate::zone::Snapshot;
 
 /// The EDNS buffer size templates are rendered for. Any configured
@@ -113,15 +115,15 @@ struct Question {
 /// returns `true`; or returns `false` (and `out` is unspecified) when the
 /// query needs the full answer function.
 pub fn answer(
-    snapshot: &Snapshot,
+    served: &Served,
     request: &[u8],
     transport: Transport,
     limits: &Limits,
     out: &mut Vec<u8>,
 ) -> bool {
-    snapshot
-        .fast()
-        .try_answer(snapshot, request, transport, limits, out)
+    served
+        .answers()
+        .try_answer(served.snapshot(), request, transport, limits, out)
         .is_some()
 }
 
@@ -129,7 +131,7 @@ impl Table {
     /// The table of `snapshot`: its negative answers, rendered now, and a
     /// slot for each name's templates.
     pub fn build(snapshot: &Snapshot) -> Table {
-        let origin = names::wire_of(snapshot.origin());
+        let origin = name_table::wire_of(snapshot.origin());
         let mut table = Table {
             conflicts: soa_conflicts(snapshot, &origin),
             origin: origin.into_boxed_slice(),
@@ -626,7 +628,7 @@ fn soa_conflicts(snapshot: &Snapshot, origin: &[u8]) -> Vec<Box<[u8]>> {
         _ => None,
     };
     for name in soa.into_iter().flat_map(|s| [&s.mname, &s.rname]) {
-        let name = names::wire_of(name);
+        let name = name_table::wire_of(name);
         let mut at = 0;
         while at < name.len() && name[at] != 0 {
             let suffix = &name[at..];

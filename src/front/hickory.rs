@@ -1,15 +1,22 @@
 //! The hickory-server front: hickory-server owns the sockets (UDP and TCP on
 //! each listen address) and calls this handler for every request it parsed.
 //!
-//! The handler re-reads the request's raw bytes with the same answer function
-//! every front uses, and hands hickory-server a response already sized for
-//! the transport, so hickory-server's own truncation never cuts an RRset.
+//! The handler hands the request's raw bytes to the same [`Dispatch`] every
+//! front uses, and gives hickory-server the response already sized for the
+//! transport, so hickory-server's own truncation never cuts an RRset.
+//!
+//! What it cannot do — zone transfers (one request, several messages),
+//! response-rate limiting, our TCP limits — the configuration refuses with
+//! `front = "hickory"` (exit 2 naming the key), rather than dropping it
+//! silently.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::Context;
-use hickory_proto::op::{Header, HeaderCounts, MessageType, Metadata, OpCode, ResponseCode};
+use hickory_proto::op::{
+    Header, HeaderCounts, Message, MessageType, Metadata, OpCode, ResponseCode,
+};
 use hickory_proto::serialize::binary::BinDecoder;
 use hickory_server::Server;
 use hickory_server::net::runtime::Time;
@@ -18,8 +25,8 @@ use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseI
 use hickory_server::zone_handler::{MessageResponseBuilder, Queries};
 use tokio::net::{TcpListener, UdpSocket};
 
-use crate::dns::answer::{self, Limits, Transport};
-use crate::zone::SharedZone;
+use super::dispatch::{Dispatch, Reply};
+use crate::wire::Transport;
 
 /// How long an idle TCP connection is kept open.
 const TCP_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -27,8 +34,7 @@ const TCP_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 const TCP_RESPONSE_BUFFER: usize = 32;
 
 struct Handler {
-    zone: SharedZone,
-    limits: Limits,
+    dispatch: Dispatch,
 }
 
 #[async_trait::async_trait]
@@ -43,22 +49,27 @@ impl RequestHandler for Handler {
             Protocol::Udp => Transport::Udp,
             _ => Transport::Tcp,
         };
-        let snapshot = self.zone.load();
-        let Some((mut message, limit)) = answer::respond_message(
-            snapshot.as_deref(),
+        let served = self.dispatch.load();
+        let mut bytes = Vec::new();
+        let reply = self.dispatch.serve_one(
+            served.as_deref(),
             request.as_slice(),
+            Some(request.src().ip()),
             transport,
-            &self.limits,
-        ) else {
+            None,
+            &mut bytes,
+            started,
+        );
+        drop(served);
+        // The dispatch has no transfers here (see the module doc): one
+        // message or none.
+        let message = match reply {
+            Reply::One => Message::from_vec(&bytes).ok(),
+            Reply::Nothing | Reply::Transfer(_) => None,
+        };
+        let Some(message) = message else {
             return no_response(request);
         };
-        answer::fit(&mut message, limit);
-        crate::ops::metrics::record_query(
-            message.queries.first().map(|q| q.query_type()),
-            message.metadata.response_code,
-            message.metadata.truncation,
-            started.elapsed(),
-        );
 
         // The question goes back byte for byte as asked (hickory-server keeps
         // the original bytes); a FORMERR for a bad question count has none.
@@ -99,8 +110,8 @@ fn no_response(request: &Request) -> ResponseInfo {
 }
 
 /// Binds UDP and TCP on every address and serves until the process ends.
-pub async fn serve(zone: SharedZone, listen: &[SocketAddr], limits: Limits) -> anyhow::Result<()> {
-    let mut server = Server::new(Handler { zone, limits });
+pub async fn serve(dispatch: Dispatch, listen: &[SocketAddr]) -> anyhow::Result<()> {
+    let mut server = Server::new(Handler { dispatch });
     for address in listen {
         let udp = UdpSocket::bind(address)
             .await

@@ -1,10 +1,15 @@
-//! Network fronts: they take packets off sockets and hand them to
-//! [`crate::dns::answer`], which alone decides what is answered.
+//! Network fronts: they take requests off sockets and hand their bytes to
+//! one [`dispatch::Dispatch`], which alone decides the reply (transfer,
+//! pre-rendered answer or the answer function, RRL, counters).
 //!
-//! Two fronts: our own ([`udp`] + [`tcp`], the default: pre-rendered answers,
-//! a socket per core, batched I/O) and [`hickory`] (hickory-server's).
+//! Two fronts: our own ([`udp`] + [`tcp`], the default: a socket per core,
+//! batched I/O on Linux, TCP limits) and [`hickory`] (hickory-server's
+//! sockets and request parsing, for comparison; it refuses at start what it
+//! cannot do, see [`hickory::unsupported`]).
 
+pub mod dispatch;
 pub mod hickory;
+pub mod rrl;
 pub mod tcp;
 pub mod udp;
 
@@ -14,18 +19,17 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context;
 
-use crate::dns::answer::Limits;
-use crate::zone::SharedZone;
+use crate::config::{RrlConfig, TcpLimits, UdpIo};
+use dispatch::Dispatch;
 
 /// Serves UDP and TCP on every address with our own fronts until the process
 /// ends; returns an error if a socket cannot be bound or a UDP loop stops.
 pub async fn serve(
-    zone: SharedZone,
+    dispatch: Dispatch,
     listen: &[SocketAddr],
-    limits: Limits,
-    tcp_limits: tcp::TcpLimits,
-    transfers: Option<std::sync::Arc<crate::xfr::Transfers>>,
-    rrl: crate::dns::rrl::RrlConfig,
+    tcp_limits: TcpLimits,
+    rrl: RrlConfig,
+    udp_io: UdpIo,
 ) -> anyhow::Result<()> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     // The UDP loops are threads, which dropping this future cannot cancel:
@@ -43,19 +47,12 @@ pub async fn serve(
             .await
             .with_context(|| format!("cannot listen on tcp {bound}"))?;
         for socket in sockets {
-            let zone = zone.clone();
-            let transfers = transfers.clone();
+            let dispatch = dispatch.clone();
             let stop = stop.0.clone();
-            udp_loops.spawn_blocking(move || udp::run(socket, zone, limits, transfers, rrl, &stop));
+            udp_loops.spawn_blocking(move || udp::run(socket, &dispatch, rrl, udp_io, &stop));
         }
-        tokio::spawn(tcp::serve(
-            listener,
-            zone.clone(),
-            limits,
-            tcp_limits,
-            transfers.clone(),
-        ));
-        tracing::info!(address = %bound, udp_sockets = threads, "answering DNS on udp and tcp");
+        tokio::spawn(tcp::serve(listener, dispatch.clone(), tcp_limits));
+        tracing::info!(address = %bound, udp_sockets = threads, ?udp_io, "answering DNS on udp and tcp");
     }
     match udp_loops.join_next().await {
         Some(Ok(Err(error))) => Err(error.context("a udp loop stopped")),

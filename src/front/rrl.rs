@@ -14,13 +14,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::Instant;
 
-/// RRL settings; `responses_per_second == 0` turns it off.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct RrlConfig {
-    pub responses_per_second: u32,
-    /// Every `slip`-th limited response goes out truncated; 0: never.
-    pub slip: u32,
-}
+pub use crate::config::RrlConfig;
 
 /// What to do with one response.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -191,20 +185,6 @@ mod tests {
             5,
             "another /56"
         );
-    }
-
-    #[test]
-    fn question_ends() {
-        use crate::dns::question_end;
-        let mut query = vec![0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0];
-        query.extend_from_slice(&[
-            3, b'w', b'e', b'b', 5, b'l', b'o', b'c', b'a', b'l', 0, 0, 1, 0, 1,
-        ]);
-        assert_eq!(question_end(&query), Some(query.len()));
-        assert_eq!(question_end(&query[..query.len() - 1]), None, "cut short");
-        let mut two = query.clone();
-        two[5] = 2;
-        assert_eq!(question_end(&two), None);
     }
 
     #[test]

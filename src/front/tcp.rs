@@ -22,37 +22,12 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
 
-use crate::dns::answer::{self, Limits, Transport};
-use crate::dns::fast;
-use crate::zone::SharedZone;
-
-/// The TCP limits (config keys `tcp_max_connections`, `tcp_idle_timeout`,
-/// `tcp_max_queries`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct TcpLimits {
-    pub max_connections: usize,
-    pub idle_timeout: Duration,
-    pub max_queries: u32,
-}
-
-impl Default for TcpLimits {
-    fn default() -> Self {
-        TcpLimits {
-            max_connections: 512,
-            idle_timeout: Duration::from_secs(10),
-            max_queries: 1000,
-        }
-    }
-}
+use super::dispatch::{Dispatch, Reply};
+use crate::config::TcpLimits;
+use crate::wire::Transport;
 
 /// Accepts connections on `listener` until the process ends.
-pub async fn serve(
-    listener: TcpListener,
-    zone: SharedZone,
-    limits: Limits,
-    tcp: TcpLimits,
-    transfers: Option<Arc<crate::xfr::Transfers>>,
-) {
+pub async fn serve(listener: TcpListener, dispatch: Dispatch, tcp: TcpLimits) {
     let registry = Arc::new(Registry::new(tcp.max_connections));
     loop {
         let stream = match listener.accept().await {
@@ -60,38 +35,24 @@ pub async fn serve(
             Err(error) => {
                 // Out of file descriptors or memory: wait rather than spin.
                 tracing::warn!(%error, "tcp accept failed");
-                metrics::counter!("dns_tcp_accept_errors_total").increment(1);
+                metrics::counter!("ecs_dns_tcp_accept_errors_total").increment(1);
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             }
         };
         let Some(slot) = Registry::admit(&registry) else {
-            metrics::counter!("dns_tcp_rejected_total").increment(1);
+            metrics::counter!("ecs_dns_tcp_rejected_total").increment(1);
             drop(stream);
             continue;
         };
         let _ = stream.set_nodelay(true);
-        tokio::spawn(connection(
-            stream,
-            slot,
-            zone.clone(),
-            limits,
-            tcp,
-            transfers.clone(),
-        ));
+        tokio::spawn(connection(stream, slot, dispatch.clone(), tcp));
     }
 }
 
 /// Serves one connection until the client closes it, a limit is reached, or
 /// it is evicted for a newcomer.
-async fn connection(
-    stream: TcpStream,
-    slot: Slot,
-    zone: SharedZone,
-    limits: Limits,
-    tcp: TcpLimits,
-    transfers: Option<Arc<crate::xfr::Transfers>>,
-) {
+async fn connection(stream: TcpStream, slot: Slot, dispatch: Dispatch, tcp: TcpLimits) {
     let peer = stream.peer_addr().ok().map(|a| a.ip());
     let (read, write) = stream.into_split();
     let mut reader = BufReader::new(read);
@@ -117,61 +78,40 @@ async fn connection(
         }
         slot.state.set_busy();
         let started = std::time::Instant::now();
-        let snapshot = zone.load();
-        let snapshot = snapshot.as_deref();
-        // A zone transfer: several messages, each with its own length.
-        if let Some(messages) = transfers.as_deref().zip(peer).and_then(|(t, peer)| {
-            t.respond(
-                snapshot,
-                &request,
-                peer,
-                Transport::Tcp,
-                limits.max_udp_payload,
-            )
-        }) {
-            answered += 1;
-            let write = async {
-                for message in &messages {
-                    let len = u16::try_from(message.len()).map_err(std::io::Error::other)?;
-                    writer.write_all(&len.to_be_bytes()).await?;
-                    writer.write_all(message).await?;
-                }
-                writer.flush().await
-            };
-            // A transfer may take longer than an answer: one idle timeout per message.
-            let allowed = tcp.idle_timeout * u32::try_from(messages.len()).unwrap_or(u32::MAX);
-            match tokio::time::timeout(allowed, write).await {
-                Ok(Ok(())) if answered < tcp.max_queries => continue,
-                _ => break,
-            }
-        }
-        let fast = snapshot
-            .is_some_and(|s| fast::answer(s, &request, Transport::Tcp, &limits, &mut response));
-        if !fast {
-            match answer::respond(snapshot, &request, Transport::Tcp, &limits) {
-                Some(bytes) => response = bytes,
-                None => continue,
-            }
-        }
-        metrics::counter!("dns_queries_total", "transport" => "tcp", "path" => if fast { "fast" } else { "full" })
-            .increment(1);
-        // One message per query today; a zone transfer will write several
-        // here, each with its own length.
-        let Ok(len) = u16::try_from(response.len()) else {
-            break;
+        let served = dispatch.load();
+        let reply = dispatch.serve_one(
+            served.as_deref(),
+            &request,
+            peer,
+            Transport::Tcp,
+            None,
+            &mut response,
+            started,
+        );
+        drop(served);
+        let messages: &[Vec<u8>] = match &reply {
+            Reply::Nothing => continue,
+            Reply::One => std::slice::from_ref(&response),
+            Reply::Transfer(messages) => messages,
         };
         answered += 1;
-        crate::ops::metrics::record_response(&response, started.elapsed());
         let last = answered >= tcp.max_queries;
+        // Pipelined queries: flush once no more are buffered.
+        let flush = last || messages.len() > 1 || reader.buffer().is_empty();
         let write = async {
-            writer.write_all(&len.to_be_bytes()).await?;
-            writer.write_all(&response).await?;
-            if last || reader.buffer().is_empty() {
+            for message in messages {
+                let len = u16::try_from(message.len()).map_err(std::io::Error::other)?;
+                writer.write_all(&len.to_be_bytes()).await?;
+                writer.write_all(message).await?;
+            }
+            if flush {
                 writer.flush().await?;
             }
             std::io::Result::Ok(())
         };
-        match tokio::time::timeout(tcp.idle_timeout, write).await {
+        // A transfer may take longer than an answer: one idle timeout per message.
+        let allowed = tcp.idle_timeout * u32::try_from(messages.len()).unwrap_or(u32::MAX);
+        match tokio::time::timeout(allowed, write).await {
             Ok(Ok(())) if !last => {}
             _ => break,
         }
@@ -244,7 +184,7 @@ impl Drop for Slot {
     fn drop(&mut self) {
         if let Ok(mut open) = self.registry.open.lock() {
             open.connections.remove(&self.id);
-            metrics::gauge!("dns_tcp_connections").set(open.connections.len() as f64);
+            metrics::gauge!("ecs_dns_tcp_connections").set(open.connections.len() as f64);
         }
     }
 }
@@ -272,7 +212,7 @@ impl Registry {
                 .min_by_key(|(id, c)| (c.idle_since.load(Ordering::Relaxed), **id))?;
             if let Some(evicted) = open.connections.remove(&idlest) {
                 evicted.close.notify_one();
-                metrics::counter!("dns_tcp_evicted_total").increment(1);
+                metrics::counter!("ecs_dns_tcp_evicted_total").increment(1);
             }
         }
         let id = open.next_id;
@@ -285,7 +225,7 @@ impl Registry {
             close: Arc::new(Notify::new()),
         });
         open.connections.insert(id, state.clone());
-        metrics::gauge!("dns_tcp_connections").set(open.connections.len() as f64);
+        metrics::gauge!("ecs_dns_tcp_connections").set(open.connections.len() as f64);
         Some(Slot {
             id,
             state,

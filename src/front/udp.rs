@@ -2,25 +2,29 @@
 //! the kernel spreads clients over them), each served by its own thread in a
 //! blocking receive → answer → send loop.
 //!
-//! A query is answered from the snapshot's pre-rendered table when it can be
-//! ([`crate::dns::fast`]: no allocation, a few copies), else by
-//! [`answer::respond`]. Datagrams are received and sent in batches
-//! (`recvmmsg`/`sendmmsg`, see [`batch`]) so that a busy socket costs two
-//! system calls per batch rather than two per query.
+//! Every datagram goes through the one [`Dispatch`]. On Linux datagrams are
+//! received and sent in batches (`recvmmsg`/`sendmmsg`, see [`batch`], the
+//! default `udp_io = "batched"`) so that a busy socket costs two system calls
+//! per batch rather than two per query; [`plain`] (`recv_from`/`send_to`)
+//! works on every Unix and is selectable on Linux too (`udp_io = "plain"`),
+//! which is how the tests run it here.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
 use socket2::{Domain, Protocol, Socket, Type};
 
-use crate::dns::answer::{self, Limits, Transport};
-use crate::dns::fast;
-use crate::zone::SharedZone;
-use batch::Batch;
+use super::dispatch::{Dispatch, Reply};
+use super::rrl::{Limiter, RrlConfig};
+use crate::config::UdpIo;
+use crate::wire::Transport;
 
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code)]
 mod batch;
+mod plain;
 
 /// Binds `count` sockets to `address` that share it through SO_REUSEPORT.
 /// The first socket fixes the port when `address` asks for any port.
@@ -58,25 +62,52 @@ pub fn bind(address: SocketAddr, count: usize) -> anyhow::Result<Vec<std::net::U
 /// How soon an idle loop notices that it must stop.
 const STOP_CHECK: Duration = Duration::from_millis(100);
 
+/// Largest query read. A larger datagram is no query we answer: dropped.
+const MAX_QUERY: usize = 4096;
+
+/// A socket's datagrams, as a front loop sees them: some received at once,
+/// each in a slot with its peer and the buffer its answer goes in.
+trait Datagrams {
+    /// Waits (at most [`STOP_CHECK`]) for datagrams; how many were taken.
+    fn receive(&mut self, socket: &std::net::UdpSocket) -> std::io::Result<usize>;
+    /// The query in slot `i` (empty if it was too large to read whole) and
+    /// the buffer its answer goes in.
+    fn slot(&mut self, i: usize) -> (&[u8], &mut Vec<u8>);
+    /// The address the query in slot `i` came from.
+    fn peer(&self, i: usize) -> Option<IpAddr>;
+    fn set_answered(&mut self, i: usize, answered: bool);
+    /// Sends the answers of the first `received` slots that have one.
+    fn send(&mut self, socket: &std::net::UdpSocket, received: usize);
+}
+
 /// Serves one socket until `stop` is set (then the socket is closed, within
 /// [`STOP_CHECK`]), or the socket fails for good.
 pub fn run(
     socket: std::net::UdpSocket,
-    zone: SharedZone,
-    limits: Limits,
-    transfers: Option<std::sync::Arc<crate::xfr::Transfers>>,
-    rrl: crate::dns::rrl::RrlConfig,
+    dispatch: &Dispatch,
+    rrl: RrlConfig,
+    io: UdpIo,
     stop: &AtomicBool,
 ) -> anyhow::Result<()> {
-    let mut limiter = crate::dns::rrl::Limiter::new(rrl);
-    let limited = metrics::counter!("ecs_dns_rrl_total", "action" => "drop");
-    let slipped = metrics::counter!("ecs_dns_rrl_total", "action" => "slip");
-    let queries = metrics::counter!("dns_queries_total", "transport" => "udp", "path" => "fast");
-    let slow = metrics::counter!("dns_queries_total", "transport" => "udp", "path" => "full");
-    let dropped = metrics::counter!("dns_dropped_total", "transport" => "udp");
-    let mut batch = Batch::new();
+    match io {
+        #[cfg(target_os = "linux")]
+        UdpIo::Batched => serve(socket, dispatch, rrl, batch::Batch::new(), stop),
+        #[cfg(not(target_os = "linux"))]
+        UdpIo::Batched => anyhow::bail!("udp_io = \"batched\" needs Linux"),
+        UdpIo::Plain => serve(socket, dispatch, rrl, plain::Plain::new(), stop),
+    }
+}
+
+fn serve(
+    socket: std::net::UdpSocket,
+    dispatch: &Dispatch,
+    rrl: RrlConfig,
+    mut datagrams: impl Datagrams,
+    stop: &AtomicBool,
+) -> anyhow::Result<()> {
+    let mut limiter = Limiter::new(rrl);
     loop {
-        let received = batch.receive(&socket)?;
+        let received = datagrams.receive(&socket)?;
         if stop.load(Ordering::Relaxed) {
             return Ok(());
         }
@@ -84,94 +115,38 @@ pub fn run(
             continue;
         }
         let started = std::time::Instant::now();
-        let snapshot = zone.load();
-        let snapshot = snapshot.as_deref();
-        let (mut fast, mut full, mut none) = (0u64, 0u64, 0u64);
+        let served = dispatch.load();
         for i in 0..received {
-            let peer = batch.peer(i);
-            let (request, response) = batch.slot(i);
-            let answered = match snapshot {
-                Some(s) if fast::answer(s, request, Transport::Udp, &limits, response) => {
-                    fast += 1;
-                    true
-                }
-                // IXFR over UDP (RFC 1995 §2); AXFR is refused there.
-                _ => match transfer_reply(transfers.as_deref(), snapshot, request, peer, &limits)
-                    .or_else(|| answer::respond(snapshot, request, Transport::Udp, &limits))
-                {
-                    Some(bytes) => {
-                        full += 1;
-                        *response = bytes;
-                        true
-                    }
-                    None => {
-                        none += 1;
-                        false
-                    }
-                },
-            };
-            let answered =
-                answered && rate_limit(&mut limiter, peer, request, response, &limited, &slipped);
-            if answered {
-                crate::ops::metrics::record_response(response, started.elapsed());
-            }
-            batch.set_answered(i, answered);
+            let peer = datagrams.peer(i);
+            let (request, response) = datagrams.slot(i);
+            let reply = dispatch.serve_one(
+                served.as_deref(),
+                request,
+                peer,
+                Transport::Udp,
+                Some(&mut limiter),
+                response,
+                started,
+            );
+            datagrams.set_answered(i, reply == Reply::One);
         }
-        batch.send(&socket, received);
-        queries.increment(fast);
-        slow.increment(full);
-        dropped.increment(none);
+        datagrams.send(&socket, received);
     }
 }
 
-/// Applies response-rate limiting to one answer: `false` to drop it; a
-/// slipped answer is truncated in place.
-fn rate_limit(
-    limiter: &mut crate::dns::rrl::Limiter,
-    peer: Option<std::net::IpAddr>,
-    request: &[u8],
-    response: &mut Vec<u8>,
-    limited: &metrics::Counter,
-    slipped: &metrics::Counter,
-) -> bool {
-    use crate::dns::rrl::{self, Action};
-    let Some(peer) = peer.filter(|_| limiter.is_enabled()) else {
-        return true;
-    };
-    match limiter.check(peer, std::time::Instant::now()) {
-        Action::Send => true,
-        Action::Drop => {
-            limited.increment(1);
-            false
-        }
-        Action::Slip => match crate::dns::question_end(request) {
-            Some(end) => {
-                slipped.increment(1);
-                rrl::slip(response, end);
-                true
-            }
-            None => {
-                limited.increment(1);
-                false
-            }
-        },
-    }
+/// Socket errors: the first logged, then one in a thousand (a sick socket
+/// must not flood the log), every one counted.
+#[derive(Default)]
+struct ErrorLog {
+    count: u64,
 }
 
-/// The one-message answer to a transfer query over UDP, if it is one.
-fn transfer_reply(
-    transfers: Option<&crate::xfr::Transfers>,
-    snapshot: Option<&crate::zone::Snapshot>,
-    request: &[u8],
-    peer: Option<std::net::IpAddr>,
-    limits: &Limits,
-) -> Option<Vec<u8>> {
-    let messages = transfers?.respond(
-        snapshot,
-        request,
-        peer?,
-        Transport::Udp,
-        limits.max_udp_payload,
-    )?;
-    messages.into_iter().next()
+impl ErrorLog {
+    fn note(&mut self, op: &'static str, error: &std::io::Error) {
+        if self.count.is_multiple_of(1000) {
+            tracing::warn!(%error, count = self.count + 1, "udp {op} failed");
+        }
+        self.count += 1;
+        metrics::counter!("ecs_dns_udp_errors_total", "op" => op).increment(1);
+    }
 }

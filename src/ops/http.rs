@@ -16,7 +16,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
 use super::{health, inspect, metrics};
-use crate::zone::SharedZone;
+use crate::dns::SharedZone;
+use crate::zone::Snapshot;
 
 /// What the handlers read: the published zone and the staleness limit
 /// (which a reload may change).
@@ -39,6 +40,13 @@ impl OpsState {
     pub fn set_max_stale(&self, max_stale: Duration) {
         let ms = u64::try_from(max_stale.as_millis()).unwrap_or(u64::MAX);
         self.max_stale_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// The snapshot published now, if any.
+    pub fn snapshot(&self) -> Option<Arc<Snapshot>> {
+        self.zone
+            .load_full()
+            .map(|served| served.snapshot().clone())
     }
 
     pub fn max_stale(&self) -> Duration {
@@ -72,8 +80,10 @@ pub async fn bind(
 }
 
 async fn metrics_page(State(state): State<OpsState>) -> Response {
-    let snapshot = state.zone.load_full();
-    let body = metrics::render(snapshot.as_deref(), SystemTime::now());
+    let snapshot = state.snapshot();
+    let now = SystemTime::now();
+    let ready = health::readiness(snapshot.as_deref(), now, state.max_stale()).is_ok();
+    let body = metrics::render(snapshot.as_deref(), now, ready);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }
 
@@ -82,7 +92,7 @@ async fn healthz() -> &'static str {
 }
 
 async fn readyz(State(state): State<OpsState>) -> Response {
-    let snapshot = state.zone.load_full();
+    let snapshot = state.snapshot();
     match health::readiness(snapshot.as_deref(), SystemTime::now(), state.max_stale()) {
         Ok(message) => (StatusCode::OK, message + "\n").into_response(),
         Err(reason) => (StatusCode::SERVICE_UNAVAILABLE, reason + "\n").into_response(),
@@ -90,7 +100,7 @@ async fn readyz(State(state): State<OpsState>) -> Response {
 }
 
 async fn records(State(state): State<OpsState>) -> Response {
-    let Some(snapshot) = state.zone.load_full() else {
+    let Some(snapshot) = state.snapshot() else {
         return (
             StatusCode::SERVICE_UNAVAILABLE,
             [(header::CONTENT_TYPE, "application/json")],

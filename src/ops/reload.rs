@@ -36,6 +36,7 @@ pub fn needs_restart(running: &Config, new: &Config) -> Vec<(&'static str, Strin
         tcp,
         transfer,
         rrl,
+        udp_io,
     );
     // Keys added later and not listed above: still never silently ignored.
     if out.is_empty() && applied(running, new) != *new {

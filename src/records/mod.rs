@@ -15,11 +15,10 @@
 //! adds one more service name with every form above. `<port>` is the port
 //! mapping's name, else the container port. The SRV port is the host port
 //! (bridge, host) or the container port (awsvpc). Labels are normalised by
-//! [`naming`]; two inputs mapping to one label are merged and reported in
+//! [`labels`]; two inputs mapping to one label are merged and reported in
 //! [`RecordSet::collisions`].
 
-pub mod names;
-pub mod naming;
+pub mod labels;
 pub mod serving;
 
 use std::borrow::Cow;
@@ -30,12 +29,10 @@ use hickory_proto::rr::rdata::{A, AAAA, NS, SRV};
 use hickory_proto::rr::{Name, RData, RecordType};
 use serde::Serialize;
 
-use crate::inventory::{Inventory, NetworkMode, Protocol, Task};
-pub use names::{NameId, NameTable};
+pub use crate::config::Rules;
+use crate::inventory::{ALIAS_TAG, Inventory, NetworkMode, Protocol, Task};
+use crate::wire::name_table::{self, NameId, NameTable};
 pub use serving::Verdict;
-
-/// The tag whose value adds a service name.
-pub const ALIAS_TAG: &str = "ecs-dns:name";
 
 /// The result of the records function.
 #[derive(Clone, Debug, Default)]
@@ -137,19 +134,6 @@ pub struct Collision {
     pub inputs: Vec<String>,
 }
 
-/// Rules that are settings rather than fixed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Rules {
-    /// Serve a service's UNHEALTHY tasks when it has no healthy one.
-    pub fail_open: bool,
-}
-
-impl Default for Rules {
-    fn default() -> Self {
-        Rules { fail_open: true }
-    }
-}
-
 /// Applies the serving and naming rules to `inventory`, under `origin`.
 pub fn build(inventory: &Inventory, origin: &Name, rules: &Rules) -> RecordSet {
     let mut out = Builder::new(origin, inventory.tasks.len());
@@ -220,16 +204,16 @@ struct TaskNames<'a> {
 
 impl<'a> TaskNames<'a> {
     fn of(task: &'a Task) -> Option<TaskNames<'a>> {
-        let cluster = naming::host_label(&task.cluster)?;
-        let id = naming::host_label(task.id())?;
-        let service = naming::host_label(task.service_or_family())?;
+        let cluster = labels::host_label(&task.cluster)?;
+        let id = labels::host_label(task.id())?;
+        let service = labels::host_label(task.service_or_family())?;
         let alias_raw = task
             .tags
             .get(ALIAS_TAG)
             .or_else(|| task.service_tags.get(ALIAS_TAG))
             .map(String::as_str);
         let mut services = vec![service];
-        if let Some(alias) = alias_raw.and_then(naming::host_label)
+        if let Some(alias) = alias_raw.and_then(labels::host_label)
             && !services.contains(&alias)
         {
             services.push(alias);
@@ -317,12 +301,12 @@ struct Builder {
 impl Builder {
     fn new(origin: &Name, tasks: usize) -> Builder {
         Builder {
-            origin: names::wire_of(origin),
+            origin: name_table::wire_of(origin),
             // About two names and six records per task (see the benches).
             names: NameTable::with_capacity(2 * tasks + 16),
             entries: Vec::with_capacity(6 * tasks),
             skipped: Vec::new(),
-            scratch: Vec::with_capacity(names::MAX_WIRE),
+            scratch: Vec::with_capacity(name_table::MAX_WIRE),
         }
     }
 
@@ -354,7 +338,7 @@ impl Builder {
                     continue;
                 };
                 let port_label =
-                    naming::port_label(binding.name.as_deref(), binding.container_port);
+                    labels::port_label(binding.name.as_deref(), binding.container_port);
                 let proto = proto_label(binding.protocol);
                 let data = Data::Srv {
                     priority: 0,
@@ -386,12 +370,12 @@ impl Builder {
             self.scratch.extend_from_slice(label.as_bytes());
         }
         self.scratch.extend_from_slice(&self.origin);
-        if self.scratch.len() > names::MAX_WIRE {
+        if self.scratch.len() > name_table::MAX_WIRE {
             self.skipped.push(format!(
                 "{}.{}: longer than {} bytes",
                 labels.join("."),
-                names::Display(&self.origin),
-                names::MAX_WIRE
+                name_table::Display(&self.origin),
+                name_table::MAX_WIRE
             ));
             return None;
         }

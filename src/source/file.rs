@@ -12,6 +12,7 @@ use std::time::SystemTime;
 use serde::Deserialize;
 
 use super::SourceError;
+use crate::config::ConfigError;
 use crate::inventory::{ClusterStatus, Inventory, Task};
 
 #[derive(Deserialize)]
@@ -61,6 +62,29 @@ impl FileSource {
             reason: reason.to_string(),
         }
     }
+}
+
+/// Checks that the inventory file can be read: a folder or an unreadable
+/// file is a configuration error. With `must_exist` (for `check-config`) a
+/// missing file is one too, and the file must parse; without (for `serve`) a
+/// missing file is allowed, since another tool may write it later (the
+/// server answers from the state file, or SERVFAIL, until then).
+pub fn check(path: &Path, must_exist: bool) -> Result<(), ConfigError> {
+    let bad = |reason: String| ConfigError::invalid("inventory", path.display(), reason);
+    let metadata = match std::fs::metadata(path) {
+        Ok(metadata) => metadata,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !must_exist => return Ok(()),
+        Err(e) => return Err(bad(e.to_string())),
+    };
+    if !metadata.is_file() {
+        return Err(bad("not a regular file".into()));
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+    if must_exist {
+        let modified = metadata.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+        parse(path, &text, modified).map_err(bad)?;
+    }
+    Ok(())
 }
 
 /// Parses an inventory file's text; `modified` dates every cluster in it.

@@ -6,9 +6,9 @@ pub mod file;
 
 use std::time::Duration;
 
-use crate::config::{Config, SourceConfig};
+use crate::config::{Config, ConfigError, SourceConfig};
 use crate::inventory::Inventory;
-use crate::zone::publish::Publisher;
+use crate::publish::Publisher;
 
 /// Why a refresh produced nothing to publish. The last published inventory
 /// stays in service.
@@ -40,6 +40,15 @@ impl Source {
                 region.clone(),
                 *request_timeout,
             )))),
+        }
+    }
+
+    /// Checks what the source reads before it starts (the inventory file;
+    /// see [`file::check`]); the ECS source has nothing to check offline.
+    pub fn check(config: &Config, must_exist: bool) -> Result<(), ConfigError> {
+        match &config.source {
+            SourceConfig::File { path } => file::check(path, must_exist),
+            SourceConfig::Ecs { .. } => Ok(()),
         }
     }
 

@@ -6,83 +6,25 @@
 //! NOTAUTH with the TSIG error (BADKEY, BADSIG, BADTIME), whatever its
 //! address; every message of the answer to a signed request is signed.
 
-use std::fmt;
 use std::net::IpAddr;
 use std::ops::Range;
 
-use base64::Engine;
 use hickory_proto::op::Message;
 use hickory_proto::rr::rdata::tsig::{TSIG, TsigAlgorithm, TsigError, make_tsig_record};
 use hickory_proto::rr::{Name, Record, TSigner};
 use ipnet::IpNet;
 
-/// A TSIG key. Its secret never appears in logs or `check-config`.
-#[derive(Clone, PartialEq)]
-pub struct TsigKey {
-    pub name: Name,
-    pub algorithm: TsigAlgorithm,
-    secret: Vec<u8>,
-}
+pub use crate::config::TsigKey;
 
-impl fmt::Debug for TsigKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TsigKey")
-            .field("name", &self.name.to_string())
-            .field("algorithm", &self.algorithm.to_name().to_string())
-            .field("secret", &"<redacted>")
-            .finish()
-    }
-}
-
-impl TsigKey {
-    /// Parses `NAME:ALGORITHM:BASE64-SECRET` (as in `dig -y`), e.g.
-    /// `xfr-key:hmac-sha256:c2VjcmV0`.
-    pub fn parse(text: &str) -> Result<TsigKey, String> {
-        let mut parts = text.trim().splitn(3, ':');
-        let (Some(name), Some(algorithm), Some(secret)) =
-            (parts.next(), parts.next(), parts.next())
-        else {
-            return Err("expected NAME:ALGORITHM:BASE64-SECRET".into());
-        };
-        let mut name = Name::from_ascii(name).map_err(|e| format!("bad key name: {e}"))?;
-        name.set_fqdn(true);
-        let algorithm = match algorithm.to_ascii_lowercase().as_str() {
-            "hmac-sha256" => TsigAlgorithm::HmacSha256,
-            "hmac-sha384" => TsigAlgorithm::HmacSha384,
-            "hmac-sha512" => TsigAlgorithm::HmacSha512,
-            other => {
-                return Err(format!(
-                    "unsupported algorithm {other} (use hmac-sha256, -sha384 or -sha512)"
-                ));
-            }
-        };
-        let secret = base64::engine::general_purpose::STANDARD
-            .decode(secret.trim())
-            .map_err(|e| format!("secret is not base64: {e}"))?;
-        if secret.is_empty() {
-            return Err("empty secret".into());
-        }
-        Ok(TsigKey {
-            name: name.to_lowercase(),
-            algorithm,
-            secret,
-        })
-    }
-
-    /// The name as the secondary's configuration has it, for messages.
-    pub fn describe(&self) -> String {
-        self.name.to_string()
-    }
-
-    fn signer(&self) -> Result<TSigner, String> {
-        TSigner::new(
-            self.secret.clone(),
-            self.algorithm.clone(),
-            self.name.clone(),
-            FUDGE,
-        )
-        .map_err(|e| e.to_string())
-    }
+/// The hickory signer of `key`.
+fn signer(key: &TsigKey) -> Result<TSigner, String> {
+    TSigner::new(
+        key.secret().to_vec(),
+        key.algorithm.clone(),
+        key.name.clone(),
+        FUDGE,
+    )
+    .map_err(|e| e.to_string())
 }
 
 /// Allowed clock difference, in seconds (RFC 8945 §10 recommends 300).
@@ -140,7 +82,7 @@ impl Access {
                 )
             });
         };
-        let Ok(signer) = key.signer() else {
+        let Ok(signer) = signer(key) else {
             return Decision::Refused;
         };
         match signer.verify_message_byte(bytes, None, true) {
@@ -304,59 +246,9 @@ fn timers_only_tbs(
     Ok(tbs)
 }
 
-/// Parses `transfer_allow` entries: a prefix (`10.0.0.0/16`) or a single
-/// address.
-pub fn parse_prefix(text: &str) -> Result<IpNet, String> {
-    let text = text.trim();
-    text.parse::<IpNet>()
-        .or_else(|_| text.parse::<IpAddr>().map(IpNet::from))
-        .map_err(|_| "expected an address or a prefix such as 10.0.0.0/16".to_string())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn keys_parse_and_hide_their_secret() {
-        let key = TsigKey::parse("xfr-key:hmac-sha256:c2VjcmV0LXNlY3JldA==").unwrap();
-        assert_eq!(key.name.to_string(), "xfr-key.");
-        let shown = format!("{key:?}");
-        assert!(
-            shown.contains("<redacted>") && !shown.contains("c2VjcmV0"),
-            "{shown}"
-        );
-        for bad in [
-            "nocolons",
-            "k:hmac-md5:c2VjcmV0",
-            "k:hmac-sha256:not base64!",
-            "k:hmac-sha256:",
-        ] {
-            assert!(TsigKey::parse(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn prefixes() {
-        let table = [
-            ("127.0.0.0/8", "127.0.0.1", true),
-            ("127.0.0.0/8", "128.0.0.1", false),
-            ("10.1.2.3", "10.1.2.3", true),
-            ("10.1.2.3", "10.1.2.4", false),
-            ("::1", "::1", true),
-            ("2001:db8::/32", "2001:db8::5", true),
-        ];
-        for (prefix, address, want) in table {
-            let net = parse_prefix(prefix).unwrap();
-            assert_eq!(
-                net.contains(&address.parse::<IpAddr>().unwrap()),
-                want,
-                "{prefix} {address}"
-            );
-        }
-        assert!(parse_prefix("10.0.0.0/33").is_err());
-        assert!(parse_prefix("nope").is_err());
-    }
 
     /// A transfer request signed with `key` at `time`, as received.
     fn signed_request(key: &TsigKey, time: u64) -> (Vec<u8>, Message) {
@@ -368,7 +260,7 @@ mod tests {
             Name::from_ascii("local.").unwrap(),
             RecordType::AXFR,
         ));
-        let (tsig, _) = key.signer().unwrap().sign_message(&message, time).unwrap();
+        let (tsig, _) = signer(key).unwrap().sign_message(&message, time).unwrap();
         message.set_signature(tsig);
         let bytes = message.to_vec().unwrap();
         let parsed = Message::from_vec(&bytes).unwrap();
@@ -410,7 +302,7 @@ mod tests {
     #[test]
     fn unsigned_requests_need_an_allowed_address() {
         let access = Access {
-            allow: vec![parse_prefix("127.0.0.2").unwrap()],
+            allow: vec![crate::config::parse_prefix("127.0.0.2").unwrap()],
             keys: vec![],
         };
         let message = Message::query();

@@ -13,30 +13,24 @@ pub mod transfer;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
 use hickory_proto::op::{Message, MessageType, OpCode, ResponseCode};
 use hickory_proto::rr::{LowerName, RecordType};
 
-use crate::dns::answer::Transport;
+use crate::config::TransferConfig;
+use crate::wire::Transport;
 use crate::zone::Snapshot;
 use access::{Access, Decision};
 use journal::{Diff, Journal, JournalLimits};
 
-/// Transfer settings.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct TransferConfig {
-    pub access: Access,
-    /// Secondaries to NOTIFY on every new serial.
-    pub notify: Vec<SocketAddr>,
-    pub journal: JournalLimits,
-}
-
 /// The primary's transfer state: the journal, fed by every publication, and
 /// the rules to answer AXFR/IXFR with.
 pub struct Transfers {
-    config: TransferConfig,
+    access: Access,
+    /// Secondaries to NOTIFY on every new serial.
+    notify: Vec<SocketAddr>,
+    journal_limits: JournalLimits,
     journal: ArcSwap<Journal>,
     /// The snapshot the journal ends at.
     last: Mutex<Option<Arc<Snapshot>>>,
@@ -45,7 +39,12 @@ pub struct Transfers {
 impl Transfers {
     pub fn new(config: TransferConfig) -> Transfers {
         Transfers {
-            config,
+            access: Access {
+                allow: config.allow,
+                keys: config.keys,
+            },
+            notify: config.notify,
+            journal_limits: JournalLimits::default(),
             journal: ArcSwap::default(),
             last: Mutex::new(None),
         }
@@ -60,14 +59,14 @@ impl Transfers {
             .is_none_or(|l| l.serial() != snapshot.serial());
         if let Some(previous) = last.as_ref().filter(|_| changed) {
             let diff = Diff::between_snapshots(previous, snapshot);
-            let journal = self.journal.load().with(diff, self.config.journal);
+            let journal = self.journal.load().with(diff, self.journal_limits);
             self.journal.store(Arc::new(journal));
         }
         *last = Some(snapshot.clone());
         drop(last);
-        if changed && !self.config.notify.is_empty() {
+        if changed && !self.notify.is_empty() {
             let soa = snapshot.soa();
-            notify::send_all(&self.config.notify, &soa.name, soa);
+            notify::send_all(&self.notify, &soa.name, soa);
         }
     }
 
@@ -84,7 +83,7 @@ impl Transfers {
         max_udp_payload: u16,
     ) -> Option<Vec<Vec<u8>>> {
         // Most queries are not transfers: tell from the wire, before parsing.
-        let asked = crate::dns::question_type(request)?;
+        let asked = crate::wire::question::question_type(request)?;
         if asked != u16::from(RecordType::AXFR) && asked != u16::from(RecordType::IXFR) {
             return None;
         }
@@ -145,13 +144,17 @@ impl Transfers {
             .queries
             .first()
             .is_some_and(|q| LowerName::new(q.name()) == *snapshot.origin());
-        let mut signer = match self.config.access.check(request, query, peer, unix_now()) {
-            Decision::Allowed(signer) => signer,
-            Decision::Refused => return Outcome::Refused,
-            Decision::NotAuth { error, tsig } => {
-                return Outcome::NotAuth(format!("{error:?}"), tsig);
-            }
-        };
+        let mut signer =
+            match self
+                .access
+                .check(request, query, peer, crate::zone::serial::unix_now())
+            {
+                Decision::Allowed(signer) => signer,
+                Decision::Refused => return Outcome::Refused,
+                Decision::NotAuth { error, tsig } => {
+                    return Outcome::NotAuth(format!("{error:?}"), tsig);
+                }
+            };
         if !in_zone {
             // RFC 5936 §2.2.1: not authoritative for that zone.
             return Outcome::Error(ResponseCode::NotAuth);
@@ -204,11 +207,4 @@ fn error(
         response.set_signature(tsig);
     }
     response.to_vec().map(|b| vec![b]).unwrap_or_default()
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }

@@ -6,7 +6,7 @@ use hickory_proto::rr::{Record, RecordType};
 use hickory_proto::serialize::binary::BinEncodable;
 
 use super::journal::{Journal, is_current, soa_serial};
-use crate::dns::answer::Transport;
+use crate::wire::Transport;
 use crate::zone::Snapshot;
 
 /// Room for records in one TCP message: the 64 KiB limit less the header,

@@ -1,13 +1,11 @@
 //! The zone snapshot: an immutable view of everything served, published
 //! whole (through `arc-swap`) so that queries never wait for a refresh.
+//!
+//! The snapshot knows nothing of wire formats or network fronts: `dns`
+//! answers from it, `xfr` transfers it, `publish` swaps it in.
 
 pub mod master;
-pub mod publish;
 pub mod serial;
-
-/// The published snapshot: readers `load()` it without locking; `None` until
-/// the first inventory is loaded.
-pub type SharedZone = Arc<arc_swap::ArcSwapOption<Snapshot>>;
 
 use std::sync::Arc;
 
@@ -16,8 +14,8 @@ use hickory_proto::rr::{DNSClass, LowerName, Name, RData, Record, RecordType};
 
 use crate::config::ZoneConfig;
 use crate::inventory::Inventory;
-use crate::records::names::{self, NameId, NameTable};
 use crate::records::{self, Data, RecordSet, Report, Rules};
+use crate::wire::name_table::{self, NameId, NameTable};
 pub use store::{RRset, Store};
 
 mod store;
@@ -31,9 +29,6 @@ pub struct Snapshot {
     negative_ttl: u32,
     /// The records; shared with the previous snapshot when nothing changed.
     store: Arc<Store>,
-    /// Wire-format answers for the common queries (`dns::fast`); shared
-    /// with the previous snapshot when nothing changed.
-    fast: Arc<crate::dns::fast::Table>,
     /// What the snapshot was built from, for inspection (`/records`).
     pub inventory: Arc<Inventory>,
     /// What the rules decided for each task, collisions, skipped names.
@@ -56,7 +51,7 @@ impl Snapshot {
             entries,
             report,
         } = records::build(&inventory, &config.origin, &config.rules);
-        let apex = names.intern(&names::wire_of(&config.origin));
+        let apex = names.intern(&name_table::wire_of(&config.origin));
         let extra = zone_records(config, &mut names, apex);
         let store = Store::build(names, apex, &entries, config.record_ttl, &extra);
         drop(entries);
@@ -68,7 +63,7 @@ impl Snapshot {
             Some(p) => p.serial,
             None => serial::next(previous.map(|p| p.serial), now_unix),
         };
-        let mut snapshot = Snapshot {
+        Snapshot {
             origin: LowerName::new(&config.origin),
             serial,
             soa: soa_record(config, serial),
@@ -77,22 +72,17 @@ impl Snapshot {
                 Some(p) => p.store.clone(),
                 None => Arc::new(store),
             },
-            fast: Arc::default(),
             inventory,
             report,
             rules: config.rules,
-        };
-        snapshot.fast = match unchanged {
-            // Same records and serial: the same bytes.
-            Some(p) => p.fast.clone(),
-            None => Arc::new(crate::dns::fast::Table::build(&snapshot)),
-        };
-        snapshot
+        }
     }
 
-    /// The pre-rendered answers of this snapshot.
-    pub fn fast(&self) -> &crate::dns::fast::Table {
-        &self.fast
+    /// Whether `other` serves the very same records and SOA: then anything
+    /// derived from the records alone (such as pre-rendered answers) can be
+    /// kept. True when the build found nothing changed and shared the store.
+    pub fn same_records(&self, other: &Snapshot) -> bool {
+        Arc::ptr_eq(&self.store, &other.store) && same_soa(&self.soa, &other.soa)
     }
 
     /// The records in compact form.
@@ -108,7 +98,7 @@ impl Snapshot {
 
     /// The node named `name`, if the zone has it.
     pub fn node(&self, name: &LowerName) -> Option<NodeRef<'_>> {
-        self.lookup(&names::wire_of(name))
+        self.lookup(&name_table::wire_of(name))
     }
 
     /// Every name of the zone, empty non-terminals included.
@@ -157,7 +147,7 @@ impl Snapshot {
             .nodes()
             .filter(|&id| !self.store.sets(id).is_empty())
             .collect();
-        owners.sort_unstable_by(|a, b| names::cmp_canonical(names.wire(*a), names.wire(*b)));
+        owners.sort_unstable_by(|a, b| name_table::cmp_canonical(names.wire(*a), names.wire(*b)));
         let rest = owners.into_iter().flat_map(move |id| {
             let node = NodeRef { snapshot: self, id };
             let mut out = Vec::new();
@@ -202,6 +192,22 @@ impl Snapshot {
     /// records function is pure, so this is what the snapshot was built from.
     pub fn record_set(&self) -> RecordSet {
         records::build(&self.inventory, &self.origin, &self.rules)
+    }
+}
+
+#[cfg(test)]
+impl Snapshot {
+    /// The snapshot of `tasks` under `zone`, with no previous one (tests).
+    pub(crate) fn of_tasks(
+        zone: &ZoneConfig,
+        tasks: Vec<crate::inventory::Task>,
+        serial: u32,
+    ) -> Snapshot {
+        let inventory = Inventory {
+            clusters: vec![],
+            tasks,
+        };
+        Snapshot::build(zone, Arc::new(inventory), None, serial)
     }
 }
 
@@ -261,7 +267,7 @@ fn zone_records(config: &ZoneConfig, names: &mut NameTable, apex: NameId) -> Vec
     let ttl = config.soa_ttl;
     let mut out = vec![(apex, ttl, Data::Soa)];
     for ns in &config.nameservers {
-        let target = names.intern(&names::wire_of(&ns.name));
+        let target = names.intern(&name_table::wire_of(&ns.name));
         out.push((apex, ttl, Data::Ns(target)));
         if config.origin.zone_of(&ns.name) {
             for address in &ns.addresses {

@@ -1,6 +1,22 @@
 //! SOA serial numbers (RFC 1982 arithmetic).
 
 use std::cmp::Ordering;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Seconds since the Unix epoch (0 if the clock is before it): the clock of
+/// serials here, and of TSIG's "time signed" in `xfr`.
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Now as a serial: the low 32 bits of the Unix time (serial arithmetic
+/// wraps, so those are the point).
+pub fn now() -> u32 {
+    (unix_now() & u64::from(u32::MAX)) as u32
+}
 
 /// Compares serials as RFC 1982 §3.2 defines it; `None` when the two are
 /// exactly 2^31 apart, which the RFC leaves undefined.

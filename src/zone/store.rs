@@ -9,8 +9,8 @@ use std::cmp::Ordering;
 
 use hickory_proto::rr::RecordType;
 
-use crate::records::names::{self, NameId, NameTable};
 use crate::records::{Data, Entry};
+use crate::wire::name_table::{self, NameId, NameTable};
 
 /// One RRset: its type and TTL, and where its data is in [`Store::data`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -243,12 +243,12 @@ fn add_empty_non_terminals(names: &mut NameTable, is_node: &mut Vec<bool>, apex:
     let owners: Vec<NameId> = (0..is_node.len() as NameId)
         .filter(|&id| is_node[id as usize])
         .collect();
-    let mut scratch = Vec::with_capacity(names::MAX_WIRE);
+    let mut scratch = Vec::with_capacity(name_table::MAX_WIRE);
     for owner in owners {
         scratch.clear();
         scratch.extend_from_slice(names.wire(owner));
         let mut at = 0;
-        while let Some(parent) = names::parent(&scratch[at..]) {
+        while let Some(parent) = name_table::parent(&scratch[at..]) {
             if parent.len() <= apex_len {
                 break;
             }

@@ -1,11 +1,10 @@
-use std::net::Ipv4Addr;
 use std::sync::Arc;
 
 use hickory_proto::rr::{LowerName, Name, RecordType};
 
 use super::*;
 use crate::config::{Config, Settings, SourceKind};
-use crate::inventory::{Inventory, Task};
+use crate::inventory::Inventory;
 
 fn zone_config() -> ZoneConfig {
     Config::resolve(Settings {
@@ -19,23 +18,7 @@ fn zone_config() -> ZoneConfig {
 }
 
 fn inventory(ips: &[[u8; 4]]) -> Arc<Inventory> {
-    let tasks = ips
-        .iter()
-        .enumerate()
-        .map(|(i, ip)| Task {
-            cluster: "prod".into(),
-            service: Some("web".into()),
-            task_id: format!("t{i}"),
-            last_status: "RUNNING".into(),
-            desired_status: "RUNNING".into(),
-            ipv4: vec![Ipv4Addr::from(*ip)],
-            ..Task::default()
-        })
-        .collect();
-    Arc::new(Inventory {
-        clusters: vec![],
-        tasks,
-    })
+    Arc::new(crate::testing::web_inventory(ips))
 }
 
 fn lower(name: &str) -> LowerName {
@@ -132,36 +115,4 @@ fn master_file_lists_every_record_soa_first() {
     );
     assert_eq!(lines.len(), snapshot.records().len());
     assert!(lines.contains(&"web.local. 10 IN A 10.0.0.2"), "{text}");
-}
-
-#[test]
-fn publications_say_which_names_came_and_went() {
-    let zone = SharedZone::default();
-    let publisher = publish::Publisher::new(zone_config(), zone.clone());
-    let first = publisher.publish((*inventory(&[[10, 0, 0, 1]])).clone());
-    assert!(first.changed);
-    // SOA/NS apex, ns1, web.local, web.prod.local, t0.web.local.
-    assert_eq!(first.added.count, 5, "{first:?}");
-    assert!(first.added.sample.contains(&"t0.web.local.".to_string()));
-
-    let same = publisher.publish((*inventory(&[[10, 0, 0, 1]])).clone());
-    assert!(!same.changed);
-    assert_eq!((same.added.count, same.removed.count), (0, 0));
-
-    let mut moved = (*inventory(&[[10, 0, 0, 2]])).clone();
-    moved.tasks[0].task_id = "t9".into();
-    let change = publisher.publish(moved);
-    assert!(change.changed);
-    assert_eq!(change.added.sample, ["t9.web.local."]);
-    assert_eq!(change.removed.sample, ["t0.web.local."]);
-    assert_eq!(change.added.to_string(), "t9.web.local.");
-    assert_eq!(
-        zone.load().as_ref().map(|s| s.serial()),
-        Some(change.serial)
-    );
-    let many = publish::NameList {
-        count: 25,
-        sample: vec!["a.local.".into(), "b.local.".into()],
-    };
-    assert_eq!(many.to_string(), "a.local. b.local. (+23 more)");
 }

@@ -139,6 +139,25 @@ fn bad_config_exits_2_naming_the_key() {
             vec![("ECS_DNS_RECORD_TLL", "5")],
             "ECS_DNS_RECORD_TLL",
         ),
+        (
+            "transfers with the hickory front",
+            vec![
+                "--config",
+                &good,
+                "--front",
+                "hickory",
+                "--transfer-allow",
+                "127.0.0.1",
+            ],
+            vec![],
+            "transfer_allow",
+        ),
+        (
+            "rate limiting with the hickory front",
+            vec!["--config", &good, "--front", "hickory"],
+            vec![("ECS_DNS_RRL_RESPONSES_PER_SECOND", "50")],
+            "rrl_responses_per_second",
+        ),
     ];
     for (what, args, env, key) in cases {
         let out = Command::new(crate::harness::bin())

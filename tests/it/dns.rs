@@ -320,7 +320,7 @@ fn udp_drops_additional_first_then_truncates_and_tcp_gets_everything() {
 }
 
 /// Sends raw datagrams and returns the reply, if any.
-fn exchange(port: u16, packet: &[u8]) -> Option<Vec<u8>> {
+pub(crate) fn exchange(port: u16, packet: &[u8]) -> Option<Vec<u8>> {
     let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
     socket
         .set_read_timeout(Some(Duration::from_secs(2)))

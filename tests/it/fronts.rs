@@ -6,6 +6,7 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::{TcpStream, UdpSocket};
 use std::time::{Duration, Instant};
 
+use crate::dns::exchange;
 use crate::harness::{DEADLINE, Server, demo_config, dig_short, wait_for};
 
 /// `NAME A` in wire format with `id`, RD set, no EDNS.
@@ -183,8 +184,17 @@ fn idle_connections_beyond_the_cap_do_not_stop_service() {
 }
 
 #[test]
-fn garbage_datagrams_then_valid_queries_are_answered() {
-    let s = Server::start(&demo_config(), &[], "local");
+fn garbage_datagrams_then_valid_queries_are_answered_batched() {
+    garbage_datagrams_then_valid_queries_are_answered("batched");
+}
+
+#[test]
+fn garbage_datagrams_then_valid_queries_are_answered_plain() {
+    garbage_datagrams_then_valid_queries_are_answered("plain");
+}
+
+fn garbage_datagrams_then_valid_queries_are_answered(udp_io: &str) {
+    let s = Server::start(&demo_config(), &["--udp-io", udp_io], "local");
     let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
     let mut rng = fastrand::Rng::with_seed(42);
     let started = Instant::now();
@@ -250,6 +260,43 @@ fn garbage_on_one_tcp_connection_does_not_disturb_another() {
         last = read_frame(&mut good).expect("the valid query's answer");
     }
     assert_eq!(u16::from_be_bytes([last[0], last[1]]), 6);
+}
+
+/// The portable UDP path (`udp_io = "plain"`: `recv_from`/`send_to`) sends
+/// the very bytes the batched one (`recvmmsg`/`sendmmsg`) does, and drops
+/// what it drops.
+#[test]
+fn the_plain_and_batched_udp_paths_answer_alike() {
+    let batched = Server::start(&demo_config(), &["--udp-io", "batched"], "local");
+    let plain = Server::start(&demo_config(), &["--udp-io", "plain"], "local");
+    let mut queries = vec![
+        a_query(1, "web.local"),
+        a_query(2, "WeB.PrOd.LoCaL"),
+        a_query(3, "nope.local"),
+        a_query(4, "example.com"),
+        // Not a query at all: a response (QR set) is dropped.
+        vec![0, 5, 0x80, 0, 0, 1, 0, 0, 0, 0, 0, 0],
+        // Cut short: FORMERR.
+        a_query(6, "web.local")[..20].to_vec(),
+    ];
+    let mut srv = a_query(7, "_http._tcp.web.local");
+    let len = srv.len();
+    srv[len - 3] = 33; // SRV
+    queries.push(srv);
+    for query in &queries {
+        let want = exchange(batched.port, query);
+        let got = exchange(plain.port, query);
+        assert_eq!(got, want, "query {query:02x?}");
+    }
+    // A datagram larger than any query read whole (4 096 bytes) is dropped
+    // by both, and both answer the next one.
+    let mut huge = a_query(8, "web.local");
+    huge.resize(5000, 0);
+    for server in [&batched, &plain] {
+        assert_eq!(exchange(server.port, &huge), None);
+        let reply = exchange(server.port, &a_query(9, "web.local")).expect("an answer");
+        assert_eq!(rcode(&reply), 0);
+    }
 }
 
 #[test]

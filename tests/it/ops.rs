@@ -14,7 +14,7 @@ use crate::harness::{
 };
 
 /// `GET path` on loopback `port`: status code and body.
-fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+pub(crate) fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
@@ -223,6 +223,63 @@ fn metrics_move_with_queries(front: &str) {
     // No log line per query.
     let log = server.log();
     assert!(!log.contains("nope.local"), "a query was logged:\n{log}");
+}
+
+/// The README's metrics table and a fresh server's `/metrics` name the same
+/// metrics, and the series of known label values are there at zero before
+/// anything happened.
+#[test]
+fn metrics_match_the_readme_table_and_exist_from_the_start() {
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let section = readme
+        .split("### Metrics\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\n#").next())
+        .expect("a Metrics section in the README");
+    let mut documented = std::collections::BTreeSet::new();
+    for row in section.lines().filter(|l| l.starts_with("| `")) {
+        let first_cell = row.split(" | ").next().unwrap_or_default();
+        for name in first_cell.split('`').skip(1).step_by(2) {
+            documented.insert(name.split('{').next().unwrap_or_default().to_owned());
+        }
+    }
+    assert!(documented.len() > 20, "{documented:?}");
+
+    let http = free_port();
+    let server = Server::start(
+        &demo_config(),
+        &["--http", &format!("127.0.0.1:{http}")],
+        "local",
+    );
+    let (code, metrics) = http_get(http, "/metrics").expect("GET /metrics");
+    assert_eq!(code, 200);
+    let exported: std::collections::BTreeSet<String> = metrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split_whitespace().next())
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(
+        documented, exported,
+        "README table (left) and /metrics (right) differ"
+    );
+    assert!(exported.iter().all(|name| name.starts_with("ecs_dns_")));
+    for series in [
+        "ecs_dns_transfers_total{outcome=\"refused\"} 0",
+        "ecs_dns_notify_total{outcome=\"failed\"} 0",
+        "ecs_dns_aws_errors_total{operation=\"DescribeTasks\"} 0",
+        "ecs_dns_rrl_total{action=\"slip\"} 0",
+        "ecs_dns_tcp_rejected_total 0",
+        "ecs_dns_udp_errors_total{op=\"send\"} 0",
+        "ecs_dns_state_writes_total{outcome=\"error\"} 0",
+        "ecs_dns_tasks{verdict=\"draining\"} 0",
+        "ecs_dns_queries_total{qtype=\"AXFR\",rcode=\"REFUSED\"} 0",
+        "ecs_dns_front_dropped_total{transport=\"tcp\"} 0",
+        "ecs_dns_ready 1",
+    ] {
+        assert!(metrics.contains(series), "{series} missing:\n{metrics}");
+    }
+    drop(server);
 }
 
 #[test]

@@ -85,7 +85,7 @@ fn snapshot() -> &'static Snapshot {
                 });
             }
         }
-        crate::testing::snapshot_in(&config.zone, tasks, 1)
+        Snapshot::of_tasks(&config.zone, tasks, 1)
     })
 }
 

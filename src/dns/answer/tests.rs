@@ -20,7 +20,7 @@ fn snapshot() -> Snapshot {
         ipv6: vec![Ipv6Addr::from_str("2001:db8::1").unwrap()],
         ..Task::default()
     };
-    crate::testing::snapshot(vec![task], 1)
+    Snapshot::of_tasks(&crate::testing::config().zone, vec![task], 1)
 }
 
 fn ask(

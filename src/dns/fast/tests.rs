@@ -12,7 +12,7 @@ use crate::inventory::{NetworkMode, PortBinding, Task};
 /// A zone with the shapes that matter: services with several tasks, bridge
 /// and awsvpc, IPv6, SRV with additionals, one service too big for 512
 /// bytes, another too big for 1232.
-fn snapshot() -> Snapshot {
+fn snapshot() -> Served {
     let config = Config::resolve(Settings {
         source: Some(SourceKind::File),
         inventory: Some("x".into()),
@@ -54,7 +54,10 @@ fn snapshot() -> Snapshot {
             });
         }
     }
-    crate::testing::snapshot_in(&config.zone, tasks, 1)
+    Served::new(
+        std::sync::Arc::new(Snapshot::of_tasks(&config.zone, tasks, 1)),
+        None,
+    )
 }
 
 /// A query in wire format: `flags` are the header's bytes 2 and 3; `edns`
@@ -87,13 +90,13 @@ fn wire(name: &Name) -> Vec<u8> {
 
 /// Compares both paths on `request`; returns whether the fast one answered.
 fn same(
-    s: &Snapshot,
+    s: &Served,
     request: &[u8],
     transport: Transport,
     limits: &Limits,
     out: &mut Vec<u8>,
 ) -> bool {
-    let slow = answer::respond(Some(s), request, transport, limits);
+    let slow = answer::respond(Some(s.snapshot()), request, transport, limits);
     if !answer(s, request, transport, limits, out) {
         return false;
     }
@@ -146,10 +149,15 @@ const EDNS: [Option<(u16, bool)>; 7] = [
 #[test]
 fn fast_path_equals_respond_for_every_name_and_type() {
     let s = snapshot();
-    assert_eq!(s.fast().rendered(), 0, "templates wait for the first query");
+    assert_eq!(
+        s.answers().rendered(),
+        0,
+        "templates wait for the first query"
+    );
     let mut names: Vec<Vec<u8>> = s
+        .snapshot()
         .nodes()
-        .map(|n| s.store().names().wire(n.id()).to_vec())
+        .map(|n| s.snapshot().store().names().wire(n.id()).to_vec())
         .collect();
     // Names that do not exist: under the apex, under a name, deep, and
     // beside the SOA's own names.
@@ -196,7 +204,11 @@ fn fast_path_equals_respond_for_every_name_and_type() {
     eprintln!(
         "fast path answered {fast} of {total} queries, {lower_fast} of {lower_total} lower-case ones"
     );
-    assert_eq!(s.fast().rendered(), s.node_count(), "every node asked for");
+    assert_eq!(
+        s.answers().rendered(),
+        s.snapshot().node_count(),
+        "every node asked for"
+    );
     // Lower-case names in the zone are what it is for (the rest: names
     // outside the zone, answers too big for the client).
     assert!(
@@ -385,7 +397,13 @@ fn an_empty_table_answers_nothing() {
     let s = snapshot();
     let table = Table::default();
     let q = query(1, [1, 0], b"\x03web\x05local\x00", 1, None);
-    let answered = table.try_answer(&s, &q, Transport::Udp, &Limits::default(), &mut Vec::new());
+    let answered = table.try_answer(
+        s.snapshot(),
+        &q,
+        Transport::Udp,
+        &Limits::default(),
+        &mut Vec::new(),
+    );
     assert!(answered.is_none());
     assert!(answer(
         &s,

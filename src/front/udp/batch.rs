@@ -10,11 +10,11 @@ use std::io;
 use std::mem::MaybeUninit;
 use std::os::fd::AsRawFd;
 
+use super::{Datagrams, ErrorLog, MAX_QUERY};
+
 /// Datagrams taken per system call. More than a busy socket holds between
 /// two calls on loopback; enough to amortise the call.
 pub const BATCH: usize = 32;
-/// Largest query read. A larger datagram is no query we answer: dropped.
-const MAX_QUERY: usize = 4096;
 
 pub struct Batch {
     requests: Box<[[u8; MAX_QUERY]]>,
@@ -24,7 +24,7 @@ pub struct Batch {
     peer_lens: [libc::socklen_t; BATCH],
     responses: Vec<Vec<u8>>,
     answered: [bool; BATCH],
-    errors: u64,
+    errors: ErrorLog,
 }
 
 impl Batch {
@@ -39,15 +39,17 @@ impl Batch {
             peer_lens: [0; BATCH],
             responses: (0..BATCH).map(|_| Vec::with_capacity(MAX_QUERY)).collect(),
             answered: [false; BATCH],
-            errors: 0,
+            errors: ErrorLog::default(),
         }
     }
+}
 
+impl Datagrams for Batch {
     /// Waits for at least one datagram and takes all that are waiting (up to
     /// [`BATCH`]); returns how many. Errors that a retry can cure (signals,
     /// memory pressure) give 0; so do others, logged, after a short pause,
     /// so that a sick socket never spins a core.
-    pub fn receive(&mut self, socket: &std::net::UdpSocket) -> io::Result<usize> {
+    fn receive(&mut self, socket: &std::net::UdpSocket) -> io::Result<usize> {
         let mut iovecs: [libc::iovec; BATCH] = [libc::iovec {
             iov_base: std::ptr::null_mut(),
             iov_len: 0,
@@ -80,7 +82,7 @@ impl Batch {
             // The socket's read timeout: the loop looks at its stop flag.
             let timed_out = error.kind() == io::ErrorKind::WouldBlock;
             if error.kind() != io::ErrorKind::Interrupted && !timed_out {
-                self.note_error("receive", &error);
+                self.errors.note("receive", &error);
                 std::thread::sleep(std::time::Duration::from_millis(1));
             }
             return Ok(0);
@@ -97,7 +99,7 @@ impl Batch {
 
     /// The query in slot `i` (empty if it was too large to read whole) and
     /// the buffer its answer goes in.
-    pub fn slot(&mut self, i: usize) -> (&[u8], &mut Vec<u8>) {
+    fn slot(&mut self, i: usize) -> (&[u8], &mut Vec<u8>) {
         let request: &[u8] = if self.truncated[i] {
             &[]
         } else {
@@ -107,7 +109,7 @@ impl Batch {
     }
 
     /// The address the query in slot `i` came from (for access control).
-    pub fn peer(&self, i: usize) -> Option<std::net::IpAddr> {
+    fn peer(&self, i: usize) -> Option<std::net::IpAddr> {
         let storage = self.peers.get(i)?;
         match libc::c_int::from(storage.ss_family) {
             libc::AF_INET => {
@@ -129,13 +131,13 @@ impl Batch {
         }
     }
 
-    pub fn set_answered(&mut self, i: usize, answered: bool) {
+    fn set_answered(&mut self, i: usize, answered: bool) {
         self.answered[i] = answered;
     }
 
     /// Sends the answers of the first `received` slots that have one, each
     /// to the address its query came from.
-    pub fn send(&mut self, socket: &std::net::UdpSocket, received: usize) {
+    fn send(&mut self, socket: &std::net::UdpSocket, received: usize) {
         let mut iovecs: [libc::iovec; BATCH] = [libc::iovec {
             iov_base: std::ptr::null_mut(),
             iov_len: 0,
@@ -173,20 +175,11 @@ impl Batch {
                 }
                 // The first message failed (an unreachable peer, a full
                 // buffer): drop it, send the rest.
-                self.note_error("send", &error);
+                self.errors.note("send", &error);
                 start += 1;
             } else {
                 start += (sent as usize).max(1);
             }
         }
-    }
-
-    /// Logs the first error and then one in a thousand.
-    fn note_error(&mut self, what: &str, error: &io::Error) {
-        if self.errors.is_multiple_of(1000) {
-            tracing::warn!(%error, count = self.errors + 1, "udp {what} failed");
-        }
-        self.errors += 1;
-        metrics::counter!("dns_udp_errors_total", "op" => what.to_owned()).increment(1);
     }
 }

@@ -29,17 +29,20 @@ impl Operation {
         Operation::DescribeInstances,
     ];
 
+    /// The names of [`Operation::ALL`], in order: the metrics' label values.
+    pub const NAMES: [&'static str; 8] = [
+        "ListClusters",
+        "ListTasks",
+        "DescribeTasks",
+        "DescribeTaskDefinition",
+        "DescribeContainerInstances",
+        "ListContainerInstances",
+        "DescribeServices",
+        "DescribeInstances",
+    ];
+
     pub fn name(self) -> &'static str {
-        match self {
-            Operation::ListClusters => "ListClusters",
-            Operation::ListTasks => "ListTasks",
-            Operation::DescribeTasks => "DescribeTasks",
-            Operation::DescribeTaskDefinition => "DescribeTaskDefinition",
-            Operation::DescribeContainerInstances => "DescribeContainerInstances",
-            Operation::ListContainerInstances => "ListContainerInstances",
-            Operation::DescribeServices => "DescribeServices",
-            Operation::DescribeInstances => "DescribeInstances",
-        }
+        Self::NAMES[self.index()]
     }
 
     fn index(self) -> usize {

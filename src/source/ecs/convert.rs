@@ -7,8 +7,8 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 
 use aws_sdk_ecs::types as ecs;
 
+use crate::inventory::ALIAS_TAG;
 use crate::inventory::{NetworkMode, PortBinding, Protocol, Task};
-use crate::records::ALIAS_TAG;
 
 /// What ecs-dns needs from one task definition (immutable per ARN).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

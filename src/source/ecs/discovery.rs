@@ -10,7 +10,7 @@ use aws_sdk_ecs::types as ecs;
 
 use super::calls::{CallCounts, Operation};
 use super::convert::{self, InstanceFacts, TaskDefFacts};
-use crate::records::ALIAS_TAG;
+use crate::inventory::ALIAS_TAG;
 
 /// DescribeTasks, DescribeContainerInstances: at most 100 ARNs per call.
 pub const DESCRIBE_BATCH: usize = 100;
@@ -68,47 +68,70 @@ impl Api {
         })
     }
 
+    /// Sends `send(token)` for each page of a listing, from the first (no
+    /// token) until a page comes without a next token, and hands each page
+    /// to `take`. One helper for every paged ECS and EC2 call.
+    async fn paged<P, E, F>(
+        &self,
+        op: Operation,
+        mut send: impl FnMut(Option<String>) -> F,
+        mut take: impl FnMut(&P),
+        next_token: impl Fn(&P) -> Option<&str>,
+    ) -> Result<(), CallError>
+    where
+        F: Future<Output = Result<P, E>>,
+        E: std::error::Error,
+    {
+        let mut token = None;
+        loop {
+            let page = self.call(op, send(token.take())).await?;
+            take(&page);
+            match next_token(&page) {
+                Some(next) if !next.is_empty() => token = Some(next.to_owned()),
+                _ => return Ok(()),
+            }
+        }
+    }
+
     /// Every cluster ARN of the account and region.
     pub async fn list_clusters(&self) -> Result<Vec<String>, CallError> {
         let mut out = Vec::new();
-        let mut token = None;
-        loop {
-            let request = self
-                .ecs
-                .list_clusters()
-                .max_results(LIST_PAGE)
-                .set_next_token(token.take())
-                .send();
-            let page = self.call(Operation::ListClusters, request).await?;
-            out.extend(page.cluster_arns().iter().cloned());
-            match page.next_token() {
-                Some(next) if !next.is_empty() => token = Some(next.to_owned()),
-                _ => return Ok(out),
-            }
-        }
+        self.paged(
+            Operation::ListClusters,
+            |token| {
+                self.ecs
+                    .list_clusters()
+                    .max_results(LIST_PAGE)
+                    .set_next_token(token)
+                    .send()
+            },
+            |page| out.extend(page.cluster_arns().iter().cloned()),
+            |page| page.next_token(),
+        )
+        .await?;
+        Ok(out)
     }
 
     /// ARNs of the tasks of `cluster` whose desired status is RUNNING. Tasks
     /// ECS is stopping drop out of the list: they are withdrawn.
     pub async fn list_running_tasks(&self, cluster: &str) -> Result<Vec<String>, CallError> {
         let mut out = Vec::new();
-        let mut token = None;
-        loop {
-            let request = self
-                .ecs
-                .list_tasks()
-                .cluster(cluster)
-                .desired_status(ecs::DesiredStatus::Running)
-                .max_results(LIST_PAGE)
-                .set_next_token(token.take())
-                .send();
-            let page = self.call(Operation::ListTasks, request).await?;
-            out.extend(page.task_arns().iter().cloned());
-            match page.next_token() {
-                Some(next) if !next.is_empty() => token = Some(next.to_owned()),
-                _ => return Ok(out),
-            }
-        }
+        self.paged(
+            Operation::ListTasks,
+            |token| {
+                self.ecs
+                    .list_tasks()
+                    .cluster(cluster)
+                    .desired_status(ecs::DesiredStatus::Running)
+                    .max_results(LIST_PAGE)
+                    .set_next_token(token)
+                    .send()
+            },
+            |page| out.extend(page.task_arns().iter().cloned()),
+            |page| page.next_token(),
+        )
+        .await?;
+        Ok(out)
     }
 
     /// The tasks `arns` with their tags, in batches of 100, up to
@@ -204,25 +227,22 @@ impl Api {
     /// call per cluster and poll (more only past 100 draining instances).
     pub async fn list_draining(&self, cluster: &str) -> Result<HashSet<String>, CallError> {
         let mut out = HashSet::new();
-        let mut token = None;
-        loop {
-            let request = self
-                .ecs
-                .list_container_instances()
-                .cluster(cluster)
-                .status(ecs::ContainerInstanceStatus::Draining)
-                .max_results(LIST_PAGE)
-                .set_next_token(token.take())
-                .send();
-            let page = self
-                .call(Operation::ListContainerInstances, request)
-                .await?;
-            out.extend(page.container_instance_arns().iter().cloned());
-            match page.next_token() {
-                Some(next) if !next.is_empty() => token = Some(next.to_owned()),
-                _ => return Ok(out),
-            }
-        }
+        self.paged(
+            Operation::ListContainerInstances,
+            |token| {
+                self.ecs
+                    .list_container_instances()
+                    .cluster(cluster)
+                    .status(ecs::ContainerInstanceStatus::Draining)
+                    .max_results(LIST_PAGE)
+                    .set_next_token(token)
+                    .send()
+            },
+            |page| out.extend(page.container_instance_arns().iter().cloned()),
+            |page| page.next_token(),
+        )
+        .await?;
+        Ok(out)
     }
 
     /// Service name → its `ecs-dns:name` tag (if any), in batches of 10.
@@ -275,26 +295,26 @@ impl Api {
                 .name("instance-id")
                 .set_values(Some(batch.to_vec()))
                 .build();
-            let mut token = None;
-            loop {
-                let request = self
-                    .ec2
-                    .describe_instances()
-                    .filters(filter.clone())
-                    .max_results(1000)
-                    .set_next_token(token.take())
-                    .send();
-                let page = self.call(Operation::DescribeInstances, request).await?;
-                for instance in page.reservations().iter().flat_map(|r| r.instances()) {
-                    if let Some(id) = instance.instance_id() {
-                        out.push((id.to_owned(), convert::instance(instance)));
+            self.paged(
+                Operation::DescribeInstances,
+                |token| {
+                    self.ec2
+                        .describe_instances()
+                        .filters(filter.clone())
+                        .max_results(1000)
+                        .set_next_token(token)
+                        .send()
+                },
+                |page| {
+                    for instance in page.reservations().iter().flat_map(|r| r.instances()) {
+                        if let Some(id) = instance.instance_id() {
+                            out.push((id.to_owned(), convert::instance(instance)));
+                        }
                     }
-                }
-                match page.next_token() {
-                    Some(next) if !next.is_empty() => token = Some(next.to_owned()),
-                    _ => break,
-                }
-            }
+                },
+                |page| page.next_token(),
+            )
+            .await?;
         }
         Ok(out)
     }

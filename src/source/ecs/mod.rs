@@ -33,8 +33,7 @@ use self::calls::{CallCounts, CallSnapshot};
 use self::convert::Placement;
 use self::discovery::{Api, CallError};
 use super::SourceError;
-use crate::inventory::{ClusterStatus, Inventory, Task};
-use crate::records::ALIAS_TAG;
+use crate::inventory::{ALIAS_TAG, ClusterStatus, Inventory, Task};
 
 pub struct EcsSource {
     /// Configured clusters (names or ARNs); empty: every cluster.

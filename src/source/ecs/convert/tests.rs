@@ -257,7 +257,7 @@ fn names_statuses_and_tags() {
         assert_eq!(t.tags.get("team").map(String::as_str), Some("a"));
         assert_eq!(
             t.service_tags
-                .get(crate::records::ALIAS_TAG)
+                .get(crate::inventory::ALIAS_TAG)
                 .map(String::as_str),
             Some("alias")
         );

@@ -1,0 +1,161 @@
+//! One dispatch for every front (as NSD's `query.c` and hickory's catalog
+//! have one): a request's bytes in, its reply out. Transfer first (AXFR and
+//! IXFR, when transfers are on), then the pre-rendered answers, then the
+//! answer function; response-rate limiting for UDP; the counters. The fronts
+//! only move bytes between sockets and this.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::dns::answer::{self, Limits};
+use crate::dns::{Served, SharedZone, fast};
+use crate::query_counters::{self as counters, Path};
+use crate::wire::Transport;
+use crate::wire::question::question_end;
+use crate::xfr::Transfers;
+
+use super::rrl::{self, Action, Limiter};
+
+/// What to send back for one request.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Reply {
+    /// Nothing: not a query, or dropped by response-rate limiting.
+    Nothing,
+    /// One message, in the buffer given to [`Dispatch::serve_one`].
+    One,
+    /// A zone transfer over TCP: these messages, in order, each with its
+    /// own length prefix.
+    Transfer(Vec<Vec<u8>>),
+}
+
+/// What every front answers with: the published zone, the answer limits,
+/// and the transfer state (when transfers are configured).
+#[derive(Clone)]
+pub struct Dispatch {
+    zone: SharedZone,
+    limits: Limits,
+    transfers: Option<Arc<Transfers>>,
+}
+
+impl Dispatch {
+    pub fn new(zone: SharedZone, limits: Limits, transfers: Option<Arc<Transfers>>) -> Dispatch {
+        Dispatch {
+            zone,
+            limits,
+            transfers,
+        }
+    }
+
+    /// The zone as published now; a front loads it once per batch of
+    /// requests and hands it to [`Dispatch::serve_one`].
+    pub fn load(&self) -> arc_swap::Guard<Option<Arc<Served>>> {
+        self.zone.load()
+    }
+
+    /// Answers `request` from `peer` over `transport` with the zone
+    /// `served`; a one-message reply is written to `response`. `rrl` is the
+    /// UDP front's limiter (TCP is not rate-limited: its source address
+    /// cannot be spoofed). `received` is when the request arrived, for the
+    /// latency histogram.
+    #[allow(clippy::too_many_arguments)]
+    pub fn serve_one(
+        &self,
+        served: Option<&Served>,
+        request: &[u8],
+        peer: Option<IpAddr>,
+        transport: Transport,
+        rrl: Option<&mut Limiter>,
+        response: &mut Vec<u8>,
+        received: Instant,
+    ) -> Reply {
+        let (reply, path) = self.answer(served, request, peer, transport, response);
+        if reply == Reply::Nothing {
+            counters::record_dropped(transport, 1);
+            return reply;
+        }
+        if let (Some(limiter), Some(peer)) = (rrl, peer)
+            && !rate_limit(limiter, peer, request, response)
+        {
+            return Reply::Nothing;
+        }
+        counters::record_path(transport, path, 1);
+        match &reply {
+            Reply::Transfer(messages) => {
+                if let Some(first) = messages.first() {
+                    counters::record_response(first, received.elapsed());
+                }
+            }
+            _ => counters::record_response(response, received.elapsed()),
+        }
+        reply
+    }
+
+    fn answer(
+        &self,
+        served: Option<&Served>,
+        request: &[u8],
+        peer: Option<IpAddr>,
+        transport: Transport,
+        response: &mut Vec<u8>,
+    ) -> (Reply, Path) {
+        let snapshot = served.map(|s| s.snapshot().as_ref());
+        if let Some(served) = served
+            && fast::answer(served, request, transport, &self.limits, response)
+        {
+            return (Reply::One, Path::Fast);
+        }
+        if let (Some(transfers), Some(peer)) = (&self.transfers, peer)
+            && let Some(mut messages) = transfers.respond(
+                snapshot,
+                request,
+                peer,
+                transport,
+                self.limits.max_udp_payload,
+            )
+        {
+            // Over UDP a transfer is one message (IXFR, RFC 1995 §2).
+            return match transport {
+                Transport::Tcp => (Reply::Transfer(messages), Path::Full),
+                Transport::Udp if messages.is_empty() => (Reply::Nothing, Path::Full),
+                Transport::Udp => {
+                    *response = messages.swap_remove(0);
+                    (Reply::One, Path::Full)
+                }
+            };
+        }
+        match answer::respond(snapshot, request, transport, &self.limits) {
+            Some(bytes) => {
+                *response = bytes;
+                (Reply::One, Path::Full)
+            }
+            None => (Reply::Nothing, Path::Full),
+        }
+    }
+}
+
+/// Applies response-rate limiting to one answer: `false` to drop it; a
+/// slipped answer is truncated in place.
+fn rate_limit(limiter: &mut Limiter, peer: IpAddr, request: &[u8], response: &mut Vec<u8>) -> bool {
+    if !limiter.is_enabled() {
+        return true;
+    }
+    match limiter.check(peer, Instant::now()) {
+        Action::Send => true,
+        Action::Drop => {
+            metrics::counter!("ecs_dns_rrl_total", "action" => "drop").increment(1);
+            false
+        }
+        Action::Slip => match question_end(request) {
+            Some(end) => {
+                metrics::counter!("ecs_dns_rrl_total", "action" => "slip").increment(1);
+                rrl::slip(response, end);
+                true
+            }
+            None => {
+                metrics::counter!("ecs_dns_rrl_total", "action" => "drop").increment(1);
+                false
+            }
+        },
+    }
+}
