@@ -1,5 +1,6 @@
 //! Integration tests: the real binary, real clients, real peers.
 
+mod alerts;
 mod cli;
 mod conformance;
 mod corpus;
