@@ -14,8 +14,10 @@ use crate::publish::Publisher;
 use crate::source::{self, Source};
 use crate::zone::master;
 
-/// How long a stop (SIGTERM) may take to close the ops listener.
-const HTTP_STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+/// How long a stop (SIGTERM) may take to close the ops listener: it closes
+/// idle connections at once and gives a request in progress
+/// `ops::listener::STOP_GRACE` (250 ms); this only bounds it.
+const HTTP_STOP_GRACE: std::time::Duration = std::time::Duration::from_millis(400);
 
 /// `ecs-dns serve`: start the source and answer DNS until SIGTERM or
 /// SIGINT; SIGHUP reloads. `args` are the flags, read again on reload.
@@ -46,12 +48,14 @@ pub async fn serve(config: Config, args: ConfigArgs) -> anyhow::Result<()> {
     if let Some(path) = &config.state_file {
         restore_state(&publisher, path, &config);
     }
+    // Whatever the ops listener is asked, the DNS fronts keep descriptors.
+    let http_limits = ops::limits::prepare(config.http_limits, config.tcp.max_connections);
     let ops_state = ops::http::OpsState::new(zone.clone(), config.max_stale);
     let zone_for_dns = zone.clone();
     let (http_stop, http_stopped) = tokio::sync::oneshot::channel::<()>();
     let http = match config.http {
         Some(address) => {
-            let server = ops::http::bind(address, ops_state.clone(), async {
+            let server = ops::http::bind(address, ops_state.clone(), http_limits, async {
                 let _ = http_stopped.await;
             })
             .await?;

@@ -168,6 +168,15 @@ pub struct Settings {
     #[arg(long, env = "ECS_DNS_HTTP")]
     pub http: Option<SocketAddr>,
 
+    /// Most ops HTTP connections open at once; when all are taken, the one idle the longest is closed for a newcomer [default: 64]
+    #[arg(long, env = "ECS_DNS_HTTP_MAX_CONNECTIONS")]
+    pub http_max_connections: Option<usize>,
+
+    /// An ops HTTP request's head must arrive within this long, and its response be sent within as long again, e.g. `5s` [default: 5s]
+    #[arg(long, env = "ECS_DNS_HTTP_REQUEST_TIMEOUT", value_parser = humantime::parse_duration)]
+    #[serde(default, with = "humantime_serde")]
+    pub http_request_timeout: Option<Duration>,
+
     /// File where every new inventory is saved, to answer at once after a
     /// restart [default: none]
     #[arg(long, env = "ECS_DNS_STATE_FILE")]
@@ -260,6 +269,8 @@ impl Settings {
             tcp_idle_timeout,
             tcp_max_queries,
             http,
+            http_max_connections,
+            http_request_timeout,
             state_file,
             max_stale,
             fail_open,
@@ -368,6 +379,8 @@ pub struct Config {
     pub tcp: TcpLimits,
     /// The HTTP ops listener, if any.
     pub http: Option<SocketAddr>,
+    /// Its limits.
+    pub http_limits: HttpLimits,
     /// Where snapshots are saved for a warm restart, if anywhere.
     pub state_file: Option<PathBuf>,
     /// Data older than this makes /readyz fail.
@@ -445,6 +458,24 @@ impl Default for TcpLimits {
             max_connections: 512,
             idle_timeout: Duration::from_secs(10),
             max_queries: 1000,
+        }
+    }
+}
+
+/// The ops listener's limits (keys `http_max_connections`,
+/// `http_request_timeout`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HttpLimits {
+    pub max_connections: usize,
+    /// For a request's head to arrive, and again for its response to go out.
+    pub request_timeout: Duration,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        HttpLimits {
+            max_connections: 64,
+            request_timeout: Duration::from_secs(5),
         }
     }
 }
@@ -686,6 +717,8 @@ impl Config {
             return Err(invalid("state_file", path.display(), "must name a file"));
         }
 
+        let http_limits = http_limits(s.http_max_connections, s.http_request_timeout)?;
+
         let udp_io = s.udp_io.unwrap_or_default();
         if udp_io == UdpIo::Batched && !cfg!(target_os = "linux") {
             return Err(invalid(
@@ -706,6 +739,7 @@ impl Config {
             max_udp_payload,
             log_format: s.log_format.unwrap_or_default(),
             http: s.http,
+            http_limits,
             transfer: transfer_config(
                 s.transfer_allow.as_deref().unwrap_or_default(),
                 s.notify.unwrap_or_default(),
@@ -824,6 +858,35 @@ fn tcp_limits(
         max_connections,
         idle_timeout,
         max_queries,
+    })
+}
+
+/// The ops listener's limits: 1 to 4096 connections (each holds a file
+/// descriptor the DNS fronts may need), a timeout of 100ms to 5min.
+fn http_limits(
+    max_connections: Option<usize>,
+    request_timeout: Option<Duration>,
+) -> Result<HttpLimits, ConfigError> {
+    let defaults = HttpLimits::default();
+    let max_connections = max_connections.unwrap_or(defaults.max_connections);
+    if !(1..=4096).contains(&max_connections) {
+        return Err(invalid(
+            "http_max_connections",
+            max_connections,
+            "must be between 1 and 4096",
+        ));
+    }
+    let request_timeout = request_timeout.unwrap_or(defaults.request_timeout);
+    if !(Duration::from_millis(100)..=Duration::from_secs(300)).contains(&request_timeout) {
+        return Err(invalid(
+            "http_request_timeout",
+            humantime::format_duration(request_timeout),
+            "must be between 100ms and 5min",
+        ));
+    }
+    Ok(HttpLimits {
+        max_connections,
+        request_timeout,
     })
 }
 
@@ -1014,6 +1077,20 @@ mod tests {
                     ..base()
                 },
             ),
+            (
+                "http_max_connections",
+                Settings {
+                    http_max_connections: Some(0),
+                    ..base()
+                },
+            ),
+            (
+                "http_request_timeout",
+                Settings {
+                    http_request_timeout: Some(Duration::from_millis(10)),
+                    ..base()
+                },
+            ),
         ];
         for (key, settings) in cases {
             let err = Config::resolve(settings).expect_err(key).to_string();
@@ -1111,6 +1188,8 @@ mod tests {
             tcp_idle_timeout = "9s"
             tcp_max_queries = 99
             http = "127.0.0.1:9153"
+            http_max_connections = 8
+            http_request_timeout = "2s"
             state_file = "/tmp/state.json"
             max_stale = "2h"
             fail_open = false

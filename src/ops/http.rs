@@ -1,7 +1,8 @@
 //! The HTTP ops listener: `/metrics`, `/healthz`, `/readyz`, `/records`.
 //!
 //! Off unless `http` is set. `/records` shows every task and address of the
-//! inventory: bind it to loopback or a private address only.
+//! inventory: bind it to loopback or a private address only. Connections
+//! are capped and timed ([`super::listener`]).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -15,7 +16,8 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
-use super::{health, inspect, metrics};
+use super::{health, inspect, listener, metrics};
+use crate::config::HttpLimits;
 use crate::dns::SharedZone;
 use crate::zone::Snapshot;
 
@@ -64,19 +66,24 @@ pub fn router(state: OpsState) -> Router {
 }
 
 /// Binds `address` now (so that a bad address fails the start), and
-/// returns the server future, which ends when `shutdown` completes.
+/// returns the server future, which ends when `shutdown` completes and its
+/// connections are closed (within [`listener::STOP_GRACE`]).
 pub async fn bind(
     address: SocketAddr,
     state: OpsState,
+    limits: HttpLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<impl Future<Output = std::io::Result<()>>> {
+) -> anyhow::Result<impl Future<Output = ()>> {
     let listener = tokio::net::TcpListener::bind(address)
         .await
         .with_context(|| format!("cannot listen for HTTP on {address}"))?;
-    tracing::info!(%address, "ops HTTP listener: /metrics /healthz /readyz /records");
-    Ok(axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .into_future())
+    tracing::info!(
+        %address,
+        max_connections = limits.max_connections,
+        request_timeout = %humantime::format_duration(limits.request_timeout),
+        "ops HTTP listener: /metrics /healthz /readyz /records"
+    );
+    Ok(listener::serve(listener, router(state), limits, shutdown))
 }
 
 async fn metrics_page(State(state): State<OpsState>) -> Response {

@@ -6,6 +6,8 @@ pub mod health;
 pub mod healthcheck;
 pub mod http;
 pub mod inspect;
+pub mod limits;
+pub mod listener;
 pub mod metrics;
 pub mod reload;
 pub mod signals;

@@ -27,6 +27,7 @@ pub fn needs_restart(running: &Config, new: &Config) -> Vec<(&'static str, Strin
         new,
         listen,
         http,
+        http_limits,
         source,
         poll_interval,
         max_udp_payload,
