@@ -199,9 +199,9 @@ pub struct Settings {
     )]
     pub transfer_allow: Option<Vec<String>>,
 
-    /// Secondaries to send NOTIFY to on every new serial, as ADDRESS:PORT
+    /// Secondaries to send NOTIFY to on every new serial, as ADDRESS:PORT, or ADDRESS:PORT KEYNAME to sign it with that TSIG key
     #[arg(long = "notify", env = "ECS_DNS_NOTIFY", value_delimiter = ',')]
-    pub notify: Option<Vec<SocketAddr>>,
+    pub notify: Option<Vec<String>>,
 
     /// TSIG keys as NAME:ALGORITHM:BASE64-SECRET; prefer the environment or `tsig_key_file` to flags
     #[arg(
@@ -498,7 +498,46 @@ pub struct TransferConfig {
     /// Keys a transfer may be signed with.
     pub keys: Vec<TsigKey>,
     /// Secondaries to NOTIFY on every new serial.
-    pub notify: Vec<SocketAddr>,
+    pub notify: Vec<NotifyTarget>,
+}
+
+/// A secondary to NOTIFY (key `notify`): `ADDRESS:PORT`, or
+/// `ADDRESS:PORT KEYNAME` to sign the NOTIFY with that key of `tsig_keys`
+/// or `tsig_key_file`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NotifyTarget {
+    pub address: SocketAddr,
+    pub key: Option<TsigKey>,
+}
+
+impl NotifyTarget {
+    /// Parses one `notify` entry; the key must be one of `keys`.
+    pub fn parse(text: &str, keys: &[TsigKey]) -> Result<NotifyTarget, String> {
+        let mut parts = text.split_whitespace();
+        let (Some(address), key, None) = (parts.next(), parts.next(), parts.next()) else {
+            return Err("expected ADDRESS:PORT or ADDRESS:PORT KEYNAME".into());
+        };
+        let address = address
+            .parse()
+            .map_err(|_| format!("{address} is not an ADDRESS:PORT"))?;
+        let key = match key {
+            None => None,
+            Some(name) => {
+                let wanted = Name::from_ascii(name)
+                    .map(|mut n| {
+                        n.set_fqdn(true);
+                        n.to_lowercase()
+                    })
+                    .map_err(|e| format!("bad key name {name}: {e}"))?;
+                let key = keys
+                    .iter()
+                    .find(|k| k.name == wanted)
+                    .ok_or_else(|| format!("no TSIG key {name} in tsig_keys or tsig_key_file"))?;
+                Some(key.clone())
+            }
+        };
+        Ok(NotifyTarget { address, key })
+    }
 }
 
 /// A TSIG key. Its secret never appears in logs or `check-config`.
@@ -742,7 +781,7 @@ impl Config {
             http_limits,
             transfer: transfer_config(
                 s.transfer_allow.as_deref().unwrap_or_default(),
-                s.notify.unwrap_or_default(),
+                s.notify.as_deref().unwrap_or_default(),
                 s.tsig_keys.as_deref().unwrap_or_default(),
                 s.tsig_key_file.as_deref(),
             )?,
@@ -787,7 +826,7 @@ fn hickory_can_serve(s: &Settings) -> Result<(), ConfigError> {
 /// secret, only where it came from.
 fn transfer_config(
     allow: &[String],
-    notify: Vec<SocketAddr>,
+    notify: &[String],
     keys: &[String],
     key_file: Option<&Path>,
 ) -> Result<TransferConfig, ConfigError> {
@@ -819,6 +858,12 @@ fn transfer_config(
             })?);
         }
     }
+    let notify = notify
+        .iter()
+        .map(|entry| {
+            NotifyTarget::parse(entry, &tsig).map_err(|reason| invalid("notify", entry, reason))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(TransferConfig {
         allow,
         keys: tsig,

@@ -1,8 +1,9 @@
 //! One dispatch for every front (as NSD's `query.c` and hickory's catalog
-//! have one): a request's bytes in, its reply out. Transfer first (AXFR and
-//! IXFR, when transfers are on), then the pre-rendered answers, then the
-//! answer function; response-rate limiting for UDP; the counters. The fronts
-//! only move bytes between sockets and this.
+//! have one): a request's bytes in, its reply out. The pre-rendered answers
+//! first, then transfers (AXFR and IXFR, when transfers are on), then
+//! TSIG-signed requests (verified and signed by `xfr`), then the answer
+//! function; response-rate limiting for UDP; the counters. The fronts only
+//! move bytes between sockets and this.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -13,7 +14,7 @@ use crate::dns::{Served, SharedZone, fast};
 use crate::query_counters::{self as counters, Path};
 use crate::wire::Transport;
 use crate::wire::question::question_end;
-use crate::xfr::Transfers;
+use crate::xfr::{Signed, Transfers};
 
 use super::rrl::{self, Action, Limiter};
 
@@ -123,6 +124,25 @@ impl Dispatch {
                     (Reply::One, Path::Full)
                 }
             };
+        }
+        // A TSIG-signed request (rare: a secondary's SOA refresh, a signed
+        // NOTIFY) is verified and its answer signed (RFC 8945 §5.3). The
+        // fast path never takes one: it reads at most an OPT record.
+        if let Some(transfers) = &self.transfers {
+            let signed =
+                transfers.respond_signed(request, self.limits.max_udp_payload, |query, room| {
+                    let (mut message, limit) =
+                        answer::answer(snapshot, query, transport, &self.limits)?;
+                    Some(answer::fit(&mut message, limit.saturating_sub(room)))
+                });
+            match signed {
+                Signed::NotSigned => {}
+                Signed::Reply(bytes) => {
+                    *response = bytes;
+                    return (Reply::One, Path::Full);
+                }
+                Signed::Nothing => return (Reply::Nothing, Path::Full),
+            }
         }
         match answer::respond(snapshot, request, transport, &self.limits) {
             Some(bytes) => {

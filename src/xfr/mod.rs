@@ -11,17 +11,18 @@ pub mod journal;
 pub mod notify;
 pub mod transfer;
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
-use hickory_proto::op::{Message, MessageType, OpCode, ResponseCode};
+use hickory_proto::op::{Edns, Message, MessageType, OpCode, ResponseCode};
+use hickory_proto::rr::rdata::tsig::TsigError;
 use hickory_proto::rr::{LowerName, RecordType};
 
-use crate::config::TransferConfig;
+use crate::config::{NotifyTarget, TransferConfig};
 use crate::wire::Transport;
 use crate::zone::Snapshot;
-use access::{Access, Decision};
+use access::{Access, Decision, Verified};
 use journal::{Diff, Journal, JournalLimits};
 
 /// The primary's transfer state: the journal, fed by every publication, and
@@ -29,7 +30,7 @@ use journal::{Diff, Journal, JournalLimits};
 pub struct Transfers {
     access: Access,
     /// Secondaries to NOTIFY on every new serial.
-    notify: Vec<SocketAddr>,
+    notify: Vec<NotifyTarget>,
     journal_limits: JournalLimits,
     journal: ArcSwap<Journal>,
     /// The snapshot the journal ends at.
@@ -73,7 +74,9 @@ impl Transfers {
     /// Answers `request` if it is a zone transfer (AXFR, IXFR), with the
     /// wire messages to send in order; `None` when it is not one, for the
     /// normal answer path. Over UDP the answer fits the client's EDNS buffer
-    /// (at most `max_udp_payload`), or 512 bytes.
+    /// (at most `max_udp_payload`), or 512 bytes. Every error answer echoes
+    /// the question, copies RD and CD, and has an OPT record when the query
+    /// had one; every message of the answer to a signed request is signed.
     pub fn respond(
         &self,
         snapshot: Option<&Snapshot>,
@@ -88,19 +91,23 @@ impl Transfers {
             return None;
         }
         let query = Message::from_vec(request).ok()?;
-        let limit = usize::from(query.edns.as_ref().map_or(512, |e| {
-            e.max_payload().clamp(512, max_udp_payload.max(512))
-        }));
         if query.metadata.message_type != MessageType::Query
             || query.metadata.op_code != OpCode::Query
             || !transfer::is_transfer(&query)
         {
             return None;
         }
-        let outcome = self.answer(snapshot, request, &query, peer, transport, limit);
+        let payload = max_udp_payload.max(512);
+        let limit = usize::from(
+            query
+                .edns
+                .as_ref()
+                .map_or(512, |e| e.max_payload().clamp(512, payload)),
+        );
+        let outcome = self.answer(snapshot, request, &query, peer, transport, limit, payload);
         let label = match &outcome {
             Outcome::Sent(..) => "sent",
-            Outcome::Refused => "refused",
+            Outcome::Refused(..) => "refused",
             Outcome::NotAuth(..) => "notauth",
             Outcome::Error(..) => "error",
         };
@@ -116,18 +123,61 @@ impl Transfers {
                 tracing::info!(%peer, %qtype, serial, messages = messages.len(), bytes, "zone transfer");
                 Some(messages)
             }
-            Outcome::Refused => {
+            Outcome::Refused(messages) => {
                 tracing::warn!(%peer, %qtype, "zone transfer refused: address not in transfer_allow and no TSIG");
-                Some(error(&query, ResponseCode::Refused, None))
+                Some(messages)
             }
-            Outcome::NotAuth(error_name, tsig) => {
-                tracing::warn!(%peer, %qtype, tsig_error = %error_name, "zone transfer refused: bad TSIG");
-                Some(error(&query, ResponseCode::NotAuth, Some(tsig)))
+            Outcome::NotAuth(error, messages) => {
+                tracing::warn!(%peer, %qtype, tsig_error = ?error, "zone transfer refused: bad TSIG");
+                Some(messages)
             }
-            Outcome::Error(code) => Some(error(&query, code, None)),
+            Outcome::Error(messages) => Some(messages),
         }
     }
 
+    /// Answers a TSIG-signed request that is not a zone transfer (an
+    /// ordinary query, a NOTIFY, ...; RFC 8945 §5.3): verifies it, has
+    /// `answer` answer it (the parsed query, and the room to leave for the
+    /// TSIG record), and signs that answer; or answers NOTAUTH with the TSIG
+    /// error. Unsigned requests, and signed ones that do not parse (the
+    /// answer function gives them FORMERR), are left to the caller.
+    pub fn respond_signed(
+        &self,
+        request: &[u8],
+        max_udp_payload: u16,
+        answer: impl FnOnce(&Message, usize) -> Option<Vec<u8>>,
+    ) -> Signed {
+        if !access::is_signed(request) {
+            return Signed::NotSigned;
+        }
+        let Ok(query) = Message::from_vec(request) else {
+            return Signed::NotSigned;
+        };
+        if query.metadata.message_type != MessageType::Query {
+            return Signed::Nothing;
+        }
+        let now = crate::zone::serial::unix_now();
+        let sealed = match self.access.verify(request, &query, now) {
+            Verified::Unsigned => return Signed::NotSigned,
+            Verified::Valid(mut signer) => match answer(&query, signer.overhead()) {
+                Some(bytes) => signer.sign_bytes(bytes),
+                None => return Signed::Nothing,
+            },
+            Verified::Invalid(rejection) => {
+                let response = error(&query, ResponseCode::NotAuth, max_udp_payload.max(512));
+                response
+                    .to_vec()
+                    .map_err(|e| e.to_string())
+                    .and_then(|bytes| rejection.seal(bytes))
+            }
+        };
+        match sealed {
+            Ok(bytes) => Signed::Reply(bytes),
+            Err(_) => Signed::Nothing,
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
     fn answer(
         &self,
         snapshot: Option<&Snapshot>,
@@ -136,28 +186,37 @@ impl Transfers {
         peer: IpAddr,
         transport: Transport,
         limit: usize,
+        payload: u16,
     ) -> Outcome {
+        let now = crate::zone::serial::unix_now();
+        let mut signer = match self.access.check(request, query, peer, now) {
+            Decision::Allowed(signer) => signer,
+            Decision::Refused => {
+                let refused = error(query, ResponseCode::Refused, payload);
+                return Outcome::Refused(one(refused.to_vec().map_err(|e| e.to_string())));
+            }
+            Decision::NotAuth(rejection) => {
+                let tsig_error = rejection.error;
+                let sealed = error(query, ResponseCode::NotAuth, payload)
+                    .to_vec()
+                    .map_err(|e| e.to_string())
+                    .and_then(|bytes| rejection.seal(bytes));
+                return Outcome::NotAuth(tsig_error, one(sealed));
+            }
+        };
+        // From here on, every answer to a signed request is signed.
+        let mut fail =
+            |code| Outcome::Error(one(encode(&mut signer, &error(query, code, payload))));
         let Some(snapshot) = snapshot else {
-            return Outcome::Error(ResponseCode::ServFail);
+            return fail(ResponseCode::ServFail);
         };
         let in_zone = query
             .queries
             .first()
             .is_some_and(|q| LowerName::new(q.name()) == *snapshot.origin());
-        let mut signer =
-            match self
-                .access
-                .check(request, query, peer, crate::zone::serial::unix_now())
-            {
-                Decision::Allowed(signer) => signer,
-                Decision::Refused => return Outcome::Refused,
-                Decision::NotAuth { error, tsig } => {
-                    return Outcome::NotAuth(format!("{error:?}"), tsig);
-                }
-            };
         if !in_zone {
             // RFC 5936 §2.2.1: not authoritative for that zone.
-            return Outcome::Error(ResponseCode::NotAuth);
+            return fail(ResponseCode::NotAuth);
         }
         if transport == Transport::Udp
             && query
@@ -166,45 +225,77 @@ impl Transfers {
                 .is_some_and(|q| q.query_type() == RecordType::AXFR)
         {
             // RFC 5936 §4.2: AXFR is not carried over UDP.
-            return Outcome::Error(ResponseCode::FormErr);
+            return fail(ResponseCode::FormErr);
         }
         let journal = self.journal.load();
-        let mut encode = |message: &mut Message| match &mut signer {
-            Some(signer) => signer.sign(message),
-            None => message.to_vec().map_err(|e| e.to_string()),
-        };
-        match transfer::respond(snapshot, &journal, query, transport, limit, &mut encode) {
-            Ok(messages) => Outcome::Sent(messages, snapshot.serial()),
-            Err(transfer::Failure::Code(code)) => Outcome::Error(code),
+        // Over UDP the TSIG record must fit too.
+        let room = signer.as_ref().map_or(0, access::Signer::overhead);
+        let limit = limit.saturating_sub(room);
+        let mut sign = |message: &mut Message| encode(&mut signer, message);
+        let sent = transfer::respond(snapshot, &journal, query, transport, limit, &mut sign);
+        let code = match sent {
+            Ok(messages) => return Outcome::Sent(messages, snapshot.serial()),
+            Err(transfer::Failure::Code(code)) => code,
             Err(transfer::Failure::Encode(reason)) => {
                 tracing::error!(%reason, "cannot encode a transfer message");
-                Outcome::Error(ResponseCode::ServFail)
+                ResponseCode::ServFail
             }
-        }
+        };
+        Outcome::Error(one(encode(&mut signer, &error(query, code, payload))))
     }
+}
+
+/// `message` encoded, and signed when the request was.
+fn encode(signer: &mut Option<access::Signer>, message: &Message) -> Result<Vec<u8>, String> {
+    match signer {
+        Some(signer) => signer.sign(message),
+        None => message.to_vec().map_err(|e| e.to_string()),
+    }
+}
+
+/// What [`Transfers::respond_signed`] made of a request.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Signed {
+    /// Not TSIG-signed (or not parsable): the normal answer path's.
+    NotSigned,
+    /// Send this (signed, or a NOTAUTH with the TSIG error).
+    Reply(Vec<u8>),
+    /// Send nothing (not a query).
+    Nothing,
 }
 
 enum Outcome {
     Sent(Vec<Vec<u8>>, u32),
-    Refused,
-    NotAuth(
-        String,
-        Box<hickory_proto::rr::Record<hickory_proto::rr::rdata::TSIG>>,
-    ),
-    Error(ResponseCode),
+    Refused(Vec<Vec<u8>>),
+    NotAuth(TsigError, Vec<Vec<u8>>),
+    Error(Vec<Vec<u8>>),
 }
 
-/// A one-message error answer echoing the question.
-fn error(
-    query: &Message,
-    code: ResponseCode,
-    tsig: Option<Box<hickory_proto::rr::Record<hickory_proto::rr::rdata::TSIG>>>,
-) -> Vec<Vec<u8>> {
+/// One encoded message, or none if it could not be encoded.
+fn one(encoded: Result<Vec<u8>, String>) -> Vec<Vec<u8>> {
+    encoded.map(|b| vec![b]).unwrap_or_default()
+}
+
+/// An error answer: the question echoed (when there is exactly one, RFC
+/// 9619), RD and CD copied (RFC 1035 §4.1.1), and our OPT record when the
+/// query had one (RFC 6891 §6.1.1), with `payload` and the DO bit copied.
+fn error(query: &Message, code: ResponseCode, payload: u16) -> Message {
     let mut response = Message::response(query.metadata.id, query.metadata.op_code);
     response.metadata.response_code = code;
-    response.queries = query.queries.clone();
-    if let Some(tsig) = tsig {
-        response.set_signature(tsig);
+    response.metadata.recursion_desired = query.metadata.recursion_desired;
+    response.metadata.checking_disabled = query.metadata.checking_disabled;
+    if query.queries.len() == 1 {
+        response.queries = query.queries.clone();
     }
-    response.to_vec().map(|b| vec![b]).unwrap_or_default()
+    if let Some(edns) = &query.edns {
+        let mut ours = Edns::new();
+        ours.set_max_payload(payload);
+        ours.set_version(0);
+        ours.set_dnssec_ok(edns.flags().dnssec_ok);
+        response.edns = Some(ours);
+    }
+    response
 }
+
+#[cfg(test)]
+mod tests;

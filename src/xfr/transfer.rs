@@ -2,7 +2,7 @@
 //! order, split into as many messages as they need.
 
 use hickory_proto::op::{Edns, Message, OpCode, ResponseCode};
-use hickory_proto::rr::{Record, RecordType};
+use hickory_proto::rr::{LowerName, Record, RecordType};
 use hickory_proto::serialize::binary::BinEncodable;
 
 use super::journal::{Journal, is_current, soa_serial};
@@ -49,11 +49,13 @@ fn source(snapshot: &Snapshot, journal: &Journal, query: &Message) -> Result<Sou
     if qtype != Some(RecordType::IXFR) {
         return Ok(Source::Zone);
     }
-    // RFC 1995 §3: the client's SOA is in the authority section.
+    // RFC 1995 §3: the client's SOA of this zone is in the authority
+    // section; an SOA of another name is malformed (Knot: FORMERR too).
     let Some(client) = query
         .authorities
         .iter()
         .find(|r| r.record_type() == RecordType::SOA)
+        .filter(|r| LowerName::new(&r.name) == *snapshot.origin())
         .map(soa_serial)
     else {
         return Err(ResponseCode::FormErr);
@@ -142,10 +144,12 @@ pub fn respond(
 }
 
 /// One response message of a transfer: the question and OPT in the first
-/// only (RFC 5936 §2.2).
+/// only (RFC 5936 §2.2); RD and CD copied in each (RFC 1035 §4.1.1).
 fn message(query: &Message, first: bool, answers: Vec<Record>) -> Message {
     let mut response = Message::response(query.metadata.id, OpCode::Query);
     response.metadata.authoritative = true;
+    response.metadata.recursion_desired = query.metadata.recursion_desired;
+    response.metadata.checking_disabled = query.metadata.checking_disabled;
     if first {
         response.queries = query.queries.clone();
         if let Some(edns) = &query.edns {
