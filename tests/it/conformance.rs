@@ -7,7 +7,8 @@
 //! flags AA, TC, RA, RD and CD, the question section as echoed, EDNS
 //! presence, version, DO bit and buffer size, and the answer, authority and
 //! additional sections as sets of records (owner names compared
-//! case-insensitively; TTLs compared). The only differences accepted are
+//! case-insensitively; TTLs compared), and the TSIG record (key, algorithm,
+//! error, MAC size). The only differences accepted are
 //! those in [`ALLOWED`], each with the RFC text that allows ecs-dns's answer.
 //!
 //! The zone Knot serves is `ecs-dns records` of the same configuration, with
@@ -20,6 +21,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use hickory_proto::op::{Message, OpCode, ResponseCode};
+use hickory_proto::rr::rdata::tsig::TsigError;
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 
 use crate::corpus::{self, Case};
@@ -325,6 +327,8 @@ struct Summary {
     answer: Vec<String>,
     authority: Vec<String>,
     additional: Vec<String>,
+    /// The TSIG record: (key name, algorithm, TSIG error, MAC size).
+    tsig: Option<(String, String, Option<TsigError>, usize)>,
 }
 
 fn outcome(reply: Option<&Vec<u8>>) -> Outcome {
@@ -365,6 +369,14 @@ fn outcome(reply: Option<&Vec<u8>>) -> Outcome {
         answer: section(&message.answers),
         authority: section(&message.authorities),
         additional: section(&message.additionals),
+        tsig: message.signature().map(|t| {
+            (
+                t.name.to_lowercase().to_ascii(),
+                t.data.algorithm.to_string(),
+                t.data.error,
+                t.data.mac.len(),
+            )
+        }),
     })
 }
 
@@ -405,7 +417,7 @@ impl Outcome {
             return vec!["outcome"];
         };
         let mut out = Vec::new();
-        let fields: [(&str, bool); 8] = [
+        let fields: [(&str, bool); 9] = [
             ("rcode", a.rcode == b.rcode),
             ("opcode", a.opcode == b.opcode),
             ("flags", a.flags == b.flags),
@@ -414,6 +426,7 @@ impl Outcome {
             ("answer", a.answer == b.answer),
             ("authority", a.authority == b.authority),
             ("additional", a.additional == b.additional),
+            ("tsig", a.tsig == b.tsig),
         ];
         for (name, same) in fields {
             if !same {
@@ -465,6 +478,15 @@ static ALLOWED: &[Allowed] = &[
         rfc: "RFC 5936 §2.2.1 and §4.2: a server may refuse a transfer, \
               REFUSED being the policy refusal; AXFR over UDP is not defined",
         applies: transfer_refused,
+    },
+    Allowed {
+        what: "AXFR over UDP signed with a key neither server has: Knot \
+               NOTIMP, ecs-dns NOTAUTH with TSIG error BADKEY",
+        rfc: "RFC 8945 §5.2: the TSIG of a signed request is checked before \
+              the request is processed, and a key the server does not know \
+              gets NOTAUTH with BADKEY (§5.2.1); ecs-dns checks every signed \
+              request first, so that each answer to one carries a TSIG",
+        applies: signed_axfr_over_udp,
     },
     Allowed {
         what: "two questions, or a question cut short: Knot drops the query, \
@@ -536,6 +558,21 @@ fn transfer_refused(case: &Case, _: Over, knot: &Outcome, ours: &Outcome) -> boo
         && matches!(k.rcode, ResponseCode::NotAuth | ResponseCode::NotImp)
         && o.rcode == ResponseCode::Refused
         && o.answer.is_empty()
+}
+
+fn signed_axfr_over_udp(case: &Case, over: Over, knot: &Outcome, ours: &Outcome) -> bool {
+    let Some((k, o)) = replies(knot, ours) else {
+        return false;
+    };
+    case.query.signature().is_some()
+        && case.qtype() == Some(RecordType::AXFR)
+        && over == Over::Udp
+        && differ_only_in(knot, ours, &["rcode", "tsig"])
+        && k.rcode == ResponseCode::NotImp
+        && o.rcode == ResponseCode::NotAuth
+        && o.tsig
+            .as_ref()
+            .is_some_and(|t| t.2 == Some(TsigError::BadKey) && t.3 == 0)
 }
 
 fn formerr_for_malformed(case: &Case, _: Over, knot: &Outcome, ours: &Outcome) -> bool {

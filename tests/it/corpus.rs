@@ -10,7 +10,8 @@
 use std::collections::BTreeMap;
 
 use hickory_proto::op::{Edns, Message, OpCode, Query};
-use hickory_proto::rr::{DNSClass, Name, RecordType};
+use hickory_proto::rr::rdata::tsig::TsigAlgorithm;
+use hickory_proto::rr::{DNSClass, Name, RecordType, TSigner};
 
 /// One query of the corpus.
 pub struct Case {
@@ -90,7 +91,10 @@ pub fn empty_non_terminals(origin: &Name, owners: &BTreeMap<Name, usize>) -> Vec
 /// 7. question count 0 and 2; a packet with QR set; packets cut short;
 /// 8. EDNS version 1, the DO bit, and buffer sizes 0/512/1232/4096/65535
 ///    for the names with the largest RRsets, A/AAAA/SRV/ANY;
-/// 9. other types (PTR, CAA, DS, DNSKEY, HTTPS, AXFR, IXFR, a private one).
+/// 9. other types (PTR, CAA, DS, DNSKEY, HTTPS, AXFR, IXFR, a private one);
+/// 10. protocol edges: meta types as questions, refused transfers with RD
+///     and EDNS, malformed COOKIE options, requests signed with an unknown
+///     key.
 pub fn build(origin: &Name, master: &str) -> Vec<Case> {
     let owners = owners(master);
     let ents = empty_non_terminals(origin, &owners);
@@ -312,6 +316,49 @@ pub fn build(origin: &Name, master: &str) -> Vec<Case> {
             );
         }
     }
+    // 10. Protocol edges: meta types asked as a question (OPT, TSIG, TKEY);
+    // zone transfers refused with RD set and EDNS (the error copies RD and
+    // answers OPT); COOKIE options of a length no cookie has (RFC 7873
+    // §4: 8, or 16 to 40 bytes) and of a valid one; requests signed with a
+    // key the server does not have (RFC 8945 §5.2.1: NOTAUTH, BADKEY).
+    for qtype in [RecordType::OPT, RecordType::TSIG, RecordType::Unknown(249)] {
+        let mut q = question(origin, qtype, DNSClass::IN);
+        q.metadata.recursion_desired = true;
+        c.push(format!("{origin} {qtype} +rec"), q.clone());
+        c.push(
+            format!("{origin} {qtype} +rec +edns"),
+            with_edns(q, 1232, 0, false),
+        );
+    }
+    for qtype in [RecordType::AXFR, RecordType::IXFR] {
+        let mut q = question(origin, qtype, DNSClass::IN);
+        q.metadata.recursion_desired = true;
+        c.push(format!("{origin} {qtype} +rec"), q.clone());
+        c.push(
+            format!("{origin} {qtype} +rec +edns"),
+            with_edns(q, 1232, 0, true),
+        );
+    }
+    let apex_soa = question(origin, RecordType::SOA, DNSClass::IN);
+    for len in [3usize, 8, 24, 41] {
+        let q = with_edns(apex_soa.clone(), 1232, 0, false);
+        c.push_with(format!("{origin} SOA +cookie of {len} bytes"), q, |bytes| {
+            add_opt_option(bytes, 10, &vec![0xab; len])
+        });
+    }
+    for qtype in [RecordType::SOA, RecordType::AXFR] {
+        for edns in [false, true] {
+            let mut q = question(origin, qtype, DNSClass::IN);
+            q.metadata.recursion_desired = true;
+            if edns {
+                q = with_edns(q, 1232, 0, false);
+            }
+            c.push_signed(
+                format!("{origin} {qtype} signed, unknown key, edns {edns}"),
+                q,
+            );
+        }
+    }
     c.cases
 }
 
@@ -330,6 +377,33 @@ impl Corpus {
         if let Some(case) = self.cases.last_mut() {
             case.malformed = true;
         }
+    }
+
+    /// Adds `query` under the next ID, signed with a key no server under
+    /// test has (`nokey.`, hmac-sha256).
+    fn push_signed(&mut self, label: String, mut query: Message) {
+        let id = u16::try_from(self.cases.len() + 1).expect("fewer than 65 536 cases");
+        query.metadata.id = id;
+        let signer = TSigner::new(
+            vec![7; 32],
+            TsigAlgorithm::HmacSha256,
+            Name::from_ascii("nokey.").expect("key name"),
+            300,
+        )
+        .expect("signer");
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_secs();
+        let (tsig, _) = signer.sign_message(&query, now).expect("sign");
+        query.set_signature(tsig);
+        let bytes = query.to_vec().expect("encode query");
+        self.cases.push(Case {
+            label,
+            query,
+            bytes,
+            malformed: false,
+        });
     }
 
     /// Adds `query` under the next ID, its encoding edited by `patch`.
@@ -372,6 +446,20 @@ fn set_opt_payload(bytes: &mut [u8], size: u16) {
     let opt = bytes.len() - 11;
     assert_eq!(&bytes[opt..opt + 3], &[0, 0, 41], "OPT record last");
     bytes[opt + 3..opt + 5].copy_from_slice(&size.to_be_bytes());
+}
+
+/// Appends the option `code` with `data` to the OPT record that ends
+/// `bytes` (one without options, as [`set_opt_payload`] expects), whatever
+/// its length: hickory would not encode a malformed one.
+fn add_opt_option(bytes: &mut Vec<u8>, code: u16, data: &[u8]) {
+    let opt = bytes.len() - 11;
+    assert_eq!(&bytes[opt..opt + 3], &[0, 0, 41], "OPT record last");
+    assert_eq!(&bytes[opt + 9..], &[0, 0], "no options yet");
+    let len = u16::try_from(data.len()).expect("short option");
+    bytes[opt + 9..].copy_from_slice(&(len + 4).to_be_bytes());
+    bytes.extend_from_slice(&code.to_be_bytes());
+    bytes.extend_from_slice(&len.to_be_bytes());
+    bytes.extend_from_slice(data);
 }
 
 fn child(name: &Name, label: &str) -> Name {
