@@ -63,8 +63,12 @@ pub fn check_environment() -> Result<(), ConfigError> {
         if name.starts_with("ECS_DNS_") && !known.iter().any(|k| k == name) {
             known.sort();
             known.dedup();
+            let hint = crate::config::did_you_mean(name, &known)
+                .map(|near| format!(" (did you mean {near}?)"))
+                .unwrap_or_default();
             return Err(ConfigError::UnknownEnv {
                 name: name.to_owned(),
+                hint,
                 known: known.join(", "),
             });
         }
@@ -81,4 +85,81 @@ fn collect_env_names(command: &clap::Command, out: &mut Vec<String>) {
     for sub in command.get_subcommands() {
         collect_env_names(sub, out);
     }
+}
+
+/// Where a key's value came from, for `check-config`.
+fn provenance(key: &str, matches: &clap::ArgMatches, file_keys: &toml::Table) -> &'static str {
+    use clap::parser::ValueSource;
+    match matches
+        .try_get_raw(key)
+        .ok()
+        .flatten()
+        .and(matches.value_source(key))
+    {
+        Some(ValueSource::CommandLine) => "flag",
+        Some(ValueSource::EnvVariable) => "env",
+        _ if file_keys.contains_key(key) => "file",
+        _ => "default",
+    }
+}
+
+/// `ecs-dns check-config`: the configuration in effect as TOML, every key
+/// with where its value came from; fed back with `--config`, it resolves to
+/// the same configuration (TSIG secrets aside: they are never printed).
+/// `matches` are the subcommand's, to tell flags and environment apart.
+pub fn show_config(config: &Config, matches: &clap::ArgMatches) -> String {
+    use std::fmt::Write as _;
+    let file_keys = config
+        .file
+        .as_deref()
+        .and_then(|path| crate::config::Settings::from_file(path).ok())
+        .and_then(|settings| toml::Table::try_from(settings).ok())
+        .unwrap_or_default();
+    let effective = toml::Table::try_from(config.effective_settings()).unwrap_or_default();
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "# ecs-dns {}: the configuration in effect, each key with where it came\n# from (default, file, env, flag). Fed back with --config it gives the same\n# configuration; TSIG secrets are never printed.\n# config file: {}",
+        env!("CARGO_PKG_VERSION"),
+        config.file.as_deref().map_or_else(
+            || "none".into(),
+            |f| std::path::absolute(f)
+                .unwrap_or_else(|_| f.to_owned())
+                .display()
+                .to_string()
+        )
+    );
+    for key in crate::config::setting_keys() {
+        let from = provenance(&key, matches, &file_keys);
+        if key == "tsig_keys" {
+            // Names and algorithms are no secret; the secrets never leave.
+            let keys: Vec<String> = config
+                .transfer
+                .keys
+                .iter()
+                .map(|k| format!("\"{}:{}:<redacted>\"", k.describe(), k.algorithm.to_name()))
+                .collect();
+            let _ = writeln!(
+                out,
+                "# tsig_keys = [{}]  # {from}; with tsig_key_file's, secrets never printed",
+                keys.join(", ")
+            );
+            continue;
+        }
+        match effective.get(&key) {
+            Some(value) => {
+                let mut one = toml::Table::new();
+                one.insert(key.clone(), value.clone());
+                let line = toml::to_string(&one).unwrap_or_default();
+                let _ = writeln!(out, "{}  # {from}", line.trim_end());
+            }
+            None => {
+                let _ = writeln!(out, "# {key} is not set  # {from}");
+            }
+        }
+    }
+    for warning in config.warnings() {
+        let _ = writeln!(out, "# warning: {warning}");
+    }
+    out
 }

@@ -1,6 +1,6 @@
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 use ecs_dns::app;
 use ecs_dns::cli::{Cli, Command};
 use ecs_dns::config::{Config, ConfigArgs};
@@ -12,7 +12,8 @@ const EXIT_CONFIG: u8 = 2;
 const SHUTDOWN_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let args = match &cli.command {
         Command::Serve(args) | Command::Records(args) | Command::CheckConfig(args) => args,
         Command::Healthcheck(args) => return app::healthcheck(args),
@@ -30,16 +31,25 @@ fn main() -> ExitCode {
         eprintln!("ecs-dns: configuration error: {error}");
         return ExitCode::from(EXIT_CONFIG);
     }
-    app::init_logging(config.log_format);
+    let level = match cli.command {
+        Command::Serve(_) => "info",
+        _ => "warn",
+    };
+    app::init_logging(config.log_format, level);
     let result = match cli.command {
         Command::CheckConfig(_) => {
-            app::check_config(&config);
+            // The subcommand's matches tell flags from the environment.
+            let sub = matches.subcommand().map(|(_, m)| m).unwrap_or(&matches);
+            print!("{}", ecs_dns::cli::show_config(&config, sub));
             Ok(())
         }
         Command::Serve(args) => runtime().and_then(|rt| {
             let result = rt.block_on(app::serve(config, args));
             // Blocking UDP loops never return: do not wait for them.
             rt.shutdown_timeout(SHUTDOWN_WAIT);
+            if result.is_ok() {
+                tracing::info!("stopped");
+            }
             result
         }),
         Command::Records(_) => runtime().and_then(|rt| rt.block_on(app::records(config))),

@@ -62,9 +62,9 @@ pub enum StateError {
 /// Reads the state file at `path` for the zone `origin` (as printed,
 /// e.g. `local.`). `Ok(None)`: there is no file (a first start).
 pub fn load(path: &Path, origin: &str) -> Result<Option<Restored>, StateError> {
-    let text = match std::fs::read(path) {
+    let text = match crate::files::read(path, crate::files::INVENTORY_CAP) {
         Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) if e.is_not_found() => return Ok(None),
         Err(e) => {
             return Err(StateError::Unreadable {
                 path: path.to_owned(),

@@ -18,8 +18,10 @@ use crate::inventory::{ClusterStatus, Inventory, Task};
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct InventoryFile {
-    #[serde(default)]
-    tasks: Vec<Task>,
+    /// Required: an empty or comment-only file (a truncated rewrite, an
+    /// editor's empty buffer) is a mistake, never "no tasks"; `tasks = []`
+    /// says that.
+    tasks: Option<Vec<Task>>,
 }
 
 pub struct FileSource {
@@ -45,7 +47,8 @@ impl FileSource {
         if self.seen == Some(stamp) {
             return Ok(None);
         }
-        let text = std::fs::read_to_string(&self.path).map_err(|e| self.error(e))?;
+        let text = crate::files::read_text(&self.path, crate::files::INVENTORY_CAP)
+            .map_err(|e| self.error(e))?;
         let inventory = parse(&self.path, &text, modified).map_err(|e| self.error(e))?;
         self.seen = Some(stamp);
         tracing::info!(
@@ -79,7 +82,8 @@ pub fn check(path: &Path, must_exist: bool) -> Result<(), ConfigError> {
     if !metadata.is_file() {
         return Err(bad("not a regular file".into()));
     }
-    let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+    let text = crate::files::read_text(path, crate::files::INVENTORY_CAP)
+        .map_err(|e| bad(e.to_string()))?;
     if must_exist {
         let modified = metadata.modified().unwrap_or(SystemTime::UNIX_EPOCH);
         parse(path, &text, modified).map_err(bad)?;
@@ -94,7 +98,12 @@ pub fn parse(path: &Path, text: &str, modified: SystemTime) -> Result<Inventory,
     } else {
         toml::from_str(text).map_err(|e| e.to_string())?
     };
-    let mut tasks = file.tasks;
+    let Some(mut tasks) = file.tasks else {
+        return Err(
+            "no `tasks` key: an empty or comment-only file is taken for a mistake and the last good data kept; write `tasks = []` (JSON: {\"tasks\": []}) for no tasks"
+                .into(),
+        );
+    };
     for (index, task) in tasks.iter_mut().enumerate() {
         fill_defaults(task);
         if task.cluster.is_empty() {

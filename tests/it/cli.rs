@@ -206,9 +206,63 @@ fn flags_and_environment_override_the_file() {
         "flag wins over env and file: {text}"
     );
     assert!(
-        text.contains("record_ttl: 42"),
+        text.contains("record_ttl = 42  # env"),
         "env wins over file: {text}"
     );
+    assert!(text.contains("zone = \"ecs.internal.\"  # flag"), "{text}");
+    assert!(text.contains("poll_interval = \"1s\"  # file"), "{text}");
+    assert!(text.contains("soa_ttl = 60  # default"), "{text}");
+}
+
+/// `check-config` prints TOML: fed back as a config file, it resolves to the
+/// same configuration; secrets are never printed.
+#[test]
+fn check_config_output_is_a_config_that_resolves_the_same() {
+    let secret = "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LTEyMzQ=";
+    let check = |args: &[&str]| {
+        let out = Command::new(crate::harness::bin())
+            .arg("check-config")
+            .args(args)
+            .env("ECS_DNS_TSIG_KEYS", format!("xfr-key:hmac-sha256:{secret}"))
+            .env_remove("ECS_DNS_CONFIG")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{args:?}: {stderr}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let first = check(&[
+        "--config",
+        demo_config().to_str().unwrap(),
+        "--zone",
+        "ecs.internal",
+        "--listen",
+        "127.0.0.1:5399,[::1]:5399",
+        "--transfer-allow",
+        "10.0.0.0/8",
+        "--notify",
+        "127.0.0.1:5301 xfr-key",
+        "--http",
+        "127.0.0.1:9999",
+    ]);
+    assert!(!first.contains(secret), "a secret was printed:\n{first}");
+    assert!(
+        first.contains("# tsig_keys = [\"xfr-key.:hmac-sha256:<redacted>\"]  # env"),
+        "{first}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let fed_back = dir.path().join("resolved.toml");
+    std::fs::write(&fed_back, &first).unwrap();
+    let second = check(&["--config", fed_back.to_str().unwrap()]);
+    // The values, without where they came from.
+    let values = |text: &str| -> Vec<String> {
+        text.lines()
+            .filter(|l| !l.starts_with('#'))
+            .map(|l| l.split("  # ").next().unwrap_or_default().to_owned())
+            .collect()
+    };
+    assert_eq!(values(&first), values(&second), "\n{first}\n---\n{second}");
+    assert!(values(&first).len() > 30, "{first}");
 }
 
 #[test]
@@ -219,4 +273,42 @@ fn serve_without_a_source_exits_with_a_clear_error() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("source"), "{stderr}");
+}
+
+/// A port that cannot be had is the first and only thing reported, with
+/// what to do about it: a privileged port without the capability, or a port
+/// another server already has (UDP included: SO_REUSEPORT would share it).
+#[test]
+fn ports_that_cannot_be_had_are_reported_with_a_hint() {
+    crate::harness::require("setpriv");
+    // Root without CAP_NET_BIND_SERVICE, as an unprivileged container runs.
+    let out = Command::new("setpriv")
+        .args(["--bounding-set", "-net_bind_service"])
+        .arg(crate::harness::bin())
+        .args(["serve", "--config", demo_config().to_str().unwrap()])
+        .args(["--listen", "127.0.0.1:53"])
+        .env_remove("ECS_DNS_CONFIG")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("CAP_NET_BIND_SERVICE"), "{stderr}");
+    assert!(
+        !stderr.contains("zone changed") && !stderr.contains("starting"),
+        "something was logged before the bind failed: {stderr}"
+    );
+
+    let first = crate::harness::Server::start(&demo_config(), &[], "local");
+    let out = Command::new(crate::harness::bin())
+        .args(["serve", "--config", demo_config().to_str().unwrap()])
+        .args(["--listen", &first.addr().to_string()])
+        .env_remove("ECS_DNS_CONFIG")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("cannot listen on udp") && stderr.contains("another process"),
+        "{stderr}"
+    );
 }
