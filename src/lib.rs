@@ -5,8 +5,10 @@
 //! and each module imports only modules of the layers below its own
 //! (`scripts/check-layers` checks it; `docs/architecture.md` explains it):
 //!
-//! 0. [`config`], [`inventory`], [`wire`]: settings, the facts about tasks,
-//!    DNS wire-format helpers (then the unit tests' fixtures, `testing`);
+//! 0. [`config`], [`inventory`], [`wire`], [`files`], [`throttled_log`]:
+//!    settings, the facts about tasks, DNS wire-format helpers, bounded file
+//!    reads, log lines throttled per reason (then the unit tests' fixtures,
+//!    `testing`);
 //! 2. [`records`] (the pure naming and serving rules, inventory → records),
 //!    [`query_counters`] (the query path's atomics);
 //! 3. [`zone`]: the immutable snapshot served, with its SOA serial;
@@ -26,6 +28,7 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod dns;
+pub mod files;
 pub mod front;
 pub mod inventory;
 pub mod ops;
@@ -35,6 +38,7 @@ pub mod records;
 pub mod source;
 #[cfg(test)]
 mod testing;
+pub mod throttled_log;
 pub mod wire;
 pub mod xfr;
 pub mod zone;

@@ -38,6 +38,12 @@ pub struct Change {
     pub added: NameList,
     /// Names that had records and no longer do.
     pub removed: NameList,
+    /// Names that had records before and still do, with some changed
+    /// (an address moved, a port, a TTL).
+    pub modified: NameList,
+    /// Records added and removed (a changed record counts as one of each).
+    pub records_added: usize,
+    pub records_removed: usize,
     /// Whether the served records changed (and so the serial).
     pub changed: bool,
 }
@@ -66,9 +72,12 @@ impl NameList {
 }
 
 impl std::fmt::Display for NameList {
-    /// "a.local. b.local. (+3 more)"
+    /// "2: a.local. b.local.", "25: a.local. b.local. … (+23 more)", "0"
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.sample.join(" "))?;
+        write!(f, "{}", self.count)?;
+        if !self.sample.is_empty() {
+            write!(f, ": {}", self.sample.join(" "))?;
+        }
         if self.count > self.sample.len() {
             write!(f, " (+{} more)", self.count - self.sample.len())?;
         }
@@ -152,25 +161,36 @@ impl Publisher {
         };
         let snapshot = Snapshot::build(config, inventory, base, now);
         let change = describe(previous.map(|p| p.snapshot().as_ref()), &snapshot);
-        for collision in &snapshot.report.collisions {
-            tracing::warn!(
-                kind = collision.kind,
-                label = %collision.label,
-                inputs = ?collision.inputs,
+        // Anyone who can start a task chooses its names: one line per
+        // publication at most (the first case, and how many), throttled.
+        let report = &snapshot.report;
+        if let Some(first) = report.collisions.first() {
+            crate::warn_throttled!(
+                "names merged",
+                kind = first.kind,
+                label = %first.label,
+                inputs = ?first.inputs,
+                collisions = report.collisions.len(),
                 "several names map to one label: their records are merged"
             );
         }
-        for skipped in &snapshot.report.skipped {
-            tracing::warn!(name = %skipped, "name not served");
+        if let Some(first) = report.skipped.first() {
+            crate::warn_throttled!(
+                "names not served",
+                name = %first,
+                skipped = report.skipped.len(),
+                "name not served"
+            );
         }
         if change.changed {
             tracing::info!(
                 serial = change.serial,
                 tasks = %verdict_counts(&snapshot.report.verdicts),
-                added = change.added.count,
-                removed = change.removed.count,
-                added_names = %change.added,
-                removed_names = %change.removed,
+                records_added = change.records_added,
+                records_removed = change.records_removed,
+                names_added = %change.added,
+                names_removed = %change.removed,
+                names_changed = %change.modified,
                 "zone changed"
             );
         }
@@ -185,19 +205,38 @@ impl Publisher {
 }
 
 fn describe(previous: Option<&Snapshot>, next: &Snapshot) -> Change {
-    let (added, removed) = match previous {
-        Some(p) => (
-            NameList::of(next.names().filter(|n| !has_records(p, n))),
-            NameList::of(p.names().filter(|n| !has_records(next, n))),
-        ),
-        None => (NameList::of(next.names()), NameList::default()),
-    };
-    Change {
+    let changed = previous.is_none_or(|p| p.serial() != next.serial());
+    let mut change = Change {
         serial: next.serial(),
-        changed: previous.is_none_or(|p| p.serial() != next.serial()),
-        added,
-        removed,
+        changed,
+        added: NameList::default(),
+        removed: NameList::default(),
+        modified: NameList::default(),
+        records_added: 0,
+        records_removed: 0,
+    };
+    match previous {
+        // Nothing served changed: no diff to make.
+        Some(_) if !changed => {}
+        Some(p) => {
+            let (records_added, records_removed, names) = next.changes_since(p);
+            change.records_added = records_added;
+            change.records_removed = records_removed;
+            change.added = NameList::of(names.iter().map(Vec::as_slice).filter(|n| !has_records(p, n)));
+            change.removed = NameList::of(names.iter().map(Vec::as_slice).filter(|n| !has_records(next, n)));
+            change.modified = NameList::of(
+                names
+                    .iter()
+                    .map(Vec::as_slice)
+                    .filter(|n| has_records(p, n) && has_records(next, n)),
+            );
+        }
+        None => {
+            change.added = NameList::of(next.names());
+            change.records_added = next.record_count();
+        }
     }
+    change
 }
 
 fn has_records(snapshot: &Snapshot, name: &[u8]) -> bool {
@@ -252,7 +291,14 @@ mod tests {
         assert!(change.changed);
         assert_eq!(change.added.sample, ["t9.web.local."]);
         assert_eq!(change.removed.sample, ["t0.web.local."]);
-        assert_eq!(change.added.to_string(), "t9.web.local.");
+        assert_eq!(change.added.to_string(), "1: t9.web.local.");
+        // web.local. and web.prod.local. kept their name, not their address.
+        assert_eq!(
+            change.modified.sample,
+            ["web.local.", "web.prod.local."],
+            "{change:?}"
+        );
+        assert_eq!((change.records_added, change.records_removed), (3, 3));
         assert_eq!(
             zone.load().as_ref().map(|s| s.snapshot().serial()),
             Some(change.serial)
@@ -261,7 +307,7 @@ mod tests {
             count: 25,
             sample: vec!["a.local.".into(), "b.local.".into()],
         };
-        assert_eq!(many.to_string(), "a.local. b.local. (+23 more)");
+        assert_eq!(many.to_string(), "25: a.local. b.local. (+23 more)");
     }
 
     /// A snapshot is always published with its own answers: the answer

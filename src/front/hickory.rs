@@ -10,7 +10,6 @@
 //! `front = "hickory"` (exit 2 naming the key), rather than dropping it
 //! silently.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -56,7 +55,6 @@ impl RequestHandler for Handler {
             request.as_slice(),
             Some(request.src().ip()),
             transport,
-            None,
             &mut bytes,
             started,
         );
@@ -109,19 +107,23 @@ fn no_response(request: &Request) -> ResponseInfo {
     })
 }
 
-/// Binds UDP and TCP on every address and serves until the process ends.
-pub async fn serve(dispatch: Dispatch, listen: &[SocketAddr]) -> anyhow::Result<()> {
+/// Serves the bound sockets (one UDP socket per address) until the process
+/// ends.
+pub async fn serve(dispatch: Dispatch, sockets: super::Sockets) -> anyhow::Result<()> {
     let mut server = Server::new(Handler { dispatch });
-    for address in listen {
-        let udp = UdpSocket::bind(address)
-            .await
-            .with_context(|| format!("cannot listen on udp {address}"))?;
-        let tcp = TcpListener::bind(address)
-            .await
-            .with_context(|| format!("cannot listen on tcp {address}"))?;
-        server.register_socket(udp);
+    for group in sockets.groups {
+        for udp in group.udp {
+            udp.set_nonblocking(true)
+                .with_context(|| format!("cannot set udp {} non-blocking", group.address))?;
+            server.register_socket(
+                UdpSocket::from_std(udp)
+                    .with_context(|| format!("cannot serve udp {}", group.address))?,
+            );
+        }
+        let tcp = TcpListener::from_std(group.tcp)
+            .with_context(|| format!("cannot serve tcp {}", group.address))?;
         server.register_listener(tcp, TCP_IDLE_TIMEOUT, TCP_RESPONSE_BUFFER);
-        tracing::info!(%address, "answering DNS on udp and tcp");
+        tracing::info!(address = %group.address, "answering DNS on udp and tcp");
     }
     server
         .block_until_done()

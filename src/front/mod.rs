@@ -19,40 +19,92 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context;
 
-use crate::config::{RrlConfig, TcpLimits, UdpIo};
+use crate::config::{TcpLimits, UdpIo};
 use dispatch::Dispatch;
 
-/// Serves UDP and TCP on every address with our own fronts until the process
-/// ends; returns an error if a socket cannot be bound or a UDP loop stops.
+/// The sockets of every `listen` address, bound before anything else
+/// happens at start, so that a port that cannot be had is the first and
+/// only thing reported.
+pub struct Sockets {
+    groups: Vec<Group>,
+}
+
+struct Group {
+    /// One per UDP loop, sharing the address through SO_REUSEPORT.
+    udp: Vec<std::net::UdpSocket>,
+    tcp: std::net::TcpListener,
+    address: SocketAddr,
+    buffer_asked: usize,
+}
+
+impl Sockets {
+    /// Binds UDP (`udp_per_address` sockets, each asking for `udp_buffer`
+    /// bytes of buffer) and TCP on every address of `listen`.
+    pub fn bind(
+        listen: &[SocketAddr],
+        udp_per_address: usize,
+        udp_buffer: usize,
+    ) -> anyhow::Result<Sockets> {
+        let mut groups = Vec::new();
+        for address in listen {
+            let udp = udp::bind(*address, udp_per_address, udp_buffer)?;
+            // The same port for TCP when the address asked for any port.
+            let bound = udp
+                .first()
+                .and_then(|s| s.local_addr().ok())
+                .unwrap_or(*address);
+            let tcp =
+                std::net::TcpListener::bind(bound).map_err(|e| udp::bind_error(e, "tcp", bound))?;
+            tcp.set_nonblocking(true)
+                .with_context(|| format!("cannot set tcp {bound} non-blocking"))?;
+            groups.push(Group {
+                udp,
+                tcp,
+                address: bound,
+                buffer_asked: udp_buffer,
+            });
+        }
+        Ok(Sockets { groups })
+    }
+
+    /// UDP sockets per address for the own front: one per core.
+    pub fn per_core() -> usize {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    }
+}
+
+/// Serves UDP and TCP on every bound address with our own fronts until the
+/// process ends; returns an error if a UDP loop stops.
 pub async fn serve(
+    sockets: Sockets,
     dispatch: Dispatch,
-    listen: &[SocketAddr],
     tcp_limits: TcpLimits,
-    rrl: RrlConfig,
     udp_io: UdpIo,
 ) -> anyhow::Result<()> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     // The UDP loops are threads, which dropping this future cannot cancel:
     // they stop (and close their sockets) when the guard sets the flag.
     let stop = StopOnDrop(Arc::default());
     let mut udp_loops = tokio::task::JoinSet::new();
-    for address in listen {
-        let sockets = udp::bind(*address, threads)?;
-        // The same port for TCP when the address asked for any port.
-        let bound = sockets
-            .first()
-            .and_then(|s| s.local_addr().ok())
-            .unwrap_or(*address);
-        let listener = tokio::net::TcpListener::bind(bound)
-            .await
-            .with_context(|| format!("cannot listen on tcp {bound}"))?;
-        for socket in sockets {
+    for group in sockets.groups {
+        let listener = tokio::net::TcpListener::from_std(group.tcp)
+            .with_context(|| format!("cannot serve tcp {}", group.address))?;
+        let udp_sockets = group.udp.len();
+        if let Some((receive, send)) = group.udp.first().map(udp::buffers) {
+            tracing::info!(
+                address = %group.address,
+                asked = group.buffer_asked,
+                receive,
+                send,
+                "udp socket buffers granted (the kernel caps them at net.core.rmem_max and wmem_max)"
+            );
+        }
+        for socket in group.udp {
             let dispatch = dispatch.clone();
             let stop = stop.0.clone();
-            udp_loops.spawn_blocking(move || udp::run(socket, &dispatch, rrl, udp_io, &stop));
+            udp_loops.spawn_blocking(move || udp::run(socket, &dispatch, udp_io, &stop));
         }
         tokio::spawn(tcp::serve(listener, dispatch.clone(), tcp_limits));
-        tracing::info!(address = %bound, udp_sockets = threads, ?udp_io, "answering DNS on udp and tcp");
+        tracing::info!(address = %group.address, udp_sockets, ?udp_io, "answering DNS on udp and tcp");
     }
     match udp_loops.join_next().await {
         Some(Ok(Err(error))) => Err(error.context("a udp loop stopped")),

@@ -34,7 +34,7 @@ pub async fn serve(listener: TcpListener, dispatch: Dispatch, tcp: TcpLimits) {
             Ok((stream, _)) => stream,
             Err(error) => {
                 // Out of file descriptors or memory: wait rather than spin.
-                tracing::warn!(%error, "tcp accept failed");
+                crate::warn_throttled!("tcp accept failed", %error, "tcp accept failed");
                 metrics::counter!("ecs_dns_tcp_accept_errors_total").increment(1);
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
@@ -84,7 +84,6 @@ async fn connection(stream: TcpStream, slot: Slot, dispatch: Dispatch, tcp: TcpL
             &request,
             peer,
             Transport::Tcp,
-            None,
             &mut response,
             started,
         );
@@ -96,8 +95,10 @@ async fn connection(stream: TcpStream, slot: Slot, dispatch: Dispatch, tcp: TcpL
         };
         answered += 1;
         let last = answered >= tcp.max_queries;
-        // Pipelined queries: flush once no more are buffered.
-        let flush = last || messages.len() > 1 || reader.buffer().is_empty();
+        // Pipelined queries: answers are flushed together, but only while
+        // another whole query is already buffered; a partial one (or none)
+        // must not hold back the answers to those before it.
+        let flush = last || messages.len() > 1 || !whole_frame(reader.buffer());
         let write = async {
             for message in messages {
                 let len = u16::try_from(message.len()).map_err(std::io::Error::other)?;
@@ -121,6 +122,14 @@ async fn connection(stream: TcpStream, slot: Slot, dispatch: Dispatch, tcp: TcpL
         writer.shutdown().await
     })
     .await;
+}
+
+/// Whether `buffered` starts with a whole length-prefixed message.
+fn whole_frame(buffered: &[u8]) -> bool {
+    match buffered {
+        [high, low, rest @ ..] => rest.len() >= usize::from(u16::from_be_bytes([*high, *low])),
+        _ => false,
+    }
 }
 
 /// Reads one length-prefixed message into `buf`; `false` when the client

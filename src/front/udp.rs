@@ -17,7 +17,6 @@ use anyhow::Context;
 use socket2::{Domain, Protocol, Socket, Type};
 
 use super::dispatch::{Dispatch, Reply};
-use super::rrl::{Limiter, RrlConfig};
 use crate::config::UdpIo;
 use crate::wire::Transport;
 
@@ -26,9 +25,20 @@ use crate::wire::Transport;
 mod batch;
 mod plain;
 
-/// Binds `count` sockets to `address` that share it through SO_REUSEPORT.
-/// The first socket fixes the port when `address` asks for any port.
-pub fn bind(address: SocketAddr, count: usize) -> anyhow::Result<Vec<std::net::UdpSocket>> {
+/// Binds `count` sockets to `address` that share it through SO_REUSEPORT,
+/// each with `buffer` bytes of socket buffer asked for. The first socket
+/// fixes the port when `address` asks for any port.
+pub fn bind(
+    address: SocketAddr,
+    count: usize,
+    buffer: usize,
+) -> anyhow::Result<Vec<std::net::UdpSocket>> {
+    if address.port() != 0 {
+        // SO_REUSEPORT would let this process share the port with another
+        // server already on it (the kernel would split the queries between
+        // the two): a plain bind first finds it taken.
+        std::net::UdpSocket::bind(address).map_err(|e| bind_error(e, "udp", address))?;
+    }
     let mut sockets = Vec::with_capacity(count);
     let mut address = address;
     for _ in 0..count.max(1) {
@@ -41,22 +51,91 @@ pub fn bind(address: SocketAddr, count: usize) -> anyhow::Result<Vec<std::net::U
         socket
             .set_reuse_port(true)
             .with_context(|| format!("cannot set SO_REUSEPORT on udp {address}"))?;
-        // Room for bursts while the thread is busy: queries are small.
-        let _ = socket.set_recv_buffer_size(4 << 20);
+        // Room for bursts while the thread is busy; the kernel caps what it
+        // grants (net.core.rmem_max, wmem_max): `buffers` says what it gave.
+        let _ = socket.set_recv_buffer_size(buffer);
+        let _ = socket.set_send_buffer_size(buffer);
         // A blocked receive wakes up this often to look at the stop flag.
         socket
             .set_read_timeout(Some(STOP_CHECK))
             .with_context(|| format!("cannot set a receive timeout on udp {address}"))?;
         socket
             .bind(&address.into())
-            .with_context(|| format!("cannot listen on udp {address}"))?;
+            .map_err(|e| bind_error(e, "udp", address))?;
         let socket: std::net::UdpSocket = socket.into();
+        remember_inode(&socket);
         address = socket
             .local_addr()
             .with_context(|| format!("no local address for udp {address}"))?;
         sockets.push(socket);
     }
     Ok(sockets)
+}
+
+/// A bind error as the operator needs it: what to do about it.
+pub fn bind_error(error: std::io::Error, proto: &str, address: SocketAddr) -> anyhow::Error {
+    let hint = match error.kind() {
+        std::io::ErrorKind::PermissionDenied if address.port() < 1024 => {
+            ": ports below 1024 need privilege; listen on a port of 1024 or more (the Docker image listens on 8053 behind the load balancer's 53) or grant CAP_NET_BIND_SERVICE"
+        }
+        std::io::ErrorKind::AddrInUse => {
+            ": another process already serves this port (another ecs-dns?); stop it or pick another `listen` port"
+        }
+        _ => "",
+    };
+    anyhow::anyhow!("cannot listen on {proto} {address}: {error}{hint}")
+}
+
+/// The receive and send buffer sizes the kernel granted `socket`.
+pub fn buffers(socket: &std::net::UdpSocket) -> (usize, usize) {
+    let socket = socket2::SockRef::from(socket);
+    (
+        socket.recv_buffer_size().unwrap_or(0),
+        socket.send_buffer_size().unwrap_or(0),
+    )
+}
+
+/// The inodes of our UDP sockets, to find their drop counts in
+/// `/proc/net/udp`.
+static INODES: std::sync::Mutex<Vec<u64>> = std::sync::Mutex::new(Vec::new());
+
+fn remember_inode(socket: &std::net::UdpSocket) {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::MetadataExt;
+    // stat() of /proc/self/fd/N is the socket's own inode.
+    if let Ok(meta) = std::fs::metadata(format!("/proc/self/fd/{}", socket.as_raw_fd())) {
+        INODES
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(meta.ino());
+    }
+}
+
+/// Datagrams the kernel dropped because a socket's receive queue was full,
+/// summed over our UDP sockets (the `drops` column of `/proc/net/udp` and
+/// `udp6`, the counter `SO_RXQ_OVFL` reports). `None` where there is no
+/// such file (not Linux).
+pub fn receive_queue_drops() -> Option<u64> {
+    let inodes = INODES.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let mut total = None;
+    for table in ["/proc/net/udp", "/proc/net/udp6"] {
+        let Ok(text) = std::fs::read_to_string(table) else {
+            continue;
+        };
+        let sum = total.get_or_insert(0u64);
+        for line in text.lines().skip(1) {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            // sl local rem st tx:rx tr:tm retrnsmt uid timeout inode ref pointer drops
+            let inode = fields.get(9).and_then(|f| f.parse::<u64>().ok());
+            let drops = fields.get(12).and_then(|f| f.parse::<u64>().ok());
+            if let (Some(inode), Some(drops)) = (inode, drops)
+                && inodes.contains(&inode)
+            {
+                *sum += drops;
+            }
+        }
+    }
+    total
 }
 
 /// How soon an idle loop notices that it must stop.
@@ -85,27 +164,24 @@ trait Datagrams {
 pub fn run(
     socket: std::net::UdpSocket,
     dispatch: &Dispatch,
-    rrl: RrlConfig,
     io: UdpIo,
     stop: &AtomicBool,
 ) -> anyhow::Result<()> {
     match io {
         #[cfg(target_os = "linux")]
-        UdpIo::Batched => serve(socket, dispatch, rrl, batch::Batch::new(), stop),
+        UdpIo::Batched => serve(socket, dispatch, batch::Batch::new(), stop),
         #[cfg(not(target_os = "linux"))]
         UdpIo::Batched => anyhow::bail!("udp_io = \"batched\" needs Linux"),
-        UdpIo::Plain => serve(socket, dispatch, rrl, plain::Plain::new(), stop),
+        UdpIo::Plain => serve(socket, dispatch, plain::Plain::new(), stop),
     }
 }
 
 fn serve(
     socket: std::net::UdpSocket,
     dispatch: &Dispatch,
-    rrl: RrlConfig,
     mut datagrams: impl Datagrams,
     stop: &AtomicBool,
 ) -> anyhow::Result<()> {
-    let mut limiter = Limiter::new(rrl);
     loop {
         let received = datagrams.receive(&socket)?;
         if stop.load(Ordering::Relaxed) {
@@ -124,7 +200,6 @@ fn serve(
                 request,
                 peer,
                 Transport::Udp,
-                Some(&mut limiter),
                 response,
                 started,
             );
@@ -134,19 +209,17 @@ fn serve(
     }
 }
 
-/// Socket errors: the first logged, then one in a thousand (a sick socket
-/// must not flood the log), every one counted.
+/// Socket errors: every one counted, logged at most once per reason and
+/// window (a sick socket must not flood the log).
 #[derive(Default)]
-struct ErrorLog {
-    count: u64,
-}
+struct ErrorLog;
 
 impl ErrorLog {
     fn note(&mut self, op: &'static str, error: &std::io::Error) {
-        if self.count.is_multiple_of(1000) {
-            tracing::warn!(%error, count = self.count + 1, "udp {op} failed");
-        }
-        self.count += 1;
         metrics::counter!("ecs_dns_udp_errors_total", "op" => op).increment(1);
+        match op {
+            "receive" => crate::warn_throttled!("udp receive failed", %error, "udp receive failed"),
+            _ => crate::warn_throttled!("udp send failed", %error, "udp {op} failed"),
+        }
     }
 }

@@ -107,6 +107,12 @@ const FAMILIES: &[Family] = &[
         Some(("verdict", &VERDICT_LABELS)),
     ),
     family(
+        "ecs_dns_name_collisions",
+        Kind::Gauge,
+        "Names that several inputs map to (merged), or that a task may not take (reserved), by kind.",
+        Some(("kind", &COLLISION_KINDS)),
+    ),
+    family(
         "ecs_dns_refresh_duration_seconds",
         Kind::Histogram,
         "Time to read the source once.",
@@ -226,6 +232,15 @@ pub fn observe_snapshot(snapshot: &Snapshot) {
         .filter(|v| v.is_served())
         .count();
     metrics::gauge!("ecs_dns_tasks_served").set(served as f64);
+    for kind in COLLISION_KINDS {
+        let count = snapshot
+            .report
+            .collisions
+            .iter()
+            .filter(|c| c.kind == kind)
+            .count();
+        metrics::gauge!("ecs_dns_name_collisions", "kind" => kind).set(count as f64);
+    }
     observe_verdicts(&snapshot.report.verdicts);
 }
 
@@ -242,6 +257,9 @@ const VERDICTS: [Verdict; 9] = [
     Verdict::FailingOpen,
     Verdict::Unnamed,
 ];
+
+/// The kinds of [`crate::records::Collision`].
+const COLLISION_KINDS: [&str; 4] = ["service", "cluster", "task", "reserved"];
 
 /// The verdicts' labels, in [`VERDICTS`] order.
 const VERDICT_LABELS: [&str; 9] = [
@@ -313,6 +331,12 @@ pub fn render(snapshot: Option<&Snapshot>, now: SystemTime, ready: bool) -> Stri
         "# HELP ecs_dns_ready 1 when /readyz answers 200: a zone is loaded and its data is fresh.\n# TYPE ecs_dns_ready gauge\necs_dns_ready {}",
         u8::from(ready)
     );
+    if let Some(drops) = crate::front::udp::receive_queue_drops() {
+        let _ = writeln!(
+            out,
+            "# HELP ecs_dns_udp_receive_drops_total Datagrams the kernel dropped because a DNS UDP socket's receive queue was full (raise udp_socket_buffer).\n# TYPE ecs_dns_udp_receive_drops_total counter\necs_dns_udp_receive_drops_total {drops}"
+        );
+    }
     render_queries(&mut out);
     out
 }

@@ -127,7 +127,9 @@ impl RecordSet {
 /// Several different inputs that map to one label; their records are merged.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Collision {
-    /// What kind of name: `service`, `cluster` or `task`.
+    /// What kind of name: `service`, `cluster` or `task`; `reserved` for a
+    /// task name that is one of the zone's own (an in-zone name server),
+    /// which the zone keeps and the task does not get.
     pub kind: &'static str,
     pub label: String,
     /// The raw inputs, sorted.

@@ -48,11 +48,12 @@ impl Snapshot {
     ) -> Snapshot {
         let RecordSet {
             mut names,
-            entries,
-            report,
+            mut entries,
+            mut report,
         } = records::build(&inventory, &config.origin, &config.rules);
         let apex = names.intern(&name_table::wire_of(&config.origin));
         let extra = zone_records(config, &mut names, apex);
+        reserve_zone_names(&extra, &names, &inventory, &mut entries, &mut report);
         let store = Store::build(names, apex, &entries, config.record_ttl, &extra);
         drop(entries);
 
@@ -180,6 +181,24 @@ impl Snapshot {
         out
     }
 
+    /// How this snapshot's records differ from `previous`'s: (records
+    /// added, records removed, the names either happened at, in lower-case
+    /// wire format, sorted). A changed TTL counts as one of each; the SOA's
+    /// serial is no change.
+    pub fn changes_since(&self, previous: &Snapshot) -> (usize, usize, Vec<Vec<u8>>) {
+        let mut names = std::collections::BTreeSet::new();
+        let (mut added, mut removed) = (0, 0);
+        self.store.not_in(&previous.store, |id, _, _| {
+            added += 1;
+            names.insert(self.store.names().wire(id).to_vec());
+        });
+        previous.store.not_in(&self.store, |id, _, _| {
+            removed += 1;
+            names.insert(previous.store.names().wire(id).to_vec());
+        });
+        (added, removed, names.into_iter().collect())
+    }
+
     /// Names that have records (empty non-terminals not counted), in wire
     /// format.
     pub fn names(&self) -> impl Iterator<Item = &[u8]> {
@@ -280,6 +299,43 @@ fn zone_records(config: &ZoneConfig, names: &mut NameTable, apex: NameId) -> Vec
         }
     }
     out
+}
+
+/// The names the zone's own records use (the apex, the in-zone name
+/// servers) belong to the zone: anyone who can name a task or tag it must
+/// not add an address to the zone's NS. Task records at those names are
+/// dropped and reported as collisions of kind `reserved`.
+fn reserve_zone_names(
+    zone_records: &[store::Record],
+    names: &NameTable,
+    inventory: &Inventory,
+    entries: &mut Vec<records::Entry>,
+    report: &mut Report,
+) {
+    let reserved: std::collections::BTreeSet<NameId> =
+        zone_records.iter().map(|(owner, _, _)| *owner).collect();
+    let mut taken: std::collections::BTreeMap<NameId, std::collections::BTreeSet<String>> =
+        std::collections::BTreeMap::new();
+    entries.retain(|entry| {
+        if !reserved.contains(&entry.owner) {
+            return true;
+        }
+        if let Some(task) = inventory.tasks.get(entry.task) {
+            taken.entry(entry.owner).or_default().insert(format!(
+                "{} (task {})",
+                task.service_or_family(),
+                task.id()
+            ));
+        }
+        false
+    });
+    for (owner, inputs) in taken {
+        report.collisions.push(records::Collision {
+            kind: "reserved",
+            label: name_table::Display(names.wire(owner)).to_string(),
+            inputs: inputs.into_iter().collect(),
+        });
+    }
 }
 
 /// Equal, TTL included (hickory's `Record` equality ignores TTLs).

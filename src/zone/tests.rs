@@ -116,3 +116,38 @@ fn master_file_lists_every_record_soa_first() {
     assert_eq!(lines.len(), snapshot.records().len());
     assert!(lines.contains(&"web.local. 10 IN A 10.0.0.2"), "{text}");
 }
+
+/// A task whose name is an in-zone name server's (a service `ns1`, or a tag
+/// `ecs-dns:name = ns1`) adds no address to the zone's NS: the name stays
+/// the zone's, and the collision is reported.
+#[test]
+fn in_zone_name_server_names_are_reserved() {
+    let config = zone_config();
+    let mut tasks = crate::testing::web_inventory(&[[10, 0, 0, 114], [10, 0, 0, 115]]).tasks;
+    tasks[0].service = Some("ns1".into());
+    tasks[1]
+        .tags
+        .insert(crate::inventory::ALIAS_TAG.into(), "NS1".into());
+    let snapshot = Snapshot::of_tasks(&config, tasks, 1);
+    let ns1 = LowerName::new(&Name::from_ascii("ns1.local.").unwrap());
+    let addresses: Vec<String> = snapshot
+        .node(&ns1)
+        .and_then(|n| n.rrset(RecordType::A))
+        .unwrap_or_default()
+        .iter()
+        .map(|r| r.data.to_string())
+        .collect();
+    assert_eq!(addresses, ["127.0.0.1"]);
+    let reserved: Vec<_> = snapshot
+        .report
+        .collisions
+        .iter()
+        .filter(|c| c.kind == "reserved")
+        .collect();
+    assert_eq!(reserved.len(), 1, "{:?}", snapshot.report.collisions);
+    assert_eq!(reserved[0].label, "ns1.local.");
+    assert_eq!(reserved[0].inputs.len(), 2, "{:?}", reserved[0]);
+    // The tasks' other names are still served.
+    let task = LowerName::new(&Name::from_ascii("t1.web.local.").unwrap());
+    assert!(snapshot.node(&task).is_some());
+}

@@ -11,14 +11,7 @@ use crate::harness::{DEADLINE, Server, demo_config, dig_short, wait_for};
 
 /// `NAME A` in wire format with `id`, RD set, no EDNS.
 fn a_query(id: u16, name: &str) -> Vec<u8> {
-    let mut q = id.to_be_bytes().to_vec();
-    q.extend_from_slice(&[1, 0, 0, 1, 0, 0, 0, 0, 0, 0]);
-    for label in name.trim_end_matches('.').split('.') {
-        q.push(label.len() as u8);
-        q.extend_from_slice(label.as_bytes());
-    }
-    q.extend_from_slice(&[0, 0, 1, 0, 1]);
-    q
+    crate::harness::wire_query(id, name, 1)
 }
 
 fn tcp_frame(message: &[u8]) -> Vec<u8> {

@@ -33,6 +33,20 @@ pub fn require(tool: &str) {
     assert!(found, "{tool} is missing: run scripts/install-test-deps");
 }
 
+/// `NAME TYPE` in wire format with `id`, RD set, class IN, no EDNS.
+pub fn wire_query(id: u16, name: &str, qtype: u16) -> Vec<u8> {
+    let mut q = id.to_be_bytes().to_vec();
+    q.extend_from_slice(&[1, 0, 0, 1, 0, 0, 0, 0, 0, 0]);
+    for label in name.trim_end_matches('.').split('.') {
+        q.push(label.len() as u8);
+        q.extend_from_slice(label.as_bytes());
+    }
+    q.push(0);
+    q.extend_from_slice(&qtype.to_be_bytes());
+    q.extend_from_slice(&[0, 1]);
+    q
+}
+
 /// A loopback port free for both UDP and TCP right now.
 pub fn free_port() -> u16 {
     for _ in 0..100 {
@@ -125,6 +139,11 @@ impl Server {
 
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The server's process id (to signal it).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 }
 

@@ -81,3 +81,43 @@ fn rate_limiting_is_off_by_default_and_cuts_a_burst_when_on() {
         "slipped: {truncated} of {limited_answers} limited"
     );
 }
+
+/// One budget per client prefix, whatever source port it sends from: the
+/// kernel spreads ports over the server's UDP sockets (one per core), and a
+/// limiter per socket would give the rate times the number of sockets.
+#[test]
+fn a_client_varying_its_source_port_gets_one_budget() {
+    let limited = Server::start(
+        &demo_config(),
+        &["--rrl-responses-per-second", "20", "--rrl-slip", "0"],
+        "local",
+    );
+    std::thread::sleep(Duration::from_millis(1100));
+    let mut query = vec![0, 0, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
+    query.extend_from_slice(b"\x03web\x05local\x00\x00\x01\x00\x01");
+    let sockets: Vec<UdpSocket> = (0..200)
+        .map(|_| {
+            let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+            s.set_read_timeout(Some(Duration::from_millis(300)))
+                .unwrap();
+            s
+        })
+        .collect();
+    let started = Instant::now();
+    for (id, socket) in sockets.iter().enumerate() {
+        query[..2].copy_from_slice(&(id as u16).to_be_bytes());
+        socket.send_to(&query, ("127.0.0.1", limited.port)).unwrap();
+    }
+    let sent_in = started.elapsed();
+    let mut buf = [0u8; 1500];
+    let answered = sockets.iter().filter(|s| s.recv(&mut buf).is_ok()).count();
+    let budget = 20 + (sent_in.as_secs_f64() * 20.0).ceil() as usize;
+    eprintln!(
+        "200 source ports in {sent_in:?}: {answered} answered (budget {budget}, {} sockets)",
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
+    assert!(
+        answered >= 15 && answered <= budget + 3,
+        "{answered} answered, budget {budget}"
+    );
+}

@@ -156,7 +156,8 @@ impl EcsSource {
                             humantime::format_duration(Duration::from_secs(a.as_secs())).to_string()
                         })
                         .unwrap_or_else(|| "never read".into());
-                    tracing::warn!(
+                    crate::warn_throttled!(
+                        "cluster refresh failed",
                         cluster = %name,
                         %error,
                         data_age = %age,
@@ -366,7 +367,7 @@ impl EcsSource {
                 }
             }
             Err(error) => {
-                tracing::warn!(cluster = %name, %error, "service tags not read: keeping the aliases read before");
+                crate::warn_throttled!("service tags not read", cluster = %name, %error, "service tags not read: keeping the aliases read before");
                 for service in stale {
                     let alias = self.caches.any_service_alias(name, &service);
                     out.insert(service, alias);
