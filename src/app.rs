@@ -22,6 +22,12 @@ const HTTP_STOP_GRACE: std::time::Duration = std::time::Duration::from_millis(40
 /// `ecs-dns serve`: start the source and answer DNS until SIGTERM or
 /// SIGINT; SIGHUP reloads. `args` are the flags, read again on reload.
 pub async fn serve(config: Config, args: ConfigArgs) -> anyhow::Result<()> {
+    // First: a port that cannot be had is the one thing reported.
+    let udp_per_address = match config.front {
+        FrontKind::Own => front::Sockets::per_core(),
+        FrontKind::Hickory => 1,
+    };
+    let sockets = front::Sockets::bind(&config.listen, udp_per_address, config.udp_socket_buffer)?;
     let zone: SharedZone = Arc::default();
     let source = Source::from_config(&config)?;
     // First, so that a signal during start-up is handled, not fatal.
@@ -31,7 +37,10 @@ pub async fn serve(config: Config, args: ConfigArgs) -> anyhow::Result<()> {
         version = env!("CARGO_PKG_VERSION"),
         zone = %config.zone.origin,
         source = %source.describe(),
-        config = ?config.file,
+        config = %config
+            .file
+            .as_deref()
+            .map_or_else(|| "none (defaults, flags, environment)".into(), |f| f.display().to_string()),
         "starting"
     );
     let transfers = Arc::new(crate::xfr::Transfers::new(config.transfer.clone()));
@@ -45,8 +54,12 @@ pub async fn serve(config: Config, args: ConfigArgs) -> anyhow::Result<()> {
             }
         }))
         .with_observer(Arc::new(move |snapshot| journal.observe(snapshot)));
+    for warning in config.warnings() {
+        tracing::warn!("{warning}");
+    }
     if let Some(path) = &config.state_file {
-        restore_state(&publisher, path, &config);
+        // A read of up to 512 MiB and a snapshot build: off the runtime.
+        tokio::task::block_in_place(|| restore_state(&publisher, path, &config));
     }
     // Whatever the ops listener is asked, the DNS fronts keep descriptors.
     let http_limits = ops::limits::prepare(config.http_limits, config.tcp.max_connections);
@@ -64,6 +77,7 @@ pub async fn serve(config: Config, args: ConfigArgs) -> anyhow::Result<()> {
         None => None,
     };
     let refresher = tokio::spawn(source::run(source, config.poll_interval, publisher.clone()));
+    let summaries = tokio::spawn(crate::throttled_log::summarise());
     let limits = Limits {
         max_udp_payload: config.max_udp_payload,
     };
@@ -72,21 +86,14 @@ pub async fn serve(config: Config, args: ConfigArgs) -> anyhow::Result<()> {
         let config = running_config;
         match config.front {
             FrontKind::Own => {
-                let dispatch = Dispatch::new(zone_for_dns, limits, Some(transfers));
-                front::serve(
-                    dispatch,
-                    &config.listen,
-                    config.tcp,
-                    config.rrl,
-                    config.udp_io,
-                )
-                .await
+                let dispatch = Dispatch::new(zone_for_dns, limits, Some(transfers), config.rrl);
+                front::serve(sockets, dispatch, config.tcp, config.udp_io).await
             }
             // Transfers, RRL and TCP limits are refused with this front by
             // the configuration.
             FrontKind::Hickory => {
-                let dispatch = Dispatch::new(zone_for_dns, limits, None);
-                front::hickory::serve(dispatch, &config.listen).await
+                let dispatch = Dispatch::new(zone_for_dns, limits, None, config.rrl);
+                front::hickory::serve(dispatch, sockets).await
             }
         }
     });
@@ -96,7 +103,11 @@ pub async fn serve(config: Config, args: ConfigArgs) -> anyhow::Result<()> {
             result = &mut dns => break result,
             request = signals.next() => match request {
                 ops::signals::Request::Stop(signal) => {
-                    tracing::info!(signal, "stopping: no new queries, saving state");
+                    tracing::info!(
+                        signal,
+                        state_file = config.state_file.is_some(),
+                        "stopping: no new queries"
+                    );
                     break Ok(());
                 }
                 ops::signals::Request::Reload => reload(&args, &mut running, &publisher, &ops_state),
@@ -106,6 +117,8 @@ pub async fn serve(config: Config, args: ConfigArgs) -> anyhow::Result<()> {
     // Stop accepting: the DNS sockets close with the front, the source stops.
     drop(dns);
     refresher.abort();
+    summaries.abort();
+    crate::throttled_log::summarise_now();
     let _ = http_stop.send(());
     if let Some(http) = http
         && tokio::time::timeout(HTTP_STOP_GRACE, http).await.is_err()
@@ -218,15 +231,19 @@ pub fn healthcheck(args: &crate::cli::HealthcheckArgs) -> std::process::ExitCode
     }
 }
 
-/// `ecs-dns check-config`: the resolved configuration on stdout.
-pub fn check_config(config: &Config) {
-    println!("{config:#?}");
-}
-
 /// Logs go to stderr (stdout carries `records` output), human or JSON.
-pub fn init_logging(format: LogFormat) {
+/// `level` is the default level (`info` for the server, `warn` for one-off
+/// commands, whose output is on stdout); `RUST_LOG` overrides it.
+pub fn init_logging(format: LogFormat, level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,hickory_server=warn"));
+        // hickory logs a warning per malformed packet: a client could flood
+        // the log with them. Our own lines a client can trigger are
+        // throttled (`throttled_log`); hickory's are kept to errors.
+        .unwrap_or_else(|_| {
+            tracing_subscriber::EnvFilter::new(format!(
+                "{level},hickory_server=error,hickory_proto=error"
+            ))
+        });
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -19,7 +19,7 @@ use clap::Args;
 use hickory_proto::rr::Name;
 use hickory_proto::rr::rdata::tsig::TsigAlgorithm;
 use ipnet::IpNet;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// Where the configuration is looked for when `--config` is not given.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/ecs-dns/ecs-dns.toml";
@@ -39,8 +39,13 @@ pub enum ConfigError {
     },
     #[error("{key} is not set: {reason}")]
     Missing { key: &'static str, reason: String },
-    #[error("unknown environment variable {name}: ecs-dns reads only {known}")]
-    UnknownEnv { name: String, known: String },
+    #[error("unknown environment variable {name}{hint}: ecs-dns reads only {known}")]
+    UnknownEnv {
+        name: String,
+        /// " (did you mean X?)", or empty.
+        hint: String,
+        known: String,
+    },
 }
 
 impl ConfigError {
@@ -59,7 +64,7 @@ fn invalid(key: &'static str, value: impl ToString, reason: impl ToString) -> Co
 }
 
 /// Every key, each optional: unset keys fall through to the next layer.
-#[derive(Args, Clone, Debug, Default, Deserialize)]
+#[derive(Args, Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
     /// Zone served, e.g. `local` or `ecs.internal` [default: local]
@@ -224,6 +229,10 @@ pub struct Settings {
     #[arg(long, env = "ECS_DNS_RRL_SLIP")]
     pub rrl_slip: Option<u32>,
 
+    /// Bytes of socket buffer asked for each UDP socket, receive and send (the kernel caps it at net.core.rmem_max/wmem_max; the value granted is logged at start) [default: 4194304]
+    #[arg(long, env = "ECS_DNS_UDP_SOCKET_BUFFER")]
+    pub udp_socket_buffer: Option<usize>,
+
     /// UDP I/O of the own front: `batched` (recvmmsg/sendmmsg, Linux only) or `plain` (recv_from/send_to, any Unix) [default: batched on Linux, else plain]
     #[arg(long, env = "ECS_DNS_UDP_IO")]
     pub udp_io: Option<UdpIo>,
@@ -280,19 +289,22 @@ impl Settings {
             tsig_key_file,
             rrl_responses_per_second,
             rrl_slip,
+            udp_socket_buffer,
             udp_io,
         )
     }
 
     /// Reads a TOML file; relative paths in it are taken from its folder.
     pub fn from_file(path: &Path) -> Result<Settings, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Unreadable {
-            path: path.to_owned(),
-            reason: e.to_string(),
+        let text = crate::files::read_text(path, crate::files::CONFIG_CAP).map_err(|e| {
+            ConfigError::Unreadable {
+                path: path.to_owned(),
+                reason: e.to_string(),
+            }
         })?;
         let mut settings: Settings = toml::from_str(&text).map_err(|e| ConfigError::Syntax {
             path: path.to_owned(),
-            reason: e.to_string(),
+            reason: syntax_error(&text, &e),
         })?;
         if let (Some(inventory), Some(dir)) = (&settings.inventory, path.parent()) {
             settings.inventory = Some(dir.join(inventory));
@@ -307,7 +319,69 @@ impl Settings {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+/// A TOML error as the operator needs it: where, what, and for an unknown
+/// key the known key it most resembles. It never quotes the file's text: a
+/// line of the file may hold a TSIG secret.
+fn syntax_error(text: &str, error: &toml::de::Error) -> String {
+    let place = error.span().map(|span| {
+        let start = span.start.min(text.len());
+        let before = &text[..start];
+        let line = before.matches('\n').count() + 1;
+        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+        let column = start - line_start + 1;
+        // The key of that line, if it has one: a key is never secret, its
+        // value may be.
+        let key = text[line_start..]
+            .split(['=', '\n'])
+            .next()
+            .map(str::trim)
+            .filter(|k| !k.is_empty() && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
+            .map(|k| format!("key `{k}`, "))
+            .unwrap_or_default();
+        format!("{key}line {line}, column {column}: ")
+    });
+    let message = error.message().trim_end();
+    let hint = unknown_key(message)
+        .and_then(|key| {
+            did_you_mean(key, &setting_keys()).map(|near| format!(" (did you mean `{near}`?)"))
+        })
+        .unwrap_or_default();
+    format!("{}{message}{hint}", place.unwrap_or_default())
+}
+
+/// The key named by serde's "unknown field `KEY`, expected …" message.
+fn unknown_key(message: &str) -> Option<&str> {
+    message
+        .strip_prefix("unknown field `")
+        .and_then(|rest| rest.split('`').next())
+}
+
+/// Every key of [`Settings`], as the file spells it.
+pub fn setting_keys() -> Vec<String> {
+    use clap::CommandFactory as _;
+    #[derive(clap::Parser)]
+    struct Keys {
+        #[command(flatten)]
+        settings: Settings,
+    }
+    Keys::command()
+        .get_arguments()
+        .map(|arg| arg.get_id().as_str().to_owned())
+        .collect()
+}
+
+/// The known key closest to `typo`, if one is close enough to be a likely
+/// slip (a Jaro-Winkler similarity of at least 0.8, as clap suggests).
+pub fn did_you_mean(typo: &str, known: &[String]) -> Option<String> {
+    known
+        .iter()
+        .map(|k| (strsim::jaro_winkler(typo, k), k))
+        .filter(|(score, _)| *score >= 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, k)| k.clone())
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum SourceKind {
     File,
@@ -315,7 +389,7 @@ pub enum SourceKind {
 }
 
 /// Which code carries DNS to the network.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum FrontKind {
     /// Our own UDP and TCP loops with pre-rendered answers.
@@ -326,7 +400,7 @@ pub enum FrontKind {
 }
 
 /// How the own front's UDP loops read and write datagrams.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum UdpIo {
     /// `recvmmsg`/`sendmmsg`: a batch of datagrams per system call (Linux).
@@ -345,7 +419,7 @@ impl Default for UdpIo {
     }
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     #[default]
@@ -387,10 +461,14 @@ pub struct Config {
     pub max_stale: Duration,
     /// Zone transfers and NOTIFY.
     pub transfer: TransferConfig,
+    /// Where some of `transfer`'s keys were read from, if anywhere.
+    pub tsig_key_file: Option<PathBuf>,
     /// Response-rate limiting (UDP).
     pub rrl: RrlConfig,
     /// UDP I/O of the own front.
     pub udp_io: UdpIo,
+    /// Socket buffer asked for each UDP socket, in bytes.
+    pub udp_socket_buffer: usize,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -558,6 +636,19 @@ impl fmt::Debug for TsigKey {
     }
 }
 
+/// The shortest TSIG secret accepted, in bytes.
+const MIN_SECRET: usize = 16;
+
+/// The output size of the algorithm's hash, in bytes: the secret length
+/// RFC 2104 §3 recommends.
+fn hash_len(algorithm: &TsigAlgorithm) -> usize {
+    match algorithm {
+        TsigAlgorithm::HmacSha384 => 48,
+        TsigAlgorithm::HmacSha512 => 64,
+        _ => 32,
+    }
+}
+
 impl TsigKey {
     /// Parses `NAME:ALGORITHM:BASE64-SECRET` (as in `dig -y`), e.g.
     /// `xfr-key:hmac-sha256:c2VjcmV0`.
@@ -568,7 +659,10 @@ impl TsigKey {
         else {
             return Err("expected NAME:ALGORITHM:BASE64-SECRET".into());
         };
-        let mut name = Name::from_ascii(name).map_err(|e| format!("bad key name: {e}"))?;
+        if name.trim().is_empty() || name.trim() == "." {
+            return Err("the key name is empty".into());
+        }
+        let mut name = Name::from_ascii(name.trim()).map_err(|e| format!("bad key name: {e}"))?;
         name.set_fqdn(true);
         let algorithm = match algorithm.to_ascii_lowercase().as_str() {
             "hmac-sha256" => TsigAlgorithm::HmacSha256,
@@ -583,13 +677,31 @@ impl TsigKey {
         let secret = base64::engine::general_purpose::STANDARD
             .decode(secret.trim())
             .map_err(|e| format!("secret is not base64: {e}"))?;
-        if secret.is_empty() {
-            return Err("empty secret".into());
+        if secret.len() < MIN_SECRET {
+            return Err(format!(
+                "the secret is {} bytes: at least {MIN_SECRET} are needed ({} for this algorithm, its hash size, RFC 2104 §3)",
+                secret.len(),
+                hash_len(&algorithm)
+            ));
         }
         Ok(TsigKey {
             name: name.to_lowercase(),
             algorithm,
             secret,
+        })
+    }
+
+    /// Why this key is weak, if it is: a secret shorter than the hash
+    /// output (RFC 2104 §3). Allowed, with a warning.
+    pub fn weakness(&self) -> Option<String> {
+        let want = hash_len(&self.algorithm);
+        (self.secret.len() < want).then(|| {
+            format!(
+                "TSIG key {}: the secret is {} bytes, shorter than the {want} bytes of {} output (RFC 2104 §3)",
+                self.name,
+                self.secret.len(),
+                self.algorithm.to_name()
+            )
         })
     }
 
@@ -617,6 +729,100 @@ pub fn parse_prefix(text: &str) -> Result<IpNet, String> {
 const MAX_TTL: u32 = (1 << 31) - 1;
 
 impl Config {
+    /// What is allowed but unwise (weak TSIG secrets), for the log at start
+    /// and `check-config`.
+    pub fn warnings(&self) -> Vec<String> {
+        self.transfer
+            .keys
+            .iter()
+            .filter_map(TsigKey::weakness)
+            .collect()
+    }
+
+    /// The configuration as settings, every key that has a value set to
+    /// it (defaults included, paths absolute): fed back as a file, it
+    /// resolves to this configuration. TSIG secrets are left out
+    /// (`tsig_keys` is `None`): see `check-config`.
+    pub fn effective_settings(&self) -> Settings {
+        let absolute = |path: &Path| {
+            std::path::absolute(path).unwrap_or_else(|_| path.to_owned())
+        };
+        let zone = &self.zone;
+        let (inventory, clusters, region) = match &self.source {
+            SourceConfig::File { path } => (Some(absolute(path)), None, None),
+            SourceConfig::Ecs {
+                clusters, region, ..
+            } => (None, Some(clusters.clone()), region.clone()),
+        };
+        // Only the ECS source has requests to time out.
+        let request_timeout = match &self.source {
+            SourceConfig::Ecs {
+                request_timeout, ..
+            } => Some(*request_timeout),
+            SourceConfig::File { .. } => None,
+        };
+        let mut nameservers = Vec::new();
+        for ns in &zone.nameservers {
+            if ns.addresses.is_empty() {
+                nameservers.push(ns.name.to_string());
+            }
+            for address in &ns.addresses {
+                nameservers.push(format!("{}={address}", ns.name));
+            }
+        }
+        Settings {
+            zone: Some(zone.origin.to_string()),
+            listen: Some(self.listen.clone()),
+            source: Some(match self.source {
+                SourceConfig::File { .. } => SourceKind::File,
+                SourceConfig::Ecs { .. } => SourceKind::Ecs,
+            }),
+            inventory,
+            clusters,
+            region,
+            poll_interval: Some(self.poll_interval),
+            request_timeout,
+            record_ttl: Some(zone.record_ttl),
+            soa_ttl: Some(zone.soa_ttl),
+            negative_ttl: Some(zone.negative_ttl),
+            soa_mname: Some(zone.soa_mname.to_string()),
+            soa_rname: Some(zone.soa_rname.to_string()),
+            soa_refresh: Some(zone.soa_refresh),
+            soa_retry: Some(zone.soa_retry),
+            soa_expire: Some(zone.soa_expire),
+            nameservers: Some(nameservers),
+            max_udp_payload: Some(self.max_udp_payload),
+            log_format: Some(self.log_format),
+            front: Some(self.front),
+            tcp_max_connections: Some(self.tcp.max_connections),
+            tcp_idle_timeout: Some(self.tcp.idle_timeout),
+            tcp_max_queries: Some(self.tcp.max_queries),
+            http: self.http,
+            http_max_connections: Some(self.http_limits.max_connections),
+            http_request_timeout: Some(self.http_limits.request_timeout),
+            state_file: self.state_file.as_deref().map(absolute),
+            max_stale: Some(self.max_stale),
+            fail_open: Some(zone.rules.fail_open),
+            transfer_allow: Some(self.transfer.allow.iter().map(|n| n.to_string()).collect()),
+            notify: Some(
+                self.transfer
+                    .notify
+                    .iter()
+                    .map(|n| match &n.key {
+                        Some(key) => format!("{} {}", n.address, key.describe()),
+                        None => n.address.to_string(),
+                    })
+                    .collect(),
+            ),
+            tsig_keys: None,
+            tsig_key_file: self.tsig_key_file.as_deref().map(absolute),
+            rrl_responses_per_second: Some(self.rrl.responses_per_second),
+            rrl_slip: Some(self.rrl.slip),
+            udp_socket_buffer: Some(self.udp_socket_buffer),
+            udp_io: Some(self.udp_io),
+        }
+    }
+
     /// Loads the configuration the way `serve`, `records` and `check-config`
     /// do: flags and environment over the file over the defaults. (The
     /// command line checks first that every `ECS_DNS_*` variable names a key:
@@ -655,14 +861,20 @@ impl Config {
             return Err(invalid("listen", "[]", "at least one address is needed"));
         }
 
-        let poll_interval = s.poll_interval.unwrap_or(Duration::from_secs(5));
-        if poll_interval < Duration::from_secs(1) {
-            return Err(invalid(
-                "poll_interval",
-                humantime::format_duration(poll_interval),
-                "must be at least 1s",
-            ));
-        }
+        let poll_interval = within(
+            "poll_interval",
+            s.poll_interval.unwrap_or(Duration::from_secs(5)),
+            Duration::from_secs(1),
+            Duration::from_secs(3600),
+        )?;
+        // Checked whatever the source, so a mistake is found before the
+        // source is switched.
+        let request_timeout = within(
+            "request_timeout",
+            s.request_timeout.unwrap_or(Duration::from_secs(10)),
+            Duration::from_millis(100),
+            Duration::from_secs(300),
+        )?;
 
         let tcp = tcp_limits(s.tcp_max_connections, s.tcp_idle_timeout, s.tcp_max_queries)?;
 
@@ -682,10 +894,6 @@ impl Config {
                 })?,
             },
             Some(SourceKind::Ecs) => {
-                let request_timeout = s.request_timeout.unwrap_or(Duration::from_secs(10));
-                if request_timeout.is_zero() {
-                    return Err(invalid("request_timeout", "0s", "must be more than zero"));
-                }
                 let clusters = s.clusters.unwrap_or_default();
                 if let Some(bad) = clusters.iter().find(|c| c.trim().is_empty()) {
                     return Err(invalid("clusters", bad, "a cluster name cannot be empty"));
@@ -699,7 +907,7 @@ impl Config {
         };
 
         let nameservers = match s.nameservers {
-            Some(list) => parse_nameservers(&list)?,
+            Some(list) => parse_nameservers(&list, &origin)?,
             None => vec![Nameserver {
                 name: child(&origin, "ns1"),
                 addresses: vec![],
@@ -755,6 +963,16 @@ impl Config {
         {
             return Err(invalid("state_file", path.display(), "must name a file"));
         }
+        if let Some(path) = &s.state_file
+            && std::fs::metadata(path).is_ok_and(|m| !m.is_file())
+        {
+            // It is replaced by rename on every save: never a device or FIFO.
+            return Err(invalid(
+                "state_file",
+                path.display(),
+                "exists and is not a regular file",
+            ));
+        }
 
         let http_limits = http_limits(s.http_max_connections, s.http_request_timeout)?;
 
@@ -766,7 +984,19 @@ impl Config {
                 "recvmmsg/sendmmsg need Linux: use udp_io = \"plain\"",
             ));
         }
+        let udp_socket_buffer = s.udp_socket_buffer.unwrap_or(4 << 20);
+        if !(4096..=(256 << 20)).contains(&udp_socket_buffer) {
+            return Err(invalid(
+                "udp_socket_buffer",
+                udp_socket_buffer,
+                "must be between 4096 and 268435456 bytes",
+            ));
+        }
+
+        let tsig_key_file = s.tsig_key_file.clone();
         Ok(Config {
+            tsig_key_file,
+            udp_socket_buffer,
             front,
             udp_io,
             tcp,
@@ -842,7 +1072,7 @@ fn transfer_config(
         );
     }
     if let Some(path) = key_file {
-        let text = std::fs::read_to_string(path)
+        let text = crate::files::read_text(path, crate::files::KEY_FILE_CAP)
             .map_err(|e| invalid("tsig_key_file", path.display(), e))?;
         for (n, line) in text.lines().enumerate() {
             let line = line.trim();
@@ -906,6 +1136,28 @@ fn tcp_limits(
     })
 }
 
+/// `value` if it lies in `min..=max`, else an error naming `key` and the
+/// bounds.
+fn within(
+    key: &'static str,
+    value: Duration,
+    min: Duration,
+    max: Duration,
+) -> Result<Duration, ConfigError> {
+    if value < min || value > max {
+        return Err(invalid(
+            key,
+            humantime::format_duration(value),
+            format!(
+                "must be between {} and {}",
+                humantime::format_duration(min),
+                humantime::format_duration(max)
+            ),
+        ));
+    }
+    Ok(value)
+}
+
 /// The ops listener's limits: 1 to 4096 connections (each holds a file
 /// descriptor the DNS fronts may need), a timeout of 100ms to 5min.
 fn http_limits(
@@ -954,6 +1206,23 @@ fn parse_name(key: &'static str, text: &str) -> Result<Name, ConfigError> {
     if trimmed.is_empty() {
         return Err(invalid(key, text, "a name cannot be empty"));
     }
+    // Letters, digits, `-` and `_` in every label: no wildcard, no
+    // characters a resolver would send in another form (a Unicode zone is
+    // stored raw and never matches a query; IDNs go in as `xn--`).
+    let labels = trimmed.strip_suffix('.').unwrap_or(trimmed);
+    if let Some(bad) = labels.split('.').find(|l| {
+        l.is_empty()
+            || !l
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    }) {
+        let why = if bad.is_empty() {
+            "empty label".to_string()
+        } else {
+            format!("label {bad:?}: only letters, digits, '-' and '_' (IDNs as xn--)")
+        };
+        return Err(invalid(key, text, why));
+    }
     let mut name = Name::from_str(trimmed).map_err(|e| invalid(key, text, e))?;
     name.set_fqdn(true);
     Ok(name.to_lowercase())
@@ -967,14 +1236,24 @@ fn child(origin: &Name, label: &str) -> Name {
         .unwrap_or_else(|_| origin.clone())
 }
 
-fn parse_nameservers(list: &[String]) -> Result<Vec<Nameserver>, ConfigError> {
+/// `nameservers` entries: `NAME` or `NAME=ADDRESS`. A name without a dot
+/// is relative to the zone (`ns1` is `ns1.<zone>`), so a config works for
+/// any zone; a name with a dot is taken as written (`ns1.local`).
+fn parse_nameservers(list: &[String], origin: &Name) -> Result<Vec<Nameserver>, ConfigError> {
     let mut out: Vec<Nameserver> = Vec::new();
     for entry in list {
         let (name_text, address) = match entry.split_once('=') {
             Some((n, a)) => (n, Some(a)),
             None => (entry.as_str(), None),
         };
-        let name = parse_name("nameservers", name_text)?;
+        let name = match name_text.trim() {
+            relative if !relative.contains('.') && !relative.is_empty() => {
+                let label = parse_name("nameservers", relative)?;
+                let label = label.to_string();
+                child(origin, label.trim_end_matches('.'))
+            }
+            absolute => parse_name("nameservers", absolute)?,
+        };
         let address = address
             .map(|a| {
                 a.trim()
@@ -1145,7 +1424,9 @@ mod tests {
 
     #[test]
     fn keys_parse_and_hide_their_secret() {
-        let key = TsigKey::parse("xfr-key:hmac-sha256:c2VjcmV0LXNlY3JldA==").unwrap();
+        let key =
+            TsigKey::parse("xfr-key:hmac-sha256:c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LTEyMzQ=")
+                .unwrap();
         assert_eq!(key.name.to_string(), "xfr-key.");
         let shown = format!("{key:?}");
         assert!(
@@ -1240,10 +1521,11 @@ mod tests {
             fail_open = false
             transfer_allow = ["127.0.0.1"]
             notify = ["127.0.0.1:5301"]
-            tsig_keys = ["k:hmac-sha256:c2VjcmV0LXNlY3JldA=="]
+            tsig_keys = ["k:hmac-sha256:c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LTEyMzQ="]
             tsig_key_file = "/tmp/keys"
             rrl_responses_per_second = 5
             rrl_slip = 3
+            udp_socket_buffer = 65536
             udp_io = "plain"
         "#;
         let file = file_settings(every_key).unwrap();
@@ -1276,7 +1558,9 @@ mod tests {
             (
                 "tsig_keys",
                 Settings {
-                    tsig_keys: Some(vec!["k:hmac-sha256:c2VjcmV0LXNlY3JldA==".into()]),
+                    tsig_keys: Some(vec![
+                        "k:hmac-sha256:c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LTEyMzQ=".into(),
+                    ]),
                     ..hickory()
                 },
             ),
@@ -1323,5 +1607,105 @@ mod tests {
             ..hickory()
         };
         assert!(Config::resolve(off).is_ok());
+    }
+
+    /// A name server without a dot is relative to the zone; with a dot it
+    /// stays as written, so existing configs keep their meaning.
+    #[test]
+    fn name_server_names_without_a_dot_are_relative_to_the_zone() {
+        let resolve = |zone: &str, ns: &str| {
+            Config::resolve(Settings {
+                zone: Some(zone.into()),
+                nameservers: Some(vec![ns.into()]),
+                ..base()
+            })
+            .unwrap()
+            .zone
+        };
+        let z = resolve("ecs.internal", "ns1=127.0.0.1");
+        assert_eq!(z.nameservers[0].name.to_string(), "ns1.ecs.internal.");
+        assert_eq!(z.soa_mname.to_string(), "ns1.ecs.internal.");
+        let z = resolve("ecs.internal", "ns1.local=127.0.0.1");
+        assert_eq!(z.nameservers[0].name.to_string(), "ns1.local.");
+        let z = resolve("ecs.internal", "NS2.Example.");
+        assert_eq!(z.nameservers[0].name.to_string(), "ns2.example.");
+        assert!(
+            Config::resolve(Settings {
+                nameservers: Some(vec!["n*s=127.0.0.1".into()]),
+                ..base()
+            })
+            .is_err()
+        );
+    }
+
+    /// Names are host names: no wildcard, no raw Unicode; durations within
+    /// bounds; TSIG secrets long enough.
+    #[test]
+    fn names_durations_and_secrets_are_checked() {
+        let bad: Vec<(&str, Settings)> = vec![
+            (
+                "zone",
+                Settings {
+                    zone: Some("ünïcødé🔥".into()),
+                    ..base()
+                },
+            ),
+            (
+                "zone",
+                Settings {
+                    zone: Some("*.local".into()),
+                    ..base()
+                },
+            ),
+            (
+                "soa_rname",
+                Settings {
+                    soa_rname: Some("host master.local".into()),
+                    ..base()
+                },
+            ),
+            (
+                "request_timeout",
+                Settings {
+                    request_timeout: Some(Duration::from_nanos(1)),
+                    ..base()
+                },
+            ),
+            (
+                "poll_interval",
+                Settings {
+                    poll_interval: Some(Duration::from_secs(7200)),
+                    ..base()
+                },
+            ),
+            (
+                "tsig_keys",
+                Settings {
+                    tsig_keys: Some(vec!["k:hmac-sha256:QQ==".into()]),
+                    ..base()
+                },
+            ),
+            (
+                "tsig_keys",
+                Settings {
+                    tsig_keys: Some(vec![":hmac-sha256:c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LTEyMzQ=".into()]),
+                    ..base()
+                },
+            ),
+        ];
+        for (key, settings) in bad {
+            let err = Config::resolve(settings).expect_err(key).to_string();
+            assert!(err.starts_with(key), "{key}: {err}");
+        }
+        // 20 bytes: accepted for HMAC-SHA256, with a warning (32 wanted).
+        let weak = Config::resolve(Settings {
+            tsig_keys: Some(vec!["k:hmac-sha256:c2VjcmV0LXNlY3JldC0xMjM0NTY=".into()]),
+            ..base()
+        })
+        .unwrap();
+        let warnings = weak.warnings();
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(warnings[0].contains("20 bytes"), "{warnings:?}");
+        assert!(!warnings[0].contains("c2VjcmV0"), "{warnings:?}");
     }
 }

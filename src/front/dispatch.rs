@@ -16,7 +16,7 @@ use crate::wire::Transport;
 use crate::wire::question::question_end;
 use crate::xfr::{Signed, Transfers};
 
-use super::rrl::{self, Action, Limiter};
+use super::rrl::{self, Action, Limiter, RrlConfig};
 
 /// What to send back for one request.
 #[derive(Debug, PartialEq, Eq)]
@@ -37,14 +37,22 @@ pub struct Dispatch {
     zone: SharedZone,
     limits: Limits,
     transfers: Option<Arc<Transfers>>,
+    /// Response-rate limiting of UDP answers, one table for every socket.
+    rrl: Arc<Limiter>,
 }
 
 impl Dispatch {
-    pub fn new(zone: SharedZone, limits: Limits, transfers: Option<Arc<Transfers>>) -> Dispatch {
+    pub fn new(
+        zone: SharedZone,
+        limits: Limits,
+        transfers: Option<Arc<Transfers>>,
+        rrl: RrlConfig,
+    ) -> Dispatch {
         Dispatch {
             zone,
             limits,
             transfers,
+            rrl: Arc::new(Limiter::new(rrl)),
         }
     }
 
@@ -55,18 +63,16 @@ impl Dispatch {
     }
 
     /// Answers `request` from `peer` over `transport` with the zone
-    /// `served`; a one-message reply is written to `response`. `rrl` is the
-    /// UDP front's limiter (TCP is not rate-limited: its source address
+    /// `served`; a one-message reply is written to `response`. UDP answers
+    /// are rate-limited when RRL is on (TCP is not: its source address
     /// cannot be spoofed). `received` is when the request arrived, for the
     /// latency histogram.
-    #[allow(clippy::too_many_arguments)]
     pub fn serve_one(
         &self,
         served: Option<&Served>,
         request: &[u8],
         peer: Option<IpAddr>,
         transport: Transport,
-        rrl: Option<&mut Limiter>,
         response: &mut Vec<u8>,
         received: Instant,
     ) -> Reply {
@@ -75,8 +81,8 @@ impl Dispatch {
             counters::record_dropped(transport, 1);
             return reply;
         }
-        if let (Some(limiter), Some(peer)) = (rrl, peer)
-            && !rate_limit(limiter, peer, request, response)
+        if let (Transport::Udp, Some(peer)) = (transport, peer)
+            && !rate_limit(&self.rrl, peer, request, response)
         {
             return Reply::Nothing;
         }
@@ -156,7 +162,7 @@ impl Dispatch {
 
 /// Applies response-rate limiting to one answer: `false` to drop it; a
 /// slipped answer is truncated in place.
-fn rate_limit(limiter: &mut Limiter, peer: IpAddr, request: &[u8], response: &mut Vec<u8>) -> bool {
+fn rate_limit(limiter: &Limiter, peer: IpAddr, request: &[u8], response: &mut Vec<u8>) -> bool {
     if !limiter.is_enabled() {
         return true;
     }

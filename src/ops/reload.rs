@@ -38,6 +38,7 @@ pub fn needs_restart(running: &Config, new: &Config) -> Vec<(&'static str, Strin
         transfer,
         rrl,
         udp_io,
+        udp_socket_buffer,
     );
     // Keys added later and not listed above: still never silently ignored.
     if out.is_empty() && applied(running, new) != *new {

@@ -57,7 +57,9 @@ impl Source {
     /// whole inventory, with failed parts kept from their last good read.
     pub async fn refresh(&mut self) -> Result<Option<Inventory>, SourceError> {
         match self {
-            Source::File(source) => source.refresh(),
+            // A blocking read of a file of up to 512 MiB: not on a runtime
+            // thread's time.
+            Source::File(source) => tokio::task::block_in_place(|| source.refresh()),
             Source::Ecs(source) => source.refresh().await,
         }
     }
@@ -104,7 +106,11 @@ pub async fn run(mut source: Source, interval: Duration, publisher: Publisher) {
             Ok(None) => {}
             Err(error) => {
                 failing = true;
-                tracing::error!(%error, "source refresh failed: serving the last good data");
+                crate::warn_throttled!(
+                    "source refresh failed",
+                    %error,
+                    "source refresh failed: serving the last good data"
+                );
             }
         }
         tokio::select! {

@@ -124,11 +124,23 @@ impl Transfers {
                 Some(messages)
             }
             Outcome::Refused(messages) => {
-                tracing::warn!(%peer, %qtype, "zone transfer refused: address not in transfer_allow and no TSIG");
+                // Anyone can send these: once per 10 s, then a count.
+                crate::warn_throttled!(
+                    "zone transfer refused",
+                    %peer,
+                    %qtype,
+                    "zone transfer refused: address not in transfer_allow and no TSIG"
+                );
                 Some(messages)
             }
             Outcome::NotAuth(error, messages) => {
-                tracing::warn!(%peer, %qtype, tsig_error = ?error, "zone transfer refused: bad TSIG");
+                crate::warn_throttled!(
+                    "zone transfer refused: bad TSIG",
+                    %peer,
+                    %qtype,
+                    tsig_error = ?error,
+                    "zone transfer refused: bad TSIG"
+                );
                 Some(messages)
             }
             Outcome::Error(messages) => Some(messages),

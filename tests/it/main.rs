@@ -10,6 +10,7 @@ mod file_source;
 mod fronts;
 mod harness;
 mod hickory_client;
+mod hostile;
 mod hostile_ops;
 mod knot;
 mod lifecycle;
