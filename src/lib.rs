@@ -5,10 +5,11 @@
 //! and each module imports only modules of the layers below its own
 //! (`scripts/check-layers` checks it; `docs/architecture.md` explains it):
 //!
-//! 0. [`config`], [`inventory`], [`wire`], [`files`], [`throttled_log`]:
-//!    settings, the facts about tasks, DNS wire-format helpers, bounded file
-//!    reads, log lines throttled per reason (then the unit tests' fixtures,
-//!    `testing`);
+//! 0. [`files`], [`throttled_log`], [`inventory`], [`wire`]: bounded file
+//!    reads, log lines throttled per reason, the facts about tasks, DNS
+//!    wire-format helpers;
+//! 1. [`config`]: the settings, as plain types (then the unit tests'
+//!    fixtures, `testing`);
 //! 2. [`records`] (the pure naming and serving rules, inventory → records),
 //!    [`query_counters`] (the query path's atomics);
 //! 3. [`zone`]: the immutable snapshot served, with its SOA serial;
