@@ -744,9 +744,7 @@ impl Config {
     /// resolves to this configuration. TSIG secrets are left out
     /// (`tsig_keys` is `None`): see `check-config`.
     pub fn effective_settings(&self) -> Settings {
-        let absolute = |path: &Path| {
-            std::path::absolute(path).unwrap_or_else(|_| path.to_owned())
-        };
+        let absolute = |path: &Path| std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
         let zone = &self.zone;
         let (inventory, clusters, region) = match &self.source {
             SourceConfig::File { path } => (Some(absolute(path)), None, None),
@@ -1688,7 +1686,9 @@ mod tests {
             (
                 "tsig_keys",
                 Settings {
-                    tsig_keys: Some(vec![":hmac-sha256:c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LTEyMzQ=".into()]),
+                    tsig_keys: Some(vec![
+                        ":hmac-sha256:c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LTEyMzQ=".into(),
+                    ]),
                     ..base()
                 },
             ),

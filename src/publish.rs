@@ -222,8 +222,18 @@ fn describe(previous: Option<&Snapshot>, next: &Snapshot) -> Change {
             let (records_added, records_removed, names) = next.changes_since(p);
             change.records_added = records_added;
             change.records_removed = records_removed;
-            change.added = NameList::of(names.iter().map(Vec::as_slice).filter(|n| !has_records(p, n)));
-            change.removed = NameList::of(names.iter().map(Vec::as_slice).filter(|n| !has_records(next, n)));
+            change.added = NameList::of(
+                names
+                    .iter()
+                    .map(Vec::as_slice)
+                    .filter(|n| !has_records(p, n)),
+            );
+            change.removed = NameList::of(
+                names
+                    .iter()
+                    .map(Vec::as_slice)
+                    .filter(|n| !has_records(next, n)),
+            );
             change.modified = NameList::of(
                 names
                     .iter()

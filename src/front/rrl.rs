@@ -42,13 +42,16 @@ struct Bucket {
     limited: u32,
 }
 
+/// One shard of the table: client prefix → its bucket.
+type Shard = Mutex<HashMap<[u8; 8], Bucket>>;
+
 /// One limiter for every UDP socket of the server: the kernel spreads a
 /// client's packets over the sockets by source port, so per-socket
 /// budgets would give a client that varies its port the rate times the
 /// number of sockets.
 pub struct Limiter {
     config: RrlConfig,
-    shards: Box<[Mutex<HashMap<[u8; 8], Bucket>>]>,
+    shards: Box<[Shard]>,
 }
 
 impl Limiter {

@@ -39,7 +39,7 @@ impl Batch {
             peer_lens: [0; BATCH],
             responses: (0..BATCH).map(|_| Vec::with_capacity(MAX_QUERY)).collect(),
             answered: [false; BATCH],
-            errors: ErrorLog::default(),
+            errors: ErrorLog,
         }
     }
 }

@@ -26,7 +26,7 @@ impl Plain {
             peer: None,
             response: Vec::with_capacity(MAX_QUERY),
             answered: false,
-            errors: ErrorLog::default(),
+            errors: ErrorLog,
         }
     }
 }
