@@ -2,7 +2,8 @@
 //!
 //! Off unless `http` is set. `/records` shows every task and address of the
 //! inventory: bind it to loopback or a private address only. Connections
-//! are capped and timed ([`super::listener`]).
+//! are capped and timed ([`super::listener`]); `/records` answers a page at
+//! a time ([`super::listing`]), at most [`RECORDS_IN_FLIGHT`] at once.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -11,22 +12,36 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
 use axum::Router;
-use axum::extract::State;
+use axum::body::{Body, Bytes};
+use axum::extract::{RawQuery, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use super::{health, inspect, listener, metrics};
+use super::{health, inspect, listener, listing, metrics};
 use crate::config::HttpLimits;
 use crate::dns::SharedZone;
 use crate::zone::Snapshot;
 
+/// `/records` responses being prepared or sent at once; more get 503.
+pub const RECORDS_IN_FLIGHT: usize = 2;
+
+/// A `/records` response of at most this many bytes is sent whole, with a
+/// `Content-Length`; a longer one is streamed ([`RECORDS_CHUNK`] at a time).
+const RECORDS_WHOLE: usize = 256 * 1024;
+const RECORDS_CHUNK: usize = 64 * 1024;
+
 /// What the handlers read: the published zone and the staleness limit
-/// (which a reload may change).
+/// (which a reload may change); what `/records` keeps between requests.
 #[derive(Clone)]
 pub struct OpsState {
     pub zone: SharedZone,
     max_stale_ms: Arc<AtomicU64>,
+    /// The task index of the snapshot listed last.
+    index: listing::IndexCache,
+    /// One permit per `/records` response in flight.
+    records_in_flight: Arc<Semaphore>,
 }
 
 impl OpsState {
@@ -34,6 +49,8 @@ impl OpsState {
         let state = OpsState {
             zone,
             max_stale_ms: Arc::default(),
+            index: listing::IndexCache::default(),
+            records_in_flight: Arc::new(Semaphore::new(RECORDS_IN_FLIGHT)),
         };
         state.set_max_stale(max_stale);
         state
@@ -106,18 +123,150 @@ async fn readyz(State(state): State<OpsState>) -> Response {
     }
 }
 
-async fn records(State(state): State<OpsState>) -> Response {
-    let Some(snapshot) = state.snapshot() else {
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            [(header::CONTENT_TYPE, "application/json")],
-            "{\"error\":\"no zone loaded yet\"}\n",
-        )
-            .into_response();
+/// A JSON error document: `{"error": message}`.
+fn json_error(status: StatusCode, message: &str) -> Response {
+    let body = serde_json::json!({ "error": message }).to_string() + "\n";
+    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+async fn records(State(state): State<OpsState>, RawQuery(query): RawQuery) -> Response {
+    let query = match listing::Query::parse(query.as_deref()) {
+        Ok(query) => query,
+        Err(bad) => return json_error(StatusCode::BAD_REQUEST, &bad.to_string()),
     };
-    let document = inspect::document(&snapshot, SystemTime::now());
-    match serde_json::to_vec_pretty(&document) {
-        Ok(body) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
-        Err(error) => (StatusCode::INTERNAL_SERVER_ERROR, error.to_string()).into_response(),
+    // Held until the response is sent whole (or dropped).
+    let Ok(permit) = state.records_in_flight.clone().try_acquire_owned() else {
+        let mut response = json_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too many /records requests in progress: retry shortly",
+        );
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+        return response;
+    };
+    let Some(snapshot) = state.snapshot() else {
+        return json_error(StatusCode::SERVICE_UNAVAILABLE, "no zone loaded yet");
+    };
+    let index = match state.index.index(&snapshot).await {
+        Ok(index) => index,
+        Err(error) => return json_error(StatusCode::INTERNAL_SERVER_ERROR, &error),
+    };
+    let page = index.select(&snapshot, &query);
+    let mut render = inspect::Render::new(snapshot, index, page, query.limit, SystemTime::now());
+    let mut first = Vec::new();
+    render.fill(&mut first, RECORDS_WHOLE);
+    let body = if render.is_done() {
+        Body::from(first)
+    } else {
+        Body::new(Streamed {
+            render,
+            first: Some(first),
+            _permit: permit,
+        })
+    };
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+/// A `/records` page too long to send whole: written a chunk at a time as
+/// the client reads, holding its in-flight permit to the end.
+struct Streamed {
+    render: inspect::Render,
+    /// What was written before streaming was decided on.
+    first: Option<Vec<u8>>,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl http_body::Body for Streamed {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        if let Some(first) = self.first.take() {
+            return std::task::Poll::Ready(Some(Ok(http_body::Frame::data(first.into()))));
+        }
+        if self.render.is_done() {
+            return std::task::Poll::Ready(None);
+        }
+        let mut chunk = Vec::with_capacity(RECORDS_CHUNK + 4096);
+        self.render.fill(&mut chunk, RECORDS_CHUNK);
+        std::task::Poll::Ready(Some(Ok(http_body::Frame::data(chunk.into()))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.first.is_none() && self.render.is_done()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dns::Served;
+
+    /// An ops state with a zone of `n` tasks published.
+    fn state(n: usize) -> OpsState {
+        let ips: Vec<[u8; 4]> = (0..n)
+            .map(|i| [10, 0, (i / 250) as u8, (i % 250) as u8])
+            .collect();
+        let inventory = crate::testing::web_inventory(&ips);
+        let zone = crate::testing::config().zone;
+        let snapshot = Snapshot::build(&zone, Arc::new(inventory), None, 1);
+        let shared: SharedZone = Arc::default();
+        shared.store(Some(Arc::new(Served::new(Arc::new(snapshot), None))));
+        OpsState::new(shared, Duration::from_secs(60))
+    }
+
+    async fn get(state: &OpsState, query: Option<&str>) -> Response {
+        records(State(state.clone()), RawQuery(query.map(str::to_owned))).await
+    }
+
+    #[tokio::test]
+    async fn a_third_records_request_in_flight_is_told_to_retry() {
+        let state = state(3000);
+        // Two large pages being sent: each holds its permit until its body
+        // is dropped.
+        let first = get(&state, Some("limit=3000")).await;
+        let second = get(&state, Some("limit=3000")).await;
+        assert_eq!(first.status(), StatusCode::OK);
+        assert_eq!(second.status(), StatusCode::OK);
+        let third = get(&state, None).await;
+        assert_eq!(third.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(third.headers()[header::RETRY_AFTER], "1");
+        drop(first);
+        let fourth = get(&state, Some("limit=1")).await;
+        assert_eq!(fourth.status(), StatusCode::OK);
+        // A small page is sent whole and frees its permit at once.
+        assert_eq!(state.records_in_flight.available_permits(), 1);
+        drop(second);
+        assert_eq!(
+            state.records_in_flight.available_permits(),
+            RECORDS_IN_FLIGHT
+        );
+    }
+
+    #[tokio::test]
+    async fn a_streamed_page_is_the_same_document() {
+        let state = state(3000);
+        let response = get(&state, Some("limit=3000")).await;
+        assert!(
+            response.headers().get(header::CONTENT_LENGTH).is_none(),
+            "streamed"
+        );
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        let doc: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(doc["tasks"].as_array().unwrap().len(), 3000);
+        assert_eq!(doc["tasks_returned"], 3000);
+        assert!(body.len() > RECORDS_WHOLE, "{}", body.len());
+        assert_eq!(
+            state.records_in_flight.available_permits(),
+            RECORDS_IN_FLIGHT
+        );
+        let bad = get(&state, Some("limit=10001")).await;
+        assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
     }
 }

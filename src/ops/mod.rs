@@ -8,6 +8,7 @@ pub mod http;
 pub mod inspect;
 pub mod limits;
 pub mod listener;
+pub mod listing;
 pub mod metrics;
 pub mod reload;
 pub mod signals;

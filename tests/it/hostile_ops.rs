@@ -1,6 +1,7 @@
 //! What a client of the ops listener in the VPC could do to ecs-dns (issue
-//! "Hardening"): hold connections half-open, trickle a request, and how
-//! fast the server stops with connections open. Each attack runs on loopback, bounded in count and time, and prints
+//! "Hardening"): hold connections half-open, trickle a request, pile up
+//! `/records` responses, and how fast the server stops with connections
+//! open. Each attack runs on loopback, bounded in count and time, and prints
 //! what it measured; speed is printed, not asserted (beyond generous
 //! bounds).
 
@@ -141,6 +142,77 @@ fn inventory(n: usize) -> serde_json::Value {
         })
         .collect();
     serde_json::json!({ "tasks": tasks })
+}
+
+/// The verdict the inventory above gives task `i`.
+fn verdict(i: usize) -> &'static str {
+    if i.is_multiple_of(7) {
+        "stopping"
+    } else if i.is_multiple_of(11) {
+        "pending"
+    } else {
+        "served"
+    }
+}
+
+/// A response: status, headers (lower-case names) and body, chunked
+/// transfer decoded.
+struct Got {
+    code: u16,
+    head: String,
+    body: Vec<u8>,
+}
+
+impl Got {
+    fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "{e}: {}",
+                String::from_utf8_lossy(&self.body[..self.body.len().min(2000)])
+            )
+        })
+    }
+}
+
+/// `GET path` on one connection, read to the end.
+fn get(port: u16, path: &str) -> Got {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).unwrap();
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no head: {}", String::from_utf8_lossy(&raw)));
+    let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
+    let code = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let mut body = raw[split + 4..].to_vec();
+    if head.contains("transfer-encoding: chunked") {
+        body = dechunk(&body);
+    }
+    Got { code, head, body }
+}
+
+fn dechunk(mut raw: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let line_end = raw.windows(2).position(|w| w == b"\r\n").unwrap();
+        let size =
+            usize::from_str_radix(std::str::from_utf8(&raw[..line_end]).unwrap(), 16).unwrap();
+        raw = &raw[line_end + 2..];
+        if size == 0 {
+            return out;
+        }
+        out.extend_from_slice(&raw[..size]);
+        raw = &raw[size + 2..];
+    }
 }
 
 /// Opens `n` connections that each send [`HALF_REQUEST`] and nothing more.
@@ -355,4 +427,195 @@ fn small_buffer_connection(addr: SocketAddr) -> TcpStream {
         .set_read_timeout(Some(Duration::from_secs(30)))
         .unwrap();
     stream
+}
+
+/// `/records` pages: a walk with `limit` and `cursor` returns every task
+/// once, the filters select what they say, a bad parameter is a 400 naming
+/// it, a `limit` above 10 000 too (not clamped).
+#[test]
+fn records_pages_walk_every_task_once_and_filter() {
+    let n = 2500;
+    let inventory = inventory(n);
+    let server = Ops::start(&inventory, "", None);
+    let arns: Vec<String> = inventory["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["task_arn"].as_str().unwrap().to_owned())
+        .collect();
+
+    // The default page is 1 000 tasks.
+    let mut seen = Vec::new();
+    let mut path = "/records".to_owned();
+    let mut pages = 0;
+    loop {
+        let started = Instant::now();
+        let got = get(server.http, &path);
+        assert_eq!(got.code, 200, "{}", String::from_utf8_lossy(&got.body));
+        let doc = got.json();
+        pages += 1;
+        eprintln!(
+            "page {pages}: {} bytes in {:?} ({})",
+            got.body.len(),
+            started.elapsed(),
+            if got.head.contains("chunked") {
+                "streamed"
+            } else {
+                "whole"
+            }
+        );
+        assert_eq!(doc["tasks_total"], n);
+        assert_eq!(doc["tasks_matched"], n);
+        let tasks = doc["tasks"].as_array().unwrap();
+        assert_eq!(doc["tasks_returned"], tasks.len());
+        assert!(tasks.len() <= 1000);
+        assert_eq!(
+            doc["records_returned"],
+            doc["records"].as_array().unwrap().len()
+        );
+        seen.extend(
+            tasks
+                .iter()
+                .map(|t| t["task_arn"].as_str().unwrap().to_owned()),
+        );
+        match doc["next_cursor"].as_str() {
+            Some(cursor) => path = format!("/records?cursor={cursor}"),
+            None => break,
+        }
+    }
+    assert_eq!(pages, 3);
+    let mut sorted = seen.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(sorted.len(), seen.len(), "a task returned twice");
+    let mut want = arns.clone();
+    want.sort();
+    assert_eq!(sorted, want, "every task once");
+
+    // Filters, against what the inventory says.
+    let index = |arn: &str| arns.iter().position(|a| a == arn).unwrap();
+    let filtered = |query: &str| {
+        let got = get(server.http, &format!("/records?limit=10000&{query}"));
+        assert_eq!(
+            got.code,
+            200,
+            "{query}: {}",
+            String::from_utf8_lossy(&got.body)
+        );
+        got.json()
+    };
+    let doc = filtered("cluster=c1&service=svc2&verdict=served");
+    let tasks = doc["tasks"].as_array().unwrap();
+    let want = (0..n)
+        .filter(|i| i % 3 == 1 && i % 5 == 2 && verdict(*i) == "served")
+        .count();
+    assert_eq!(tasks.len(), want);
+    assert_eq!(doc["tasks_matched"], want);
+    for task in tasks {
+        let i = index(task["task_arn"].as_str().unwrap());
+        assert_eq!((i % 3, i % 5, verdict(i)), (1, 2, "served"));
+        assert_eq!(task["verdict"], "served");
+    }
+    for name in ["stopping", "pending"] {
+        let doc = filtered(&format!("verdict={name}"));
+        assert_eq!(
+            doc["tasks_matched"],
+            (0..n).filter(|i| verdict(*i) == name).count()
+        );
+        assert_eq!(doc["records_returned"], 0, "{name} tasks have no records");
+    }
+    let one = &arns[12];
+    let doc = filtered(&format!("task={}", one.rsplit('/').next().unwrap()));
+    assert_eq!(doc["tasks"][0]["task_arn"], one.as_str());
+    assert_eq!(doc["tasks_matched"], 1);
+    let doc = filtered(&format!("task={one}"));
+    assert_eq!(doc["tasks_matched"], 1);
+    // By name: the tasks with a record there, and those records only.
+    let doc = filtered("name=SVC3.c0.Local.");
+    let want = (0..n)
+        .filter(|i| i % 3 == 0 && i % 5 == 3 && verdict(*i) == "served")
+        .count();
+    assert_eq!(doc["tasks_matched"], want);
+    let records = doc["records"].as_array().unwrap();
+    assert_eq!(records.len(), want, "one A record per task");
+    assert!(
+        records
+            .iter()
+            .all(|r| r["name"] == "svc3.c0.local." && r["type"] == "A")
+    );
+
+    // Bad parameters: 400, naming them.
+    for (query, parameter) in [
+        ("limit=10001", "limit"),
+        ("limit=0", "limit"),
+        ("verdict=great", "verdict"),
+        ("cursor=garbage", "cursor"),
+        ("clustr=c1", "clustr"),
+    ] {
+        let got = get(server.http, &format!("/records?{query}"));
+        let body = String::from_utf8_lossy(&got.body);
+        assert_eq!(got.code, 400, "{query}: {body}");
+        assert!(body.contains(parameter), "{query}: {body}");
+    }
+    let all = filtered("");
+    assert_eq!(all["tasks_returned"], n, "limit=10000 is allowed");
+}
+
+/// At most two `/records` responses in flight: a third gets 503 with
+/// `Retry-After`. Two clients that ask for a large page and do not read it
+/// hold their responses in flight until the response deadline
+/// (`http_request_timeout`), and not longer.
+#[test]
+fn a_third_records_in_flight_gets_503_and_stuck_ones_time_out() {
+    let server = Ops::start(&inventory(12_000), "http_request_timeout = \"3s\"", None);
+    let started = Instant::now();
+    let warm = get(server.http, "/records?limit=1");
+    eprintln!(
+        "first /records (builds the task index of 12 000 tasks) in {:?}",
+        started.elapsed()
+    );
+    assert_eq!(warm.code, 200);
+    let started = Instant::now();
+    let page = get(server.http, "/records?limit=10000");
+    eprintln!(
+        "a page of 10 000 tasks: {} bytes in {:?}",
+        page.body.len(),
+        started.elapsed()
+    );
+    assert!(
+        page.body.len() > 8 << 20,
+        "large enough to stall: {}",
+        page.body.len()
+    );
+
+    let mut stuck = Vec::new();
+    for _ in 0..2 {
+        let mut stream = small_buffer_connection(server.addr());
+        stream
+            .write_all(b"GET /records?limit=10000 HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        stuck.push(stream);
+    }
+    let since = Instant::now();
+    // Both in flight (their first bytes arrive), then a third is refused.
+    for stream in &mut stuck {
+        let mut buf = [0u8; 16];
+        stream.read_exact(&mut buf).unwrap();
+        assert!(buf.starts_with(b"HTTP/1.1 200"));
+    }
+    let third = get(server.http, "/records?limit=1");
+    assert_eq!(third.code, 503, "{}", String::from_utf8_lossy(&third.body));
+    assert!(third.head.contains("retry-after: 1"), "{}", third.head);
+    // The stuck ones are dropped at the response deadline: /records again.
+    wait_for("/records answered again", DEADLINE, || {
+        (get(server.http, "/records?limit=1").code == 200).then_some(())
+    });
+    eprintln!(
+        "/records answered again {:?} after two unread pages went in flight (deadline 3s)",
+        since.elapsed()
+    );
+    for stream in &stuck {
+        let held = wait_closed(stream, since);
+        eprintln!("an unread /records response closed after {held:?}");
+    }
 }
