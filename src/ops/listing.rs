@@ -175,8 +175,8 @@ fn parse_name(text: &str) -> Result<Vec<u8>, String> {
 }
 
 /// Every verdict. [`verdict_name`] matches on each, so a new one fails to
-/// compile there: add it here too.
-const VERDICTS: [Verdict; 9] = [
+/// compile there: add it here too. The metrics use the same list.
+pub const VERDICTS: [Verdict; 9] = [
     Verdict::Served,
     Verdict::Pending,
     Verdict::Starting,
@@ -188,8 +188,21 @@ const VERDICTS: [Verdict; 9] = [
     Verdict::Unnamed,
 ];
 
-/// The name a listing shows for `verdict` (its serde name).
-pub fn verdict_name(verdict: Verdict) -> &'static str {
+/// [`verdict_name`] of each of [`VERDICTS`], in order (the metrics' label
+/// values).
+pub const VERDICT_NAMES: [&str; VERDICTS.len()] = {
+    let mut names = [""; VERDICTS.len()];
+    let mut i = 0;
+    while i < VERDICTS.len() {
+        names[i] = verdict_name(VERDICTS[i]);
+        i += 1;
+    }
+    names
+};
+
+/// The name a listing (and a metric label) shows for `verdict`: its serde
+/// name.
+pub const fn verdict_name(verdict: Verdict) -> &'static str {
     match verdict {
         Verdict::Served => "served",
         Verdict::Pending => "pending",

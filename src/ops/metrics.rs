@@ -13,6 +13,7 @@ use std::time::SystemTime;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
+use super::listing::{VERDICT_NAMES, VERDICTS, verdict_name};
 use crate::query_counters::{self as counters, LATENCY_BOUNDS_NS, PATHS, TRANSPORTS};
 use crate::records::Verdict;
 use crate::source::ecs::calls::Operation;
@@ -104,7 +105,7 @@ const FAMILIES: &[Family] = &[
         "ecs_dns_tasks",
         Kind::Gauge,
         "Tasks by serving-rule verdict.",
-        Some(("verdict", &VERDICT_LABELS)),
+        Some(("verdict", &VERDICT_NAMES)),
     ),
     family(
         "ecs_dns_name_collisions",
@@ -244,62 +245,20 @@ pub fn observe_snapshot(snapshot: &Snapshot) {
     observe_verdicts(&snapshot.report.verdicts);
 }
 
-/// Every verdict, so that each series exists (at 0) from the first snapshot
-/// on and drops back to 0 when its last task moves on.
-const VERDICTS: [Verdict; 9] = [
-    Verdict::Served,
-    Verdict::Pending,
-    Verdict::Starting,
-    Verdict::Unhealthy,
-    Verdict::Stopping,
-    Verdict::NoAddress,
-    Verdict::Draining,
-    Verdict::FailingOpen,
-    Verdict::Unnamed,
-];
-
 /// The kinds of [`crate::records::Collision`].
 const COLLISION_KINDS: [&str; 4] = ["service", "cluster", "task", "reserved"];
-
-/// The verdicts' labels, in [`VERDICTS`] order.
-const VERDICT_LABELS: [&str; 9] = [
-    "served",
-    "pending",
-    "starting",
-    "unhealthy",
-    "stopping",
-    "no_address",
-    "draining",
-    "failing_open",
-    "unnamed",
-];
 
 /// `ecs_dns_tasks{verdict="starting"}`: tasks per serving-rule verdict, so a
 /// dashboard shows tasks waiting for their health check, withdrawn from
 /// draining instances, or served only because their service fails open.
 fn observe_verdicts(verdicts: &[Verdict]) {
     let mut counts: std::collections::BTreeMap<&'static str, usize> =
-        VERDICTS.iter().map(|v| (verdict_label(*v), 0)).collect();
+        VERDICTS.iter().map(|v| (verdict_name(*v), 0)).collect();
     for verdict in verdicts {
-        *counts.entry(verdict_label(*verdict)).or_default() += 1;
+        *counts.entry(verdict_name(*verdict)).or_default() += 1;
     }
     for (label, count) in counts {
         metrics::gauge!("ecs_dns_tasks", "verdict" => label).set(count as f64);
-    }
-}
-
-/// The verdict as `/records` spells it (snake case).
-fn verdict_label(verdict: Verdict) -> &'static str {
-    match verdict {
-        Verdict::Served => "served",
-        Verdict::Pending => "pending",
-        Verdict::Starting => "starting",
-        Verdict::Unhealthy => "unhealthy",
-        Verdict::Stopping => "stopping",
-        Verdict::NoAddress => "no_address",
-        Verdict::Draining => "draining",
-        Verdict::FailingOpen => "failing_open",
-        Verdict::Unnamed => "unnamed",
     }
 }
 
@@ -428,10 +387,10 @@ mod tests {
         let mut seen = std::collections::BTreeSet::new();
         for verdict in VERDICTS {
             let json = serde_json::to_value(verdict).unwrap();
-            assert_eq!(json.as_str(), Some(verdict_label(verdict)), "{verdict:?}");
-            assert!(seen.insert(verdict_label(verdict)), "{verdict:?}");
+            assert_eq!(json.as_str(), Some(verdict_name(verdict)), "{verdict:?}");
+            assert!(seen.insert(verdict_name(verdict)), "{verdict:?}");
         }
-        let labels: Vec<&str> = VERDICTS.iter().map(|v| verdict_label(*v)).collect();
-        assert_eq!(labels, VERDICT_LABELS);
+        let labels: Vec<&str> = VERDICTS.iter().map(|v| verdict_name(*v)).collect();
+        assert_eq!(labels, VERDICT_NAMES);
     }
 }
