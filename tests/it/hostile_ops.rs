@@ -8,7 +8,7 @@
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus};
 use std::time::{Duration, Instant};
 
 use crate::harness::{DEADLINE, bin, free_port, query, wait_for};
@@ -43,7 +43,7 @@ impl Ops {
         .unwrap();
         let (dns, http) = (free_port(), free_port());
         let log = dir.path().join("log");
-        let mut command = match ulimit {
+        let command = match ulimit {
             Some(limit) => {
                 let mut sh = Command::new("sh");
                 sh.arg("-c")
@@ -53,17 +53,7 @@ impl Ops {
             }
             None => Command::new(bin()),
         };
-        let child = command
-            .arg("serve")
-            .arg("--config")
-            .arg(&config)
-            .args(["--listen", &format!("127.0.0.1:{dns}")])
-            .args(["--http", &format!("127.0.0.1:{http}")])
-            .env_remove("ECS_DNS_CONFIG")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("start ecs-dns");
+        let child = crate::ops::spawn_serve(command, &config, dns, http, &log);
         let ops = Ops {
             child,
             dns,

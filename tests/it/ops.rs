@@ -57,21 +57,34 @@ struct Process {
     log: PathBuf,
 }
 
+/// Runs `command` (the binary, or a wrapper that execs it) as `serve
+/// --config CONFIG` with DNS on loopback port `dns`, the ops listener on
+/// `http`, and stderr to `log`.
+pub(crate) fn spawn_serve(
+    mut command: Command,
+    config: &Path,
+    dns: u16,
+    http: u16,
+    log: &Path,
+) -> Child {
+    command
+        .arg("serve")
+        .arg("--config")
+        .arg(config)
+        .args(["--listen", &format!("127.0.0.1:{dns}")])
+        .args(["--http", &format!("127.0.0.1:{http}")])
+        .env_remove("ECS_DNS_CONFIG")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .expect("start ecs-dns")
+}
+
 impl Process {
     fn start(config: &Path, log: PathBuf) -> Process {
         let dns = free_port();
         let http = free_port();
-        let child = Command::new(crate::harness::bin())
-            .arg("serve")
-            .arg("--config")
-            .arg(config)
-            .args(["--listen", &format!("127.0.0.1:{dns}")])
-            .args(["--http", &format!("127.0.0.1:{http}")])
-            .env_remove("ECS_DNS_CONFIG")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("start ecs-dns");
+        let child = spawn_serve(Command::new(crate::harness::bin()), config, dns, http, &log);
         let process = Process {
             child,
             dns,
