@@ -316,12 +316,9 @@ impl Builder {
         let cluster: &str = &names.cluster;
         for service in &names.services {
             let service: &str = service;
-            let task_name = self.name(&[&names.task, service]);
-            let owners = [
-                self.name(&[service, cluster]),
-                self.name(&[service]),
-                task_name,
-            ];
+            let [by_cluster, by_service, own] = address_owners(&names.task, service, cluster);
+            let task_name = self.name(&own);
+            let owners = [self.name(&by_cluster), self.name(&by_service), task_name];
             for owner in owners.into_iter().flatten() {
                 let addresses = (task.ipv4.iter().map(|ip| Data::A(*ip)))
                     .chain(task.ipv6.iter().map(|ip| Data::Aaaa(*ip)));
@@ -341,18 +338,14 @@ impl Builder {
                 };
                 let port_label =
                     labels::port_label(binding.name.as_deref(), binding.container_port);
-                let proto = proto_label(binding.protocol);
                 let data = Data::Srv {
                     priority: 0,
                     weight: 1,
                     port,
                     target,
                 };
-                let owners = [
-                    self.name(&[&port_label, proto, service]),
-                    self.name(&[&port_label, proto, service, cluster]),
-                ];
-                for owner in owners.into_iter().flatten() {
+                let srv = srv_owners(&port_label, proto_label(binding.protocol), service, cluster);
+                for owner in srv.map(|labels| self.name(&labels)).into_iter().flatten() {
                     self.entries.push(Entry {
                         owner,
                         data,
@@ -365,14 +358,15 @@ impl Builder {
 
     /// The id of `labels` (valid, lower case, most specific first) under the
     /// origin; `None`, noted in `skipped`, when the name is too long.
-    fn name(&mut self, labels: &[&str]) -> Option<NameId> {
+    fn name(&mut self, labels: &Labels) -> Option<NameId> {
         self.scratch.clear();
-        for label in labels {
+        for label in labels.iter().filter(|l| !l.is_empty()) {
             self.scratch.push(label.len() as u8);
             self.scratch.extend_from_slice(label.as_bytes());
         }
         self.scratch.extend_from_slice(&self.origin);
         if self.scratch.len() > name_table::MAX_WIRE {
+            let labels: Vec<&str> = labels.iter().copied().filter(|l| !l.is_empty()).collect();
             self.skipped.push(format!(
                 "{}.{}: longer than {} bytes",
                 labels.join("."),
@@ -383,6 +377,84 @@ impl Builder {
         }
         Some(self.names.intern(&self.scratch))
     }
+}
+
+/// An owner name below the origin as labels, most specific first; empty
+/// strings at the end are no label (the lists have different lengths).
+type Labels<'a> = [&'a str; 4];
+
+/// The owners of a task's address records under one service label:
+/// `<service>.<cluster>`, `<service>` and the task's own name
+/// `<task>.<service>`, which SRV records target.
+fn address_owners<'a>(task: &'a str, service: &'a str, cluster: &'a str) -> [Labels<'a>; 3] {
+    [
+        [service, cluster, "", ""],
+        [service, "", "", ""],
+        [task, service, "", ""],
+    ]
+}
+
+/// The owners of a port's SRV records under one service label: across
+/// clusters, and in the task's cluster.
+fn srv_owners<'a>(
+    port: &'a str,
+    proto: &'a str,
+    service: &'a str,
+    cluster: &'a str,
+) -> [Labels<'a>; 2] {
+    [[port, proto, service, ""], [port, proto, service, cluster]]
+}
+
+/// The names `task` owns records at when it is served, whatever its verdict
+/// now (so that a task that is not served can be found by the name it would
+/// have), in lower-case wire format. SRV names are listed for every port,
+/// bound or not. None when its labels are unusable ([`Verdict::Unnamed`]).
+pub fn owner_names(task: &Task, origin: &Name) -> Vec<Vec<u8>> {
+    let Some(names) = TaskNames::of(task) else {
+        return Vec::new();
+    };
+    let mut out = Builder::new(origin, 1);
+    let cluster: &str = &names.cluster;
+    for service in &names.services {
+        for labels in address_owners(&names.task, service, cluster) {
+            out.name(&labels);
+        }
+        for binding in &task.ports {
+            let port_label = labels::port_label(binding.name.as_deref(), binding.container_port);
+            for labels in srv_owners(&port_label, proto_label(binding.protocol), service, cluster) {
+                out.name(&labels);
+            }
+        }
+    }
+    (0..out.names.len())
+        .map(|i| out.names.wire(i as NameId).to_vec())
+        .collect()
+}
+
+/// The tasks, served or not, whose [`owner_names`] include `wire` (lower-case
+/// wire format), in inventory order: every task behind a name. A scan with
+/// a cheap first test (one of the name's labels must be the task's service
+/// label or alias), so that no index of names is kept for it.
+pub fn tasks_named(inventory: &Inventory, origin: &Name, wire: &[u8]) -> Vec<usize> {
+    let query_labels: Vec<&[u8]> = name_table::labels(wire).collect();
+    let has_label = |raw: Option<&str>| {
+        raw.and_then(labels::host_label)
+            .is_some_and(|l| query_labels.contains(&l.as_bytes()))
+    };
+    inventory
+        .tasks
+        .iter()
+        .enumerate()
+        .filter(|(_, task)| {
+            let alias = task
+                .tags
+                .get(ALIAS_TAG)
+                .or_else(|| task.service_tags.get(ALIAS_TAG));
+            has_label(Some(task.service_or_family())) || has_label(alias.map(String::as_str))
+        })
+        .filter(|(_, task)| owner_names(task, origin).iter().any(|n| n == wire))
+        .map(|(i, _)| i)
+        .collect()
 }
 
 /// The `_<proto>` label of an SRV owner (RFC 2782).

@@ -319,3 +319,71 @@ fn service_rules_decide_which_tasks_get_records() {
     assert_eq!(strict.report.verdicts[3], Verdict::Unhealthy);
     assert!(strict.entries.iter().all(|e| e.task != 3));
 }
+
+/// The names a task would have are those it gets when served: the same
+/// owners as the records function's, whatever the verdict.
+#[test]
+fn owner_names_are_the_served_owners_whatever_the_verdict() {
+    let mut served = task("prod", "web", "t1", [10, 0, 0, 1]);
+    served.ports = vec![port(80, Some(32768), Some("http"))];
+    served
+        .tags
+        .insert(ALIAS_TAG.to_owned(), "checkout".to_owned());
+    let owners_when_served: BTreeSet<String> = {
+        let inventory = Inventory {
+            clusters: vec![],
+            tasks: vec![served.clone()],
+        };
+        let set = build(&inventory, &origin(), &Rules::default());
+        set.entries
+            .iter()
+            .map(|e| set.owner(e).to_string())
+            .collect()
+    };
+    let as_text = |task: &Task| -> BTreeSet<String> {
+        owner_names(task, &origin())
+            .iter()
+            .map(|wire| name_table::Display(wire).to_string())
+            .collect()
+    };
+    assert_eq!(as_text(&served), owners_when_served);
+    assert!(owners_when_served.contains("t1.checkout.local."));
+    assert!(owners_when_served.contains("_http._tcp.web.prod.local."));
+    let mut stopping = served.clone();
+    stopping.desired_status = "STOPPED".into();
+    stopping.ipv4.clear();
+    assert_eq!(
+        as_text(&stopping),
+        owners_when_served,
+        "not served, same names"
+    );
+    let mut unnamed = served;
+    unnamed.cluster = "---".into();
+    assert!(owner_names(&unnamed, &origin()).is_empty());
+}
+
+#[test]
+fn tasks_named_finds_every_task_behind_a_name() {
+    let web = task("prod", "web", "t1", [10, 0, 0, 1]);
+    let mut unhealthy = task("prod", "web", "t2", [10, 0, 0, 2]);
+    unhealthy.health_status = "UNHEALTHY".into();
+    let other = task("dev", "web", "t3", [10, 0, 0, 3]);
+    let api = task("prod", "api", "t4", [10, 0, 0, 4]);
+    let inventory = Inventory {
+        clusters: vec![],
+        tasks: vec![web, unhealthy, other, api],
+    };
+    let named = |name: &str| {
+        let wire = name_table::wire_of(&Name::from_ascii(name).unwrap());
+        tasks_named(&inventory, &origin(), &wire)
+    };
+    assert_eq!(named("web.prod.local."), [0, 1]);
+    assert_eq!(named("web.local."), [0, 1, 2]);
+    assert_eq!(named("t2.web.local."), [1]);
+    assert_eq!(named("api.local."), [3]);
+    assert!(
+        named("prod.local.").is_empty(),
+        "a cluster alone names no task"
+    );
+    assert!(named("nothing.local.").is_empty());
+}
