@@ -2,7 +2,9 @@
 //! pre-rendered answers, swaps both in at once (`arc-swap`), tells the
 //! observers (metrics, state file, transfer journal) and logs what changed.
 
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::SystemTime;
 
 use crate::config::ZoneConfig;
 use crate::dns::{Served, SharedZone};
@@ -12,6 +14,9 @@ use crate::zone::{Snapshot, serial};
 
 /// How many names a change log line lists before it only counts.
 const NAMES_LOGGED: usize = 20;
+
+/// How many publications [`ChangeLog`] keeps.
+pub const CHANGES_KEPT: usize = 50;
 
 /// Called with every snapshot published (metrics, state file, transfers),
 /// in order, one publication at a time.
@@ -28,6 +33,60 @@ pub struct Publisher {
     observers: Vec<Observer>,
     /// Wakes the source loop for an early refresh (SIGHUP).
     refresh: Arc<tokio::sync::Notify>,
+    changes: ChangeLog,
+}
+
+/// Why a snapshot was published.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cause {
+    /// The source reported a new inventory.
+    Source,
+    /// The zone settings were reloaded (SIGHUP).
+    Reload,
+    /// The state file of an earlier run was read at start.
+    Restore,
+}
+
+impl Cause {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Cause::Source => "source",
+            Cause::Reload => "reload",
+            Cause::Restore => "restore",
+        }
+    }
+}
+
+/// A publication that changed what is served, as the change ring keeps it.
+#[derive(Clone, Debug)]
+pub struct Logged {
+    pub at: SystemTime,
+    pub cause: Cause,
+    pub change: Change,
+}
+
+/// The last [`CHANGES_KEPT`] publications that changed the zone, newest
+/// last: what a status page shows as recent changes. Bounded, so a flood of
+/// changes costs the same memory as a quiet day.
+#[derive(Clone, Default)]
+pub struct ChangeLog {
+    ring: Arc<Mutex<VecDeque<Logged>>>,
+}
+
+impl ChangeLog {
+    fn push(&self, entry: Logged) {
+        let mut ring = self.ring.lock().unwrap_or_else(|e| e.into_inner());
+        if ring.len() == CHANGES_KEPT {
+            ring.pop_front();
+        }
+        ring.push_back(entry);
+    }
+
+    /// What the ring holds now, newest first.
+    pub fn newest_first(&self) -> Vec<Logged> {
+        let ring = self.ring.lock().unwrap_or_else(|e| e.into_inner());
+        ring.iter().rev().cloned().collect()
+    }
 }
 
 /// What one publication did.
@@ -92,7 +151,13 @@ impl Publisher {
             zone,
             observers: Vec::new(),
             refresh: Arc::default(),
+            changes: ChangeLog::default(),
         }
+    }
+
+    /// The ring of recent changes this publisher fills.
+    pub fn changes(&self) -> ChangeLog {
+        self.changes.clone()
     }
 
     /// Asks the source loop to refresh now rather than at its next tick.
@@ -117,7 +182,7 @@ impl Publisher {
         let mut current = self.lock_config();
         *current = config;
         let inventory = self.zone.load_full()?.snapshot().inventory.clone();
-        Some(self.build_and_store(&current, inventory, None))
+        Some(self.build_and_store(&current, inventory, None, Cause::Reload))
     }
 
     /// Publishes an inventory saved by an earlier run (warm restart). The
@@ -125,7 +190,12 @@ impl Publisher {
     /// and caches never see a serial go back.
     pub fn restore(&self, inventory: Inventory, saved_serial: u32) -> Change {
         let config = self.lock_config();
-        self.build_and_store(&config, Arc::new(inventory), Some(saved_serial))
+        self.build_and_store(
+            &config,
+            Arc::new(inventory),
+            Some(saved_serial),
+            Cause::Restore,
+        )
     }
 
     fn lock_config(&self) -> MutexGuard<'_, ZoneConfig> {
@@ -142,7 +212,7 @@ impl Publisher {
     /// its inventory (task states, data ages) is current.
     pub fn publish(&self, inventory: Inventory) -> Change {
         let config = self.lock_config();
-        self.build_and_store(&config, Arc::new(inventory), None)
+        self.build_and_store(&config, Arc::new(inventory), None, Cause::Source)
     }
 
     fn build_and_store(
@@ -150,6 +220,7 @@ impl Publisher {
         config: &ZoneConfig,
         inventory: Arc<Inventory>,
         saved_serial: Option<u32>,
+        cause: Cause,
     ) -> Change {
         let previous = self.zone.load_full();
         let previous = previous.as_deref();
@@ -191,8 +262,14 @@ impl Publisher {
                 names_added = %change.added,
                 names_removed = %change.removed,
                 names_changed = %change.modified,
+                cause = cause.as_str(),
                 "zone changed"
             );
+            self.changes.push(Logged {
+                at: SystemTime::now(),
+                cause,
+                change: change.clone(),
+            });
         }
         let snapshot = Arc::new(snapshot);
         let served = Served::new(snapshot.clone(), previous);
@@ -318,6 +395,27 @@ mod tests {
             sample: vec!["a.local.".into(), "b.local.".into()],
         };
         assert_eq!(many.to_string(), "25: a.local. b.local. (+23 more)");
+
+        // The ring has the two changes, newest first; not the no-op.
+        let logged = publisher.changes().newest_first();
+        let serials: Vec<u32> = logged.iter().map(|l| l.change.serial).collect();
+        assert_eq!(serials, [change.serial, first.serial]);
+        assert!(logged.iter().all(|l| l.cause == Cause::Source));
+    }
+
+    #[test]
+    fn the_change_ring_is_bounded() {
+        let publisher = Publisher::new(zone_config(), SharedZone::default());
+        for i in 0..CHANGES_KEPT + 7 {
+            publisher.publish(web_inventory(&[[10, 0, (i / 250) as u8, (i % 250) as u8]]));
+        }
+        let logged = publisher.changes().newest_first();
+        assert_eq!(logged.len(), CHANGES_KEPT);
+        assert!(
+            logged
+                .windows(2)
+                .all(|w| w[0].change.serial > w[1].change.serial)
+        );
     }
 
     /// A snapshot is always published with its own answers: the answer
