@@ -13,7 +13,7 @@ use std::time::SystemTime;
 
 use serde::Serialize;
 
-use super::listing::{Page, TaskIndex};
+use super::listing::{Page, TaskIndex, TaskRecords};
 use crate::inventory::Task;
 use crate::records::{Entry, Verdict};
 use crate::zone::Snapshot;
@@ -92,7 +92,7 @@ fn provenance(task: &Task) -> Provenance<'_> {
     }
 }
 
-fn cluster_view(cluster: &crate::inventory::ClusterStatus, now: SystemTime) -> ClusterView<'_> {
+pub fn cluster_view(cluster: &crate::inventory::ClusterStatus, now: SystemTime) -> ClusterView<'_> {
     ClusterView {
         name: &cluster.name,
         refreshed_at: humantime::format_rfc3339_seconds(cluster.refreshed_at).to_string(),
@@ -104,11 +104,11 @@ fn cluster_view(cluster: &crate::inventory::ClusterStatus, now: SystemTime) -> C
     }
 }
 
-fn record_view<'a>(index: &TaskIndex, entry: &Entry, task: &'a Task) -> Option<RecordView<'a>> {
+fn record_view<'a>(records: &TaskRecords, entry: &Entry, task: &'a Task) -> Option<RecordView<'a>> {
     Some(RecordView {
-        name: index.set.owner(entry).to_string(),
+        name: records.set.owner(entry).to_string(),
         rtype: entry.data.rtype().to_string(),
-        data: index.set.rdata(entry)?.to_string(),
+        data: records.set.rdata(entry)?.to_string(),
         from: provenance(task),
     })
 }
@@ -218,8 +218,9 @@ impl Render {
             Part::Records(n, done) => match self.page.tasks.get(n) {
                 Some(&i) => {
                     // One record a step; the task's next record next time.
-                    let entry = self.page.records_of(&self.index, i).nth(done);
-                    match entry.and_then(|e| record_view(&self.index, e, &tasks[i])) {
+                    let records = self.index.records(snapshot);
+                    let entry = self.page.records_of(records, i).nth(done);
+                    match entry.and_then(|e| record_view(records, e, &tasks[i])) {
                         Some(view) => {
                             separator(&mut self.first, out);
                             write_json(out, &view);
@@ -289,6 +290,7 @@ mod tests {
         let zone = crate::testing::config().zone;
         let snapshot = Arc::new(Snapshot::build(&zone, Arc::new(inventory), None, 7));
         let index = Arc::new(TaskIndex::build(&snapshot));
+        index.records(&snapshot);
         let query = Query::parse(Some(query)).unwrap();
         let page = index.select(&snapshot, &query);
         let mut render = Render::new(snapshot, index, page, query.limit, SystemTime::now());

@@ -65,7 +65,7 @@ pub struct BadQuery {
     pub reason: String,
 }
 
-fn bad(parameter: &str, reason: impl ToString) -> BadQuery {
+pub fn bad(parameter: &str, reason: impl ToString) -> BadQuery {
     BadQuery {
         parameter: parameter.to_owned(),
         reason: reason.to_string(),
@@ -76,19 +76,22 @@ impl Query {
     /// Parses a request's query string (`None`: no `?`). Unknown or repeated
     /// parameters are errors, so that a typo does not list everything.
     pub fn parse(raw: Option<&str>) -> Result<Query, BadQuery> {
+        Query::parse_with(raw, DEFAULT_LIMIT, MAX_LIMIT)
+    }
+
+    /// [`Query::parse`] with another page size and largest `limit`.
+    pub fn parse_with(
+        raw: Option<&str>,
+        default_limit: usize,
+        max_limit: usize,
+    ) -> Result<Query, BadQuery> {
         let mut query = Query {
             filter: Filter::default(),
-            limit: DEFAULT_LIMIT,
+            limit: default_limit,
             cursor: None,
         };
         let mut seen: Vec<String> = Vec::new();
-        for pair in raw.unwrap_or_default().split('&') {
-            if pair.is_empty() {
-                continue;
-            }
-            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-            let key = percent_decode(key).map_err(|reason| bad("query", reason))?;
-            let value = percent_decode(value).map_err(|reason| bad(&key, reason))?;
+        for (key, value) in pairs(raw)? {
             if seen.contains(&key) {
                 return Err(bad(&key, "given more than once"));
             }
@@ -118,10 +121,10 @@ impl Query {
                     let limit: usize = value
                         .parse()
                         .map_err(|_| bad("limit", format!("{value:?} is not a number")))?;
-                    if !(1..=MAX_LIMIT).contains(&limit) {
+                    if !(1..=max_limit).contains(&limit) {
                         return Err(bad(
                             "limit",
-                            format!("{limit} is out of range: 1 to {MAX_LIMIT}"),
+                            format!("{limit} is out of range: 1 to {max_limit}"),
                         ));
                     }
                     query.limit = limit;
@@ -132,6 +135,21 @@ impl Query {
         }
         Ok(query)
     }
+}
+
+/// A query string's `key=value` pairs, decoded, in order.
+pub fn pairs(raw: Option<&str>) -> Result<Vec<(String, String)>, BadQuery> {
+    let mut out = Vec::new();
+    for pair in raw.unwrap_or_default().split('&') {
+        if pair.is_empty() {
+            continue;
+        }
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let key = percent_decode(key).map_err(|reason| bad("query", reason))?;
+        let value = percent_decode(value).map_err(|reason| bad(&key, reason))?;
+        out.push((key, value));
+    }
+    Ok(out)
 }
 
 /// The parameters a listing takes.
@@ -260,38 +278,66 @@ impl Cursor {
     }
 }
 
-/// What listings need from one snapshot besides the snapshot: the records
-/// function's output with each record's task, and the tasks' order. Built by
-/// [`TaskIndex::build`] in a few hundred milliseconds at 100 000 tasks, so
-/// once per snapshot ([`IndexCache`]), never per request.
+/// What listings need from one snapshot besides the snapshot: the tasks'
+/// order and, for those that show records or filter by name, the records
+/// function's output with each record's task. Built once per snapshot
+/// ([`IndexCache`]), never per request: the order is a sort (tens of
+/// milliseconds at 100 000 tasks), the records a rebuild of the record set
+/// (a few hundred), made only when a request needs them
+/// ([`TaskIndex::records`]).
 pub struct TaskIndex {
+    /// Task positions in the inventory, by ARN (then position).
+    order: Vec<usize>,
+    records: std::sync::OnceLock<TaskRecords>,
+}
+
+/// The records of each task.
+pub struct TaskRecords {
     /// The record set the snapshot was built from.
     pub set: RecordSet,
     /// `set.entries[starts[i]..starts[i + 1]]`: the records of task `i`.
     starts: Vec<usize>,
-    /// Task positions in the inventory, by ARN (then position).
-    order: Vec<usize>,
 }
 
 impl TaskIndex {
+    /// The order only: the records are built on first use.
     pub fn build(snapshot: &Snapshot) -> TaskIndex {
         let tasks = &snapshot.inventory.tasks;
-        let mut set = snapshot.record_set();
-        set.entries.retain(|e| e.task < tasks.len());
-        // The records function makes them task by task: usually a no-op.
-        set.entries.sort_by_key(|e| e.task);
-        let mut starts = vec![0; tasks.len() + 1];
-        for entry in &set.entries {
-            starts[entry.task + 1] += 1;
-        }
-        for i in 1..starts.len() {
-            starts[i] += starts[i - 1];
-        }
         let mut order: Vec<usize> = (0..tasks.len()).collect();
         order.sort_by(|&a, &b| tasks[a].task_arn.cmp(&tasks[b].task_arn).then(a.cmp(&b)));
-        TaskIndex { set, starts, order }
+        TaskIndex {
+            order,
+            records: std::sync::OnceLock::new(),
+        }
     }
 
+    /// The records of every task, built now if they were not (blocking: call
+    /// it off the async threads the first time, see [`IndexCache::records`]).
+    pub fn records(&self, snapshot: &Snapshot) -> &TaskRecords {
+        self.records.get_or_init(|| {
+            let tasks = &snapshot.inventory.tasks;
+            let mut set = snapshot.record_set();
+            set.entries.retain(|e| e.task < tasks.len());
+            // The records function makes them task by task: usually a no-op.
+            set.entries.sort_by_key(|e| e.task);
+            let mut starts = vec![0; tasks.len() + 1];
+            for entry in &set.entries {
+                starts[entry.task + 1] += 1;
+            }
+            for i in 1..starts.len() {
+                starts[i] += starts[i - 1];
+            }
+            TaskRecords { set, starts }
+        })
+    }
+
+    /// The records, if they were built.
+    pub fn records_built(&self) -> Option<&TaskRecords> {
+        self.records.get()
+    }
+}
+
+impl TaskRecords {
     /// The records made from task `task`.
     pub fn records_of(&self, task: usize) -> &[Entry] {
         match (self.starts.get(task), self.starts.get(task + 1)) {
@@ -305,14 +351,21 @@ impl TaskIndex {
     fn name_id(&self, filter: &Filter) -> Option<Option<NameId>> {
         filter.name.as_ref().map(|wire| self.set.names.get(wire))
     }
+}
 
+impl TaskIndex {
     /// The page `query` asks for, from `snapshot` (the one this index was
-    /// built from).
+    /// built from). A `name` filter needs the records: built here if they
+    /// were not. The page counts its records when they are built.
     pub fn select(&self, snapshot: &Snapshot, query: &Query) -> Page {
         let tasks = &snapshot.inventory.tasks;
         let verdicts = &snapshot.report.verdicts;
         let filter = &query.filter;
-        let name = self.name_id(filter);
+        let records = match filter.name {
+            Some(_) => Some(self.records(snapshot)),
+            None => self.records_built(),
+        };
+        let name = records.and_then(|r| r.name_id(filter));
         let matches = |i: usize| {
             let task = &tasks[i];
             filter.cluster.as_ref().is_none_or(|c| task.cluster == *c)
@@ -328,7 +381,9 @@ impl TaskIndex {
                     .verdict
                     .is_none_or(|v| verdicts.get(i).copied() == Some(v))
                 && name.is_none_or(|id| {
-                    id.is_some_and(|id| self.records_of(i).iter().any(|e| e.owner == id))
+                    id.is_some_and(|id| {
+                        records.is_some_and(|r| r.records_of(i).iter().any(|e| e.owner == id))
+                    })
                 })
         };
         // Where the page starts: after the cursor's task, wherever the
@@ -370,7 +425,9 @@ impl TaskIndex {
                 continue;
             }
             page.tasks.push(i);
-            page.records += page.records_of(self, i).count();
+            if let Some(records) = records {
+                page.records += page.records_of(records, i).count();
+            }
             if page.tasks.len() == query.limit {
                 let arn = arn_of(pos);
                 page.next_cursor = Some(Cursor {
@@ -406,11 +463,11 @@ impl Page {
     /// as the `name` filter asks.
     pub fn records_of<'a>(
         &self,
-        index: &'a TaskIndex,
+        records: &'a TaskRecords,
         task: usize,
     ) -> impl Iterator<Item = &'a Entry> + use<'a> {
         let name = self.name;
-        index
+        records
             .records_of(task)
             .iter()
             .filter(move |e| name.is_none_or(|id| Some(e.owner) == id))
@@ -462,6 +519,21 @@ impl IndexCache {
             })
             .await?;
         Ok(index.clone())
+    }
+
+    /// [`IndexCache::index`] with the records built (off the async threads).
+    pub async fn with_records(&self, snapshot: &Arc<Snapshot>) -> Result<Arc<TaskIndex>, String> {
+        let index = self.index(snapshot).await?;
+        if index.records_built().is_some() {
+            return Ok(index);
+        }
+        let (built, snapshot) = (index.clone(), snapshot.clone());
+        tokio::task::spawn_blocking(move || {
+            built.records(&snapshot);
+        })
+        .await
+        .map_err(|e| format!("the records of the task index could not be built: {e}"))?;
+        Ok(index)
     }
 }
 
@@ -541,6 +613,11 @@ mod tests {
         let tasks = &snapshot.inventory.tasks;
         let select = |q: &str| index.select(&snapshot, &Query::parse(Some(q)).unwrap());
         let page = select("cluster=c1&service=s2&limit=3");
+        assert!(
+            index.records_built().is_none(),
+            "no name filter: no records"
+        );
+        assert_eq!(page.records, 0, "not counted without records");
         assert_eq!(page.matched, 10, "30 in c1, a third of them s2");
         assert_eq!(page.tasks.len(), 3);
         assert!(page.next_cursor.is_some());
@@ -559,11 +636,12 @@ mod tests {
         let by_name = select("name=T7.S1.Local");
         assert_eq!(by_name.tasks, [7]);
         assert!(by_name.records >= 1);
-        let shown: Vec<_> = by_name.records_of(&index, 7).collect();
+        let records = index.records_built().expect("a name filter builds them");
+        let shown: Vec<_> = by_name.records_of(records, 7).collect();
         assert!(
             shown
                 .iter()
-                .all(|e| index.set.names.wire(e.owner) == parse_name("t7.s1.local.").unwrap())
+                .all(|e| records.set.names.wire(e.owner) == parse_name("t7.s1.local.").unwrap())
         );
         assert!(select("name=s1.c1.local").matched > 1);
         assert_eq!(select("name=nothing.local").matched, 0);
