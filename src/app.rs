@@ -63,7 +63,15 @@ pub async fn serve(config: Config, args: ConfigArgs) -> anyhow::Result<()> {
     }
     // Whatever the ops listener is asked, the DNS fronts keep descriptors.
     let http_limits = ops::limits::prepare(config.http_limits, config.tcp.max_connections);
-    let ops_state = ops::http::OpsState::new(zone.clone(), config.max_stale);
+    let about = ops::status::About {
+        source: source.describe(),
+        mode: format!(
+            "polling every {}",
+            humantime::format_duration(config.poll_interval)
+        ),
+    };
+    let ops_state = ops::http::OpsState::new(zone.clone(), config.max_stale)
+        .with_status(about, publisher.changes());
     let zone_for_dns = zone.clone();
     let (http_stop, http_stopped) = tokio::sync::oneshot::channel::<()>();
     let http = match config.http {

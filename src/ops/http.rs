@@ -1,7 +1,9 @@
-//! The HTTP ops listener: `/metrics`, `/healthz`, `/readyz`, `/records`.
+//! The HTTP ops listener: `/metrics`, `/healthz`, `/readyz`, `/records`, and
+//! the status page (`/`, `/api/*`, [`super::status`]).
 //!
-//! Off unless `http` is set. `/records` shows every task and address of the
-//! inventory: bind it to loopback or a private address only. Connections
+//! Off unless `http` is set. `/records` and the status page show every task
+//! and address of the inventory: bind it to loopback or a private address
+//! only. Connections
 //! are capped and timed ([`super::listener`]); `/records` answers a page at
 //! a time ([`super::listing`]), at most [`RECORDS_IN_FLIGHT`] at once.
 
@@ -19,13 +21,17 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use super::{health, inspect, listener, listing, metrics};
+use super::{health, inspect, listener, listing, metrics, status};
 use crate::config::HttpLimits;
 use crate::dns::SharedZone;
 use crate::zone::Snapshot;
 
 /// `/records` responses being prepared or sent at once; more get 503.
 pub const RECORDS_IN_FLIGHT: usize = 2;
+
+/// Status API requests (`/api/tasks`, `/api/lookup`) in progress at once:
+/// each is at most a page; more get 503.
+pub const API_IN_FLIGHT: usize = 4;
 
 /// A `/records` response of at most this many bytes is sent whole, with a
 /// `Content-Length`; a longer one is streamed ([`RECORDS_CHUNK`] at a time).
@@ -42,6 +48,9 @@ pub struct OpsState {
     index: listing::IndexCache,
     /// One permit per `/records` response in flight.
     records_in_flight: Arc<Semaphore>,
+    api_in_flight: Arc<Semaphore>,
+    about: Arc<status::About>,
+    changes: crate::publish::ChangeLog,
 }
 
 impl OpsState {
@@ -51,9 +60,42 @@ impl OpsState {
             max_stale_ms: Arc::default(),
             index: listing::IndexCache::default(),
             records_in_flight: Arc::new(Semaphore::new(RECORDS_IN_FLIGHT)),
+            api_in_flight: Arc::new(Semaphore::new(API_IN_FLIGHT)),
+            about: Arc::default(),
+            changes: crate::publish::ChangeLog::default(),
         };
         state.set_max_stale(max_stale);
         state
+    }
+
+    /// What the status page says of the source, and the publisher's ring of
+    /// recent changes.
+    pub fn with_status(
+        mut self,
+        about: status::About,
+        changes: crate::publish::ChangeLog,
+    ) -> OpsState {
+        self.about = Arc::new(about);
+        self.changes = changes;
+        self
+    }
+
+    pub fn about(&self) -> &status::About {
+        &self.about
+    }
+
+    pub fn changes(&self) -> &crate::publish::ChangeLog {
+        &self.changes
+    }
+
+    pub fn index(&self) -> &listing::IndexCache {
+        &self.index
+    }
+
+    /// A permit for a status API request, or `None` when too many are in
+    /// progress.
+    pub fn api_permit(&self) -> Option<tokio::sync::SemaphorePermit<'_>> {
+        self.api_in_flight.try_acquire().ok()
     }
 
     pub fn set_max_stale(&self, max_stale: Duration) {
@@ -74,12 +116,12 @@ impl OpsState {
 }
 
 pub fn router(state: OpsState) -> Router {
-    Router::new()
+    let router = Router::new()
         .route("/metrics", get(metrics_page))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .route("/records", get(records))
-        .with_state(state)
+        .route("/records", get(records));
+    status::routes(router).with_state(state)
 }
 
 /// Binds `address` now (so that a bad address fails the start), and
@@ -98,7 +140,7 @@ pub async fn bind(
         %address,
         max_connections = limits.max_connections,
         request_timeout = %humantime::format_duration(limits.request_timeout),
-        "ops HTTP listener: /metrics /healthz /readyz /records"
+        "ops HTTP listener: / (status page) /api/ /metrics /healthz /readyz /records"
     );
     Ok(listener::serve(listener, router(state), limits, shutdown))
 }
@@ -124,7 +166,7 @@ async fn readyz(State(state): State<OpsState>) -> Response {
 }
 
 /// A JSON error document: `{"error": message}`.
-fn json_error(status: StatusCode, message: &str) -> Response {
+pub fn json_error(status: StatusCode, message: &str) -> Response {
     let body = serde_json::json!({ "error": message }).to_string() + "\n";
     (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
@@ -148,7 +190,7 @@ async fn records(State(state): State<OpsState>, RawQuery(query): RawQuery) -> Re
     let Some(snapshot) = state.snapshot() else {
         return json_error(StatusCode::SERVICE_UNAVAILABLE, "no zone loaded yet");
     };
-    let index = match state.index.index(&snapshot).await {
+    let index = match state.index.with_records(&snapshot).await {
         Ok(index) => index,
         Err(error) => return json_error(StatusCode::INTERNAL_SERVER_ERROR, &error),
     };

@@ -1,5 +1,5 @@
 //! Operating the server: the HTTP ops listener (metrics, health, the
-//! records with their provenance), the state file for warm restarts,
+//! records with their provenance, the status page), the state file for warm restarts,
 //! signals and reloads, and the `healthcheck` client.
 
 pub mod health;
@@ -13,3 +13,4 @@ pub mod metrics;
 pub mod reload;
 pub mod signals;
 pub mod state;
+pub mod status;

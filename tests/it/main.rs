@@ -1,6 +1,7 @@
 //! Integration tests: the real binary, real clients, real peers.
 
 mod alerts;
+mod bench_chart;
 mod cli;
 mod conformance;
 mod corpus;
@@ -17,4 +18,5 @@ mod lifecycle;
 mod moto;
 mod ops;
 mod rrl;
+mod status_page;
 mod xfr;

@@ -1,0 +1,218 @@
+//! "Why does this name answer that?": what a resolver gets for a name now,
+//! and every task behind it, served or not, with the reason. Also finds
+//! tasks by id, ARN or address, which is where a page usually starts.
+
+use std::net::IpAddr;
+use std::str::FromStr;
+
+use hickory_proto::op::{Edns, Message, Query};
+use hickory_proto::rr::{Name, Record, RecordType};
+use serde::Serialize;
+
+use super::views::{TaskRow, task_rows};
+use crate::dns::answer::{self, Limits};
+use crate::wire::{Transport, name_table};
+use crate::zone::Snapshot;
+
+/// Tasks a lookup lists; more are counted, not listed.
+pub const TASKS_SHOWN: usize = 100;
+
+/// What the box was given, as understood.
+#[derive(Debug, PartialEq)]
+pub enum Asked {
+    /// An address: the tasks that hold it.
+    Address(IpAddr),
+    /// A task id or ARN.
+    Task(String),
+    /// A DNS name and type; `completed` when the zone was appended to it.
+    Name {
+        name: Name,
+        rtype: RecordType,
+        completed: bool,
+    },
+}
+
+/// Reads the `name` and `type` parameters. `Err`: what is wrong with them.
+pub fn parse(text: &str, rtype: Option<&str>, snapshot: &Snapshot) -> Result<Asked, String> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Err("name: give a DNS name, a task id or ARN, or an address".to_owned());
+    }
+    if let Ok(address) = IpAddr::from_str(text) {
+        return Ok(Asked::Address(address));
+    }
+    let is_task = |t: &str| {
+        snapshot
+            .inventory
+            .tasks
+            .iter()
+            .any(|task| task.task_arn == t || task.id() == t)
+    };
+    if text.starts_with("arn:") || (!text.contains('.') && is_task(text)) {
+        return Ok(Asked::Task(text.to_owned()));
+    }
+    let rtype = match rtype.map(str::trim).filter(|t| !t.is_empty()) {
+        None => RecordType::A,
+        Some(t) => RecordType::from_str(&t.to_ascii_uppercase())
+            .map_err(|_| format!("type: {t:?} is not a record type (A, AAAA, SRV, …)"))?,
+    };
+    let mut name = Name::from_ascii(text).map_err(|e| format!("name: not a DNS name: {e}"))?;
+    let origin = Name::from(snapshot.origin().clone());
+    let completed = !name.is_fqdn() && !origin.zone_of(&name) && !text.ends_with('.');
+    if completed {
+        name = name
+            .append_domain(&origin)
+            .map_err(|e| format!("name: too long with the zone appended: {e}"))?;
+    }
+    name.set_fqdn(true);
+    Ok(Asked::Name {
+        name,
+        rtype,
+        completed,
+    })
+}
+
+/// One record of the answer, as `dig` would print it.
+#[derive(Serialize)]
+pub struct RecordRow {
+    pub name: String,
+    pub ttl: u32,
+    #[serde(rename = "type")]
+    pub rtype: String,
+    pub data: String,
+}
+
+/// The response the answer function gives over TCP with EDNS (nothing is
+/// truncated).
+#[derive(Serialize)]
+pub struct Answer {
+    pub rcode: String,
+    pub authoritative: bool,
+    pub answer: Vec<RecordRow>,
+    pub authority: Vec<RecordRow>,
+    pub additional: Vec<RecordRow>,
+}
+
+#[derive(Serialize)]
+pub struct Lookup {
+    /// What was asked, as understood: `name`, `address` or `task`.
+    pub kind: &'static str,
+    pub name: Option<String>,
+    #[serde(rename = "type")]
+    pub rtype: Option<String>,
+    /// The zone was appended to a relative name.
+    pub completed: bool,
+    pub answer: Option<Answer>,
+    /// Tasks behind the name (or holding the address, or with that id).
+    pub tasks_matched: usize,
+    pub tasks: Vec<TaskRow>,
+}
+
+pub fn run(snapshot: &Snapshot, asked: &Asked) -> Lookup {
+    let tasks = &snapshot.inventory.tasks;
+    match asked {
+        Asked::Address(address) => {
+            let matched: Vec<usize> = (0..tasks.len())
+                .filter(|&i| match address {
+                    IpAddr::V4(v4) => tasks[i].ipv4.contains(v4),
+                    IpAddr::V6(v6) => tasks[i].ipv6.contains(v6),
+                })
+                .collect();
+            found("address", None, None, false, None, snapshot, &matched)
+        }
+        Asked::Task(id) => {
+            let matched: Vec<usize> = (0..tasks.len())
+                .filter(|&i| tasks[i].task_arn == *id || tasks[i].id() == id)
+                .collect();
+            found("task", None, None, false, None, snapshot, &matched)
+        }
+        Asked::Name {
+            name,
+            rtype,
+            completed,
+        } => {
+            let origin = Name::from(snapshot.origin().clone());
+            let wire = name_table::wire_of(name);
+            let matched = crate::records::tasks_named(&snapshot.inventory, &origin, &wire);
+            found(
+                "name",
+                Some(name.to_string()),
+                Some(rtype.to_string()),
+                *completed,
+                Some(resolve(snapshot, name, *rtype)),
+                snapshot,
+                &matched,
+            )
+        }
+    }
+}
+
+fn found(
+    kind: &'static str,
+    name: Option<String>,
+    rtype: Option<String>,
+    completed: bool,
+    answer: Option<Answer>,
+    snapshot: &Snapshot,
+    matched: &[usize],
+) -> Lookup {
+    let shown = &matched[..matched.len().min(TASKS_SHOWN)];
+    Lookup {
+        kind,
+        name,
+        rtype,
+        completed,
+        answer,
+        tasks_matched: matched.len(),
+        tasks: task_rows(snapshot, shown, true),
+    }
+}
+
+/// Asks the answer function, as a resolver over TCP with EDNS would.
+fn resolve(snapshot: &Snapshot, name: &Name, rtype: RecordType) -> Answer {
+    let mut query = Message::query();
+    query.add_query(Query::query(name.clone(), rtype));
+    let mut edns = Edns::new();
+    edns.set_max_payload(u16::MAX);
+    query.edns = Some(edns);
+    let rows = |records: &[Record]| records.iter().map(record_row).collect();
+    match answer::answer(Some(snapshot), &query, Transport::Tcp, &Limits::default()) {
+        Some((response, _)) => Answer {
+            rcode: mnemonic(response.metadata.response_code),
+            authoritative: response.metadata.authoritative,
+            answer: rows(&response.answers),
+            authority: rows(&response.authorities),
+            additional: rows(&response.additionals),
+        },
+        None => Answer {
+            rcode: "no response".to_owned(),
+            authoritative: false,
+            answer: Vec::new(),
+            authority: Vec::new(),
+            additional: Vec::new(),
+        },
+    }
+}
+
+/// The response code as `dig` prints it.
+fn mnemonic(code: hickory_proto::op::ResponseCode) -> String {
+    match u16::from(code) {
+        0 => "NOERROR".to_owned(),
+        1 => "FORMERR".to_owned(),
+        2 => "SERVFAIL".to_owned(),
+        3 => "NXDOMAIN".to_owned(),
+        4 => "NOTIMP".to_owned(),
+        5 => "REFUSED".to_owned(),
+        16 => "BADVERS".to_owned(),
+        n => format!("RCODE{n}"),
+    }
+}
+
+fn record_row(record: &Record) -> RecordRow {
+    RecordRow {
+        name: record.name.to_string(),
+        ttl: record.ttl,
+        rtype: record.record_type().to_string(),
+        data: record.data.to_string(),
+    }
+}
