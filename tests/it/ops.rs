@@ -618,6 +618,19 @@ fn cloudformation_template_passes_cfn_lint() {
     ] {
         assert!(text.contains(needed), "template lacks {needed}");
     }
+    // The ops listener shows the whole inventory: the VPC reaches DNS
+    // (8053) on the tasks, never the ops port (9153), which only the NLB's
+    // health checks and the operator CIDR reach.
+    let task_group = text
+        .split("  TaskSecurityGroup:")
+        .nth(1)
+        .and_then(|rest| rest.split("\n\n").next())
+        .expect("TaskSecurityGroup");
+    for line in task_group.lines().filter(|l| l.contains("VpcCidr")) {
+        assert!(line.contains("FromPort: 8053"), "open to the VPC: {line}");
+    }
+    assert!(task_group.contains("NlbAddresses"), "{task_group}");
+    assert!(text.contains("CidrIp: !Ref OperatorCidr"));
     // The task role carries every action of docker/iam-policy.json.
     let policy: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(repo().join("docker/iam-policy.json")).unwrap(),
