@@ -357,6 +357,8 @@ zone:
         with open(path, "w") as f:
             json.dump(report, f, indent=2)
         print(f"wrote {path}")
+        subprocess.run([sys.executable, os.path.join(os.path.dirname(__file__), "chart.py"),
+                        path, os.path.join(a.out, "load.svg")], check=True)
     finally:
         for proc in procs:
             stop(proc)
