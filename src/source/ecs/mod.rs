@@ -20,6 +20,7 @@ pub mod caches;
 pub mod calls;
 pub mod convert;
 pub mod discovery;
+pub mod events;
 pub mod retry;
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
