@@ -188,7 +188,8 @@ impl Publisher {
     /// Publishes an inventory saved by an earlier run (warm restart). The
     /// serial continues from `saved_serial`: it rises past it, so secondaries
     /// and caches never see a serial go back.
-    pub fn restore(&self, inventory: Inventory, saved_serial: u32) -> Change {
+    pub fn restore(&self, mut inventory: Inventory, saved_serial: u32) -> Change {
+        in_arn_order(&mut inventory);
         let config = self.lock_config();
         self.build_and_store(
             &config,
@@ -210,7 +211,8 @@ impl Publisher {
     /// Builds the snapshot of `inventory` and publishes it. When nothing
     /// served changed the serial stays; the snapshot is still replaced so that
     /// its inventory (task states, data ages) is current.
-    pub fn publish(&self, inventory: Inventory) -> Change {
+    pub fn publish(&self, mut inventory: Inventory) -> Change {
+        in_arn_order(&mut inventory);
         let config = self.lock_config();
         self.build_and_store(&config, Arc::new(inventory), None, Cause::Source)
     }
@@ -279,6 +281,14 @@ impl Publisher {
         }
         change
     }
+}
+
+/// Puts the tasks in the order of their ARN, the order every listing shows
+/// them in: then a listing needs no sort of its own per snapshot (65 ms at
+/// 100 000 tasks, on the first request after each publication). A source
+/// that already keeps this order costs one pass (the sort finds one run).
+fn in_arn_order(inventory: &mut Inventory) {
+    inventory.tasks.sort_by(|a, b| a.task_arn.cmp(&b.task_arn));
 }
 
 fn describe(previous: Option<&Snapshot>, next: &Snapshot) -> Change {
@@ -401,6 +411,32 @@ mod tests {
         let serials: Vec<u32> = logged.iter().map(|l| l.change.serial).collect();
         assert_eq!(serials, [change.serial, first.serial]);
         assert!(logged.iter().all(|l| l.cause == Cause::Source));
+    }
+
+    #[test]
+    fn published_tasks_are_in_arn_order() {
+        let zone = SharedZone::default();
+        let publisher = Publisher::new(zone_config(), zone.clone());
+        let mut inventory = web_inventory(&[[10, 0, 0, 1], [10, 0, 0, 2], [10, 0, 0, 3]]);
+        for (i, task) in inventory.tasks.iter_mut().enumerate() {
+            task.task_arn = format!("arn:aws:ecs:us-east-1:1:task/prod/t{i}");
+        }
+        inventory.tasks.reverse();
+        let before: Vec<String> = inventory.tasks.iter().map(|t| t.task_arn.clone()).collect();
+        assert!(
+            !before.is_sorted(),
+            "the test starts out of order: {before:?}"
+        );
+        publisher.publish(inventory);
+        let served = zone.load_full().expect("published");
+        let arns: Vec<&str> = served
+            .snapshot()
+            .inventory
+            .tasks
+            .iter()
+            .map(|t| t.task_arn.as_str())
+            .collect();
+        assert!(arns.is_sorted(), "{arns:?}");
     }
 
     #[test]
