@@ -48,7 +48,11 @@ pub fn parse(text: &str, rtype: Option<&str>, snapshot: &Snapshot) -> Result<Ask
             .iter()
             .any(|task| task.task_arn == t || task.id() == t)
     };
-    if text.starts_with("arn:") || (!text.contains('.') && is_task(text)) {
+    // An id in ECS's shape is taken as one without a scan (100 000 tasks
+    // cost milliseconds); another dotless word only if a task has it as id.
+    if text.starts_with("arn:")
+        || (!text.contains('.') && (looks_like_task_id(text) || is_task(text)))
+    {
         return Ok(Asked::Task(text.to_owned()));
     }
     let rtype = match rtype.map(str::trim).filter(|t| !t.is_empty()) {
@@ -70,6 +74,13 @@ pub fn parse(text: &str, rtype: Option<&str>, snapshot: &Snapshot) -> Result<Ask
         rtype,
         completed,
     })
+}
+
+/// A task id as ECS makes them: 32 hex digits, or a UUID (older tasks).
+fn looks_like_task_id(text: &str) -> bool {
+    let hex = |c: char| c.is_ascii_hexdigit();
+    (text.len() == 32 && text.chars().all(hex))
+        || (text.len() == 36 && text.chars().all(|c| hex(c) || c == '-'))
 }
 
 /// One record of the answer, as `dig` would print it.
@@ -214,5 +225,79 @@ fn record_row(record: &Record) -> RecordRow {
         ttl: record.ttl,
         rtype: record.record_type().to_string(),
         data: record.data.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_box_takes_names_ids_arns_and_addresses() {
+        let zone = crate::testing::config().zone;
+        let mut task = crate::inventory::Task {
+            cluster: "prod".into(),
+            service: Some("web".into()),
+            task_arn: "arn:aws:ecs:us-east-1:1:task/prod/t1".into(),
+            task_id: "t1".into(),
+            ..Default::default()
+        };
+        task.ipv4 = vec!["10.0.0.1".parse().unwrap()];
+        let snapshot = Snapshot::of_tasks(&zone, vec![task], 1);
+        let name = |text: &str, rtype: RecordType, completed: bool| Asked::Name {
+            name: Name::from_ascii(text).unwrap(),
+            rtype,
+            completed,
+        };
+        let table: Vec<(&str, Option<&str>, Result<Asked, &str>)> = vec![
+            (
+                "10.0.0.1",
+                None,
+                Ok(Asked::Address("10.0.0.1".parse().unwrap())),
+            ),
+            (
+                "2001:db8::1",
+                None,
+                Ok(Asked::Address("2001:db8::1".parse().unwrap())),
+            ),
+            ("t1", None, Ok(Asked::Task("t1".into()))),
+            (
+                "0123456789abcdef0123456789abcdef",
+                None,
+                Ok(Asked::Task("0123456789abcdef0123456789abcdef".into())),
+            ),
+            (
+                "arn:aws:ecs:us-east-1:1:task/prod/t1",
+                None,
+                Ok(Asked::Task("arn:aws:ecs:us-east-1:1:task/prod/t1".into())),
+            ),
+            ("web", None, Ok(name("web.local.", RecordType::A, true))),
+            (
+                "web.prod",
+                Some("srv"),
+                Ok(name("web.prod.local.", RecordType::SRV, true)),
+            ),
+            (
+                "Web.Local",
+                Some("AAAA"),
+                Ok(name("Web.Local.", RecordType::AAAA, false)),
+            ),
+            (
+                "web.local.",
+                None,
+                Ok(name("web.local.", RecordType::A, false)),
+            ),
+            ("", None, Err("name")),
+            ("web.local", Some("BOGUS"), Err("type")),
+            ("a..b", None, Err("name")),
+        ];
+        for (text, rtype, want) in table {
+            let got = parse(text, rtype, &snapshot);
+            match (&got, &want) {
+                (Ok(got), Ok(want)) => assert_eq!(got, want, "{text:?}"),
+                (Err(got), Err(want)) => assert!(got.starts_with(want), "{text:?}: {got}"),
+                _ => panic!("{text:?} {rtype:?}: {got:?}, want {want:?}"),
+            }
+        }
     }
 }
