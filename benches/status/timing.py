@@ -15,9 +15,7 @@ import argparse
 import http.client
 import json
 import os
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -53,8 +51,7 @@ def measure(binary, tasks, workdir):
             f'nameservers = ["ns1=127.0.0.1"]\nhttp = "127.0.0.1:{http_port}"\n'
         )
     log = open(os.path.join(workdir, f"ecs-dns-{tasks}.log"), "w")
-    proc = subprocess.Popen([binary, "serve", "--config", config],
-                            stdout=subprocess.DEVNULL, stderr=log)
+    proc = bench.start([binary, "serve", "--config", config], log)
     try:
         bench.wait_soa(dns, f"ecs-dns with {tasks} tasks", deadline=300)
         task = document["tasks"][tasks // 2]
@@ -85,11 +82,7 @@ def measure(binary, tasks, workdir):
                          "max_ms": max(times) * 1000})
         return {"tasks": tasks, "first_tasks_ms": first * 1000, "rows": rows}
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        bench.stop(proc)
         log.close()
 
 

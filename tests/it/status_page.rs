@@ -25,6 +25,65 @@ ipv4 = ["10.0.9.9"]
 tags = { note = "<img src=x onerror=alert(1)>", "ecs-dns:name" = "<script>alert(2)</script>" }
 "#;
 
+/// ecs-dns serving the demo inventory plus [`HOSTILE_TASK`], with its ops
+/// listener on; stopped when dropped.
+struct StatusServer {
+    dir: tempfile::TempDir,
+    http: u16,
+    log: std::path::PathBuf,
+    child: std::process::Child,
+}
+
+impl StatusServer {
+    fn start() -> StatusServer {
+        let dir = tempfile::tempdir().unwrap();
+        let (dns, http) = (free_port(), free_port());
+        let config = write_setup(dir.path(), http);
+        let log = dir.path().join("log");
+        let child = spawn_serve(
+            Command::new(crate::harness::bin()),
+            &config,
+            dns,
+            http,
+            &log,
+        );
+        let (_, took) = wait_for("the zone loaded", DEADLINE, || {
+            http_get(http, "/readyz").filter(|(code, _)| *code == 200)
+        });
+        eprintln!("/readyz answered 200 after {took:?}");
+        StatusServer {
+            dir,
+            http,
+            log,
+            child,
+        }
+    }
+}
+
+impl Drop for StatusServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The response head of `GET path`, lower case.
+fn head(port: u16, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut raw = String::new();
+    stream.read_to_string(&mut raw).unwrap();
+    raw.split("\r\n\r\n")
+        .next()
+        .unwrap_or_default()
+        .to_ascii_lowercase()
+}
+
 fn write_setup(dir: &Path, http: u16) -> std::path::PathBuf {
     let demo = std::fs::read_to_string(repo().join("conf/demo-inventory.toml")).unwrap();
     std::fs::write(dir.join("inventory.toml"), demo + HOSTILE_TASK).unwrap();
@@ -53,39 +112,22 @@ fn status_page_in_a_real_browser() {
         "Selenium is missing: run scripts/install-test-deps"
     );
 
-    let dir = tempfile::tempdir().unwrap();
-    let (dns, http) = (free_port(), free_port());
-    let config = write_setup(dir.path(), http);
-    let log = dir.path().join("log");
-    let mut server = spawn_serve(
-        Command::new(crate::harness::bin()),
-        &config,
-        dns,
-        http,
-        &log,
-    );
-    let (_, took) = wait_for("the zone loaded", DEADLINE, || {
-        http_get(http, "/readyz").filter(|(code, _)| *code == 200)
-    });
-    eprintln!("/readyz answered 200 after {took:?}");
-
+    let server = StatusServer::start();
     let screenshot = repo().join("target/status-page.png");
     let output = Command::new("python3")
         .arg(repo().join("tests/it/status_page.py"))
-        .arg(format!("http://127.0.0.1:{http}"))
-        .arg(dir.path().join("inventory.toml"))
+        .arg(format!("http://127.0.0.1:{}", server.http))
+        .arg(server.dir.path().join("inventory.toml"))
         .arg(&screenshot)
         .output()
         .expect("run status_page.py");
-    let _ = server.kill();
-    let _ = server.wait();
     let stdout = String::from_utf8_lossy(&output.stdout);
     eprintln!("{stdout}");
     assert!(
         output.status.success(),
         "the browser test failed:\n{stdout}\n{}\n--- server log ---\n{}",
         String::from_utf8_lossy(&output.stderr),
-        std::fs::read_to_string(&log).unwrap_or_default()
+        std::fs::read_to_string(&server.log).unwrap_or_default()
     );
     assert!(stdout.contains("all checks passed"), "{stdout}");
     assert!(
@@ -96,24 +138,12 @@ fn status_page_in_a_real_browser() {
 }
 
 /// The API a person would use with `curl`: a bad parameter is a 400 that
-/// names it, a page never holds more than the limit, and every response is
-/// JSON that cannot be sniffed as HTML.
+/// names it, a page never holds more than the limit, JSON is marked
+/// `nosniff`, and the page allows no inline script.
 #[test]
 fn status_api_pages_and_rejects_bad_parameters() {
-    let dir = tempfile::tempdir().unwrap();
-    let (dns, http) = (free_port(), free_port());
-    let config = write_setup(dir.path(), http);
-    let log = dir.path().join("log");
-    let mut server = spawn_serve(
-        Command::new(crate::harness::bin()),
-        &config,
-        dns,
-        http,
-        &log,
-    );
-    wait_for("the zone loaded", DEADLINE, || {
-        http_get(http, "/readyz").filter(|(code, _)| *code == 200)
-    });
+    let server = StatusServer::start();
+    let http = server.http;
     let get = |path: &str| http_get(http, path).unwrap_or_else(|| panic!("GET {path}"));
     let json = |path: &str| -> serde_json::Value {
         let (code, body) = get(path);
@@ -193,6 +223,12 @@ fn status_api_pages_and_rejects_bad_parameters() {
             "{path}: {body}"
         );
     }
-    let _ = server.kill();
-    let _ = server.wait();
+    let page = head(http, "/");
+    assert!(
+        page.contains("content-security-policy: default-src 'none'; script-src 'self';"),
+        "{page}"
+    );
+    let api = head(http, "/api/summary");
+    assert!(api.contains("x-content-type-options: nosniff"), "{api}");
+    assert!(api.contains("content-type: application/json"), "{api}");
 }

@@ -17,6 +17,7 @@ pub mod explain;
 pub mod lookup;
 pub mod views;
 
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use axum::Router;
@@ -208,11 +209,9 @@ async fn lookup(State(state): State<OpsState>, RawQuery(raw): RawQuery) -> Respo
         Ok(parameters) => parameters,
         Err(bad) => return json_error(StatusCode::BAD_REQUEST, &bad.to_string()),
     };
-    let Some(_permit) = state.api_permit() else {
-        return busy();
-    };
-    let Some(snapshot) = state.snapshot() else {
-        return json_error(StatusCode::SERVICE_UNAVAILABLE, "no zone loaded yet");
+    let (_permit, snapshot) = match admit(&state) {
+        Ok(admitted) => admitted,
+        Err(refused) => return *refused,
     };
     let asked = match lookup::parse(&name, rtype.as_deref(), &snapshot) {
         Ok(asked) => asked,
@@ -226,15 +225,29 @@ async fn lookup(State(state): State<OpsState>, RawQuery(raw): RawQuery) -> Respo
     }
 }
 
-fn busy() -> Response {
-    let mut response = json_error(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "too many status requests in progress: retry shortly",
-    );
-    response
-        .headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-    response
+/// A permit and the published snapshot for an API request that works on
+/// a page of tasks; or the 503 to answer (too many in progress: retry
+/// shortly; or no zone loaded yet).
+fn admit(
+    state: &OpsState,
+) -> Result<(tokio::sync::SemaphorePermit<'_>, Arc<crate::zone::Snapshot>), Box<Response>> {
+    let Some(permit) = state.api_permit() else {
+        let mut response = json_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too many status requests in progress: retry shortly",
+        );
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        return Err(Box::new(response));
+    };
+    match state.snapshot() {
+        Some(snapshot) => Ok((permit, snapshot)),
+        None => Err(Box::new(json_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no zone loaded yet",
+        ))),
+    }
 }
 
 #[derive(Serialize)]
@@ -254,11 +267,9 @@ async fn tasks(State(state): State<OpsState>, RawQuery(raw): RawQuery) -> Respon
         Ok(query) => query,
         Err(bad) => return json_error(StatusCode::BAD_REQUEST, &bad.to_string()),
     };
-    let Some(_permit) = state.api_permit() else {
-        return busy();
-    };
-    let Some(snapshot) = state.snapshot() else {
-        return json_error(StatusCode::SERVICE_UNAVAILABLE, "no zone loaded yet");
+    let (_permit, snapshot) = match admit(&state) {
+        Ok(admitted) => admitted,
+        Err(refused) => return *refused,
     };
     // The records only when a name filter needs them.
     let index = match query.filter.name {
