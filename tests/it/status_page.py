@@ -124,7 +124,7 @@ def run(driver, url, inventory, screenshot):
     expect(tasks[0][3] == "unhealthy", f"verdict {tasks[0]}")
     expect("UNHEALTHY, and 1 other task of the service is served" in tasks[0][4],
            f"reason {tasks[0][4]!r}")
-    driver.save_screenshot(screenshot)
+    expect(driver.save_screenshot(screenshot), f"cannot write the screenshot to {screenshot}")
 
     print("ask a name that does not exist")
     rcode, answer, tasks = ask(driver, "nothing-here.local")

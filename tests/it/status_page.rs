@@ -113,7 +113,8 @@ fn status_page_in_a_real_browser() {
     );
 
     let server = StatusServer::start();
-    let screenshot = repo().join("target/status-page.png");
+    // Under target/ wherever it is (CARGO_TARGET_DIR may move it).
+    let screenshot = Path::new(env!("CARGO_TARGET_TMPDIR")).join("status-page.png");
     let output = Command::new("python3")
         .arg(repo().join("tests/it/status_page.py"))
         .arg(format!("http://127.0.0.1:{}", server.http))
