@@ -109,7 +109,7 @@ fn measure(tasks: usize, port: u16) {
 
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
     runtime.block_on(async {
-        let mut source = EcsSource::new(vec![], None, Duration::from_secs(60));
+        let mut source = EcsSource::new(vec![], None, Duration::from_secs(60), None);
         let (cold, cold_calls, seen) = poll(&mut source).await;
         assert_eq!(seen, tasks, "every task in the inventory");
         let mut warm = Vec::new();

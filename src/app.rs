@@ -63,12 +63,10 @@ pub async fn serve(config: Config, args: ConfigArgs) -> anyhow::Result<()> {
     }
     // Whatever the ops listener is asked, the DNS fronts keep descriptors.
     let http_limits = ops::limits::prepare(config.http_limits, config.tcp.max_connections);
+    let mode = source::Mode::new("starting".to_owned());
     let about = ops::status::About {
         source: source.describe(),
-        mode: format!(
-            "polling every {}",
-            humantime::format_duration(config.poll_interval)
-        ),
+        mode: mode.clone(),
     };
     let ops_state = ops::http::OpsState::new(zone.clone(), config.max_stale)
         .with_status(about, publisher.changes());
@@ -84,7 +82,12 @@ pub async fn serve(config: Config, args: ConfigArgs) -> anyhow::Result<()> {
         }
         None => None,
     };
-    let refresher = tokio::spawn(source::run(source, config.poll_interval, publisher.clone()));
+    let refresher = tokio::spawn(source::run(
+        source,
+        config.poll_interval,
+        publisher.clone(),
+        mode,
+    ));
     let summaries = tokio::spawn(crate::throttled_log::summarise());
     let limits = Limits {
         max_udp_payload: config.max_udp_payload,

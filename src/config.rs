@@ -101,6 +101,15 @@ pub struct Settings {
     #[serde(default, with = "humantime_serde")]
     pub request_timeout: Option<Duration>,
 
+    /// SQS queue URL that EventBridge fills with ECS events (`ecs` source): events mode [default: none, polling]
+    #[arg(long, env = "ECS_DNS_EVENTS_QUEUE")]
+    pub events_queue: Option<String>,
+
+    /// Events mode: how often the full read repairs what events missed, e.g. `10m` [default: 10m]
+    #[arg(long, env = "ECS_DNS_RECONCILE_INTERVAL", value_parser = humantime::parse_duration)]
+    #[serde(default, with = "humantime_serde")]
+    pub reconcile_interval: Option<Duration>,
+
     /// TTL of A, AAAA and SRV records, in seconds [default: 10]
     #[arg(long, env = "ECS_DNS_RECORD_TTL")]
     pub record_ttl: Option<u32>,
@@ -262,6 +271,8 @@ impl Settings {
             region,
             poll_interval,
             request_timeout,
+            events_queue,
+            reconcile_interval,
             record_ttl,
             soa_ttl,
             negative_ttl,
@@ -481,7 +492,17 @@ pub enum SourceConfig {
         clusters: Vec<String>,
         region: Option<String>,
         request_timeout: Duration,
+        /// `None`: polling only.
+        events: Option<EventsConfig>,
     },
+}
+
+/// Events mode of the ECS source: ECS events from an SQS queue, and a slow
+/// full read (reconcile) that repairs what they missed.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EventsConfig {
+    pub queue_url: String,
+    pub reconcile_interval: Duration,
 }
 
 /// Serving rules that are settings rather than fixed.
@@ -752,6 +773,16 @@ impl Config {
                 clusters, region, ..
             } => (None, Some(clusters.clone()), region.clone()),
         };
+        let (events_queue, reconcile_interval) = match &self.source {
+            SourceConfig::Ecs {
+                events: Some(events),
+                ..
+            } => (
+                Some(events.queue_url.clone()),
+                Some(events.reconcile_interval),
+            ),
+            _ => (None, None),
+        };
         // Only the ECS source has requests to time out.
         let request_timeout = match &self.source {
             SourceConfig::Ecs {
@@ -780,6 +811,8 @@ impl Config {
             region,
             poll_interval: Some(self.poll_interval),
             request_timeout,
+            events_queue,
+            reconcile_interval,
             record_ttl: Some(zone.record_ttl),
             soa_ttl: Some(zone.soa_ttl),
             negative_ttl: Some(zone.negative_ttl),
@@ -876,6 +909,14 @@ impl Config {
 
         let tcp = tcp_limits(s.tcp_max_connections, s.tcp_idle_timeout, s.tcp_max_queries)?;
 
+        if s.source == Some(SourceKind::File) && s.events_queue.is_some() {
+            return Err(invalid(
+                "events_queue",
+                "(set)",
+                "only the ecs source reads ECS events; the file source reads its file",
+            ));
+        }
+
         let source = match s.source {
             None => {
                 return Err(ConfigError::Missing {
@@ -900,6 +941,7 @@ impl Config {
                     clusters,
                     region: s.region,
                     request_timeout,
+                    events: events_config(s.events_queue, s.reconcile_interval)?,
                 }
             }
         };
@@ -1156,6 +1198,43 @@ fn within(
     Ok(value)
 }
 
+/// Events mode: a queue URL (https, or http for an emulator on loopback)
+/// and a reconcile interval of 30 s to 24 h; the interval alone is an error,
+/// since without a queue there is nothing to reconcile.
+fn events_config(
+    queue: Option<String>,
+    reconcile: Option<Duration>,
+) -> Result<Option<EventsConfig>, ConfigError> {
+    let Some(queue_url) = queue else {
+        if let Some(reconcile) = reconcile {
+            return Err(invalid(
+                "reconcile_interval",
+                humantime::format_duration(reconcile),
+                "only events mode reconciles: set events_queue too, or poll_interval for polling",
+            ));
+        }
+        return Ok(None);
+    };
+    let queue_url = queue_url.trim().to_owned();
+    if !(queue_url.starts_with("https://") || queue_url.starts_with("http://")) {
+        return Err(invalid(
+            "events_queue",
+            &queue_url,
+            "an SQS queue URL, https://sqs.REGION.amazonaws.com/ACCOUNT/NAME",
+        ));
+    }
+    let reconcile_interval = within(
+        "reconcile_interval",
+        reconcile.unwrap_or(Duration::from_secs(600)),
+        Duration::from_secs(30),
+        Duration::from_secs(24 * 3600),
+    )?;
+    Ok(Some(EventsConfig {
+        queue_url,
+        reconcile_interval,
+    }))
+}
+
 /// The ops listener's limits: 1 to 4096 connections (each holds a file
 /// descriptor the DNS fronts may need), a timeout of 100ms to 5min.
 fn http_limits(
@@ -1320,8 +1399,41 @@ mod tests {
     /// Each bad value is rejected with the key it came from.
     #[test]
     fn bad_values_name_their_key() {
+        let ecs = || Settings {
+            source: Some(SourceKind::Ecs),
+            ..Settings::default()
+        };
         let cases: Vec<(&str, Settings)> = vec![
             ("source", Settings::default()),
+            (
+                "events_queue",
+                Settings {
+                    events_queue: Some("https://sqs.us-east-1.amazonaws.com/1/q".into()),
+                    ..base()
+                },
+            ),
+            (
+                "events_queue",
+                Settings {
+                    events_queue: Some("ecs-dns-events".into()),
+                    ..ecs()
+                },
+            ),
+            (
+                "reconcile_interval",
+                Settings {
+                    reconcile_interval: Some(Duration::from_secs(600)),
+                    ..ecs()
+                },
+            ),
+            (
+                "reconcile_interval",
+                Settings {
+                    events_queue: Some("https://sqs.us-east-1.amazonaws.com/1/q".into()),
+                    reconcile_interval: Some(Duration::from_secs(1)),
+                    ..ecs()
+                },
+            ),
             (
                 "inventory",
                 Settings {
@@ -1496,6 +1608,8 @@ mod tests {
             region = "eu-west-1"
             poll_interval = "7s"
             request_timeout = "3s"
+            events_queue = "https://sqs.eu-west-1.amazonaws.com/123456789012/ecs-events"
+            reconcile_interval = "11m"
             record_ttl = 11
             soa_ttl = 61
             negative_ttl = 6

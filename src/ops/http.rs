@@ -159,9 +159,12 @@ async fn healthz() -> &'static str {
 
 async fn readyz(State(state): State<OpsState>) -> Response {
     let snapshot = state.snapshot();
+    // The source's mode too: an events queue that fails (polling instead)
+    // is not a reason to leave the rotation, but an operator wants to see it.
+    let mode = format!("source: {}\n", state.about().mode.get());
     match health::readiness(snapshot.as_deref(), SystemTime::now(), state.max_stale()) {
-        Ok(message) => (StatusCode::OK, message + "\n").into_response(),
-        Err(reason) => (StatusCode::SERVICE_UNAVAILABLE, reason + "\n").into_response(),
+        Ok(message) => (StatusCode::OK, message + "\n" + &mode).into_response(),
+        Err(reason) => (StatusCode::SERVICE_UNAVAILABLE, reason + "\n" + &mode).into_response(),
     }
 }
 

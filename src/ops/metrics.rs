@@ -32,6 +32,10 @@ pub fn install() -> anyhow::Result<()> {
             Matcher::Suffix("_duration_seconds".into()),
             &[0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0],
         )?
+        .set_buckets_for_metric(
+            Matcher::Full("ecs_dns_event_lag_seconds".into()),
+            &[0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0],
+        )?
         .install_recorder()?;
     let _ = HANDLE.set(handle);
     metrics::gauge!("ecs_dns_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
@@ -136,6 +140,27 @@ const FAMILIES: &[Family] = &[
         Kind::Counter,
         "AWS API calls that failed, by operation.",
         Some(("operation", &Operation::NAMES)),
+    ),
+    family(
+        "ecs_dns_events_total",
+        Kind::Counter,
+        "ECS event messages from the events queue, by outcome.",
+        Some((
+            "outcome",
+            &["applied", "stale", "duplicate", "ignored", "malformed"],
+        )),
+    ),
+    family(
+        "ecs_dns_events_mode",
+        Kind::Gauge,
+        "1 while the events queue is read (events mode), 0 while polling instead.",
+        None,
+    ),
+    family(
+        "ecs_dns_event_lag_seconds",
+        Kind::Histogram,
+        "Time from an ECS event to its application.",
+        None,
     ),
     family(
         "ecs_dns_transfers_total",

@@ -4,6 +4,7 @@
 pub mod ecs;
 pub mod file;
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::config::{Config, ConfigError, SourceConfig};
@@ -18,6 +19,26 @@ pub enum SourceError {
     File { path: String, reason: String },
     #[error("{0}")]
     Other(String),
+}
+
+/// How the source is read right now, in words ("polling every 5s",
+/// "events from …", or polling because the events queue fails), for the
+/// status page and `/readyz`. Cloned handles share one value.
+#[derive(Clone, Debug, Default)]
+pub struct Mode(Arc<Mutex<String>>);
+
+impl Mode {
+    pub fn new(text: String) -> Mode {
+        Mode(Arc::new(Mutex::new(text)))
+    }
+
+    pub fn get(&self) -> String {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn set(&self, text: String) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = text;
+    }
 }
 
 /// Every kind of source. An enum rather than a trait object: the set is
@@ -35,10 +56,12 @@ impl Source {
                 clusters,
                 region,
                 request_timeout,
+                events,
             } => Ok(Source::Ecs(Box::new(ecs::EcsSource::new(
                 clusters.clone(),
                 region.clone(),
                 *request_timeout,
+                events.clone(),
             )))),
         }
     }
@@ -74,48 +97,236 @@ impl Source {
 
 /// Refreshes `source` every `interval` and publishes what it reports, until
 /// the task is dropped. A refresh starts `interval` after the previous one
-/// ended, so refreshes never overlap.
-pub async fn run(mut source: Source, interval: Duration, publisher: Publisher) {
+/// ended, so refreshes never overlap. An ECS source in events mode also
+/// applies the events of its queue as they come ([`run_events`]).
+pub async fn run(mut source: Source, interval: Duration, publisher: Publisher, mode: Mode) {
+    if let Source::Ecs(ecs) = &source
+        && ecs.events().is_some()
+    {
+        return run_events(&mut source, interval, publisher, mode).await;
+    }
+    mode.set(format!(
+        "polling every {}",
+        humantime::format_duration(interval)
+    ));
     let mut failing = false;
     loop {
-        let started = std::time::Instant::now();
-        let result = source.refresh().await;
-        let outcome = match &result {
-            Ok(Some(_)) => "updated",
-            Ok(None) => "unchanged",
-            Err(_) => "error",
-        };
-        metrics::histogram!("ecs_dns_refresh_duration_seconds").record(started.elapsed());
-        metrics::counter!("ecs_dns_refreshes_total", "outcome" => outcome).increment(1);
-        match result {
-            Ok(Some(inventory)) => {
-                if failing {
-                    tracing::info!(source = %source.describe(), "source recovered");
-                    failing = false;
-                }
-                // A snapshot build (a quarter of a second at 100 000
-                // tasks): off the runtime's threads, which serve TCP and the
-                // ops listener. Awaited, so that publications keep their order.
-                let publisher = publisher.clone();
-                if let Err(error) =
-                    tokio::task::spawn_blocking(move || publisher.publish(inventory)).await
-                {
-                    tracing::error!(%error, "publication failed: serving the last good data");
-                }
-            }
-            Ok(None) => {}
-            Err(error) => {
-                failing = true;
-                crate::warn_throttled!(
-                    "source refresh failed",
-                    %error,
-                    "source refresh failed: serving the last good data"
-                );
-            }
-        }
+        refresh_and_publish(&mut source, &publisher, &mut failing).await;
         tokio::select! {
             () = tokio::time::sleep(interval) => {}
             () = publisher.refresh_requested() => {}
         }
+    }
+}
+
+/// One full read of the source, published.
+async fn refresh_and_publish(source: &mut Source, publisher: &Publisher, failing: &mut bool) {
+    let started = std::time::Instant::now();
+    let result = source.refresh().await;
+    let outcome = match &result {
+        Ok(Some(_)) => "updated",
+        Ok(None) => "unchanged",
+        Err(_) => "error",
+    };
+    metrics::histogram!("ecs_dns_refresh_duration_seconds").record(started.elapsed());
+    metrics::counter!("ecs_dns_refreshes_total", "outcome" => outcome).increment(1);
+    match result {
+        Ok(Some(inventory)) => {
+            if *failing {
+                tracing::info!(source = %source.describe(), "source recovered");
+                *failing = false;
+            }
+            publish(publisher, inventory).await;
+        }
+        Ok(None) => {}
+        Err(error) => {
+            *failing = true;
+            crate::warn_throttled!(
+                "source refresh failed",
+                %error,
+                "source refresh failed: serving the last good data"
+            );
+        }
+    }
+}
+
+/// A snapshot build (a quarter of a second at 100 000 tasks): off the
+/// runtime's threads, which serve TCP and the ops listener. Awaited, so
+/// that publications keep their order.
+async fn publish(publisher: &Publisher, inventory: Inventory) {
+    let publisher = publisher.clone();
+    if let Err(error) = tokio::task::spawn_blocking(move || publisher.publish(inventory)).await {
+        tracing::error!(%error, "publication failed: serving the last good data");
+    }
+}
+
+/// How long events are gathered before one publication: a burst (a
+/// deployment of hundreds of tasks) is one snapshot, not hundreds.
+const GATHER: Duration = Duration::from_millis(100);
+
+/// What the queue's receiver tells the source loop.
+enum FromQueue {
+    Messages(Vec<ecs::queue::Received>),
+    Failed(String),
+}
+
+/// Events mode: the queue's messages are applied as they arrive; the full
+/// read runs every `reconcile_interval` to repair what events missed, or
+/// every `poll_interval` while the queue cannot be read (then the log, the
+/// `ecs_dns_events_mode` gauge and the status page say so), until a
+/// receive succeeds again.
+async fn run_events(
+    source: &mut Source,
+    poll_interval: Duration,
+    publisher: Publisher,
+    mode: Mode,
+) {
+    let Source::Ecs(ecs) = source else {
+        return;
+    };
+    let reconcile = ecs.events().map_or(poll_interval, |e| e.reconcile_interval);
+    let queue = loop {
+        match ecs.queue().await {
+            Ok(Some(queue)) => break queue,
+            Ok(None) => return,
+            Err(error) => {
+                tracing::warn!(%error, "events queue not usable yet: retrying");
+                tokio::time::sleep(poll_interval).await;
+            }
+        }
+    };
+    tracing::info!(queue = queue.url(), reconcile = %humantime::format_duration(reconcile), "events mode");
+    let events_mode = format!(
+        "events from {}, full read every {}",
+        queue.url(),
+        humantime::format_duration(reconcile)
+    );
+    mode.set(events_mode.clone());
+    // Messages wait here while a batch is applied; SQS keeps the rest.
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<FromQueue>(4);
+    let receiver = tokio::spawn(receive_forever(queue.clone(), tx));
+    let _stop_receiver = AbortOnDrop(receiver);
+    let mut healthy = true;
+    metrics::gauge!("ecs_dns_events_mode").set(1.0);
+    let mut failing = false;
+    loop {
+        refresh_and_publish(source, &publisher, &mut failing).await;
+        let Source::Ecs(ecs) = &mut *source else {
+            return;
+        };
+        let wait = if healthy { reconcile } else { poll_interval };
+        let next_read = tokio::time::Instant::now() + wait;
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep_until(next_read) => break,
+                () = publisher.refresh_requested() => break,
+                received = rx.recv() => match received {
+                    None => return,
+                    Some(FromQueue::Failed(error)) => {
+                        if healthy {
+                            crate::warn_throttled!(
+                                "events queue failing",
+                                %error,
+                                "events queue cannot be read: polling every poll_interval until it can"
+                            );
+                            metrics::gauge!("ecs_dns_events_mode").set(0.0);
+                            mode.set(format!(
+                                "polling every {} while the events queue cannot be read: {error}",
+                                humantime::format_duration(poll_interval)
+                            ));
+                            healthy = false;
+                        }
+                        if tokio::time::Instant::now() + poll_interval < next_read {
+                            break;
+                        }
+                    }
+                    Some(FromQueue::Messages(mut messages)) => {
+                        if !healthy {
+                            tracing::info!("events queue read again: back to events mode");
+                            metrics::gauge!("ecs_dns_events_mode").set(1.0);
+                            mode.set(events_mode.clone());
+                            healthy = true;
+                        }
+                        gather(&mut rx, &mut messages).await;
+                        if !messages.is_empty() {
+                            apply(ecs, &queue, &publisher, &messages).await;
+                        }
+                    }
+                },
+            }
+        }
+    }
+}
+
+/// Adds what else arrives within [`GATHER`] to `messages`.
+async fn gather(
+    rx: &mut tokio::sync::mpsc::Receiver<FromQueue>,
+    messages: &mut Vec<ecs::queue::Received>,
+) {
+    let until = tokio::time::Instant::now() + GATHER;
+    while let Ok(Some(FromQueue::Messages(more))) = tokio::time::timeout_at(until, rx.recv()).await
+    {
+        messages.extend(more);
+    }
+}
+
+/// Applies one batch, publishes it, then deletes its messages.
+async fn apply(
+    source: &mut ecs::EcsSource,
+    queue: &ecs::queue::Queue,
+    publisher: &Publisher,
+    messages: &[ecs::queue::Received],
+) {
+    match source.apply_events(messages).await {
+        Ok(applied) => {
+            if let Some(inventory) = applied.inventory {
+                publish(publisher, inventory).await;
+            }
+            if let Err(error) = queue.delete(&applied.done).await {
+                crate::warn_throttled!("event delete failed", %error, "event messages not deleted: they come back as duplicates");
+            }
+        }
+        Err(error) => {
+            crate::warn_throttled!(
+                "events not applied",
+                %error,
+                "events not applied: their messages come back, and the next full read repairs"
+            );
+        }
+    }
+}
+
+/// Long-polls `queue` until the loop ends; a failed receive is reported and
+/// retried after a pause (the loop falls back to polling meanwhile).
+async fn receive_forever(queue: ecs::queue::Queue, tx: tokio::sync::mpsc::Sender<FromQueue>) {
+    let mut failed_before = false;
+    loop {
+        let sent = match queue.receive().await {
+            // Nothing new; after a failure, an empty receive is the news
+            // that the queue is back.
+            Ok(messages) if messages.is_empty() && !failed_before => continue,
+            Ok(messages) => {
+                failed_before = false;
+                tx.send(FromQueue::Messages(messages)).await
+            }
+            Err(error) => {
+                failed_before = true;
+                let sent = tx.send(FromQueue::Failed(error.to_string())).await;
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                sent
+            }
+        };
+        if sent.is_err() {
+            return;
+        }
+    }
+}
+
+/// Stops a spawned task when the loop that owns it ends.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }

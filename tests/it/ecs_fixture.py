@@ -17,6 +17,16 @@ result per step. Steps ({"op": ..., ...}):
               N bridge tasks (dynamic ports) on N/per_instance instances, in
               services of per_service tasks, over `families` task definitions
                                        -> {"instances", "tasks"}
+  queue       name                     -> {"url", "arn"}
+              an SQS queue and an EventBridge rule (source aws.ecs) whose
+              target it is, as the shipped stack makes them
+  event       cluster task version     -> {}
+              the ECS Task State Change event ECS would send for the task as
+              it is now (DescribeTasks' shape, no healthStatus, no tags), put
+              through EventBridge (PutEvents)
+  message     url body                 -> {}  any body, straight into the queue
+  unqueue     url                      -> {}  deletes the queue
+  pending     url                      -> {"messages"}  visible + in flight
 """
 
 import json
@@ -27,14 +37,33 @@ import boto3
 REGION = "us-east-1"
 
 
+ENDPOINT = None
+
+
+def client(service):
+    return boto3.client(service, endpoint_url=ENDPOINT, region_name=REGION,
+                        aws_access_key_id="test", aws_secret_access_key="test")
+
+
 def clients(endpoint):
-    common = dict(
-        endpoint_url=endpoint,
-        region_name=REGION,
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
-    )
-    return boto3.client("ecs", **common), boto3.client("ec2", **common)
+    global ENDPOINT
+    ENDPOINT = endpoint
+    return client("ecs"), client("ec2")
+
+
+def task_event(ecs, cluster, task, version):
+    """The event ECS sends on a task's state change: the task as
+    DescribeTasks shows it, less what events do not carry."""
+    described = ecs.describe_tasks(cluster=cluster, tasks=[task])["tasks"][0]
+    for missing in ("healthStatus", "tags"):
+        described.pop(missing, None)
+    described["version"] = version
+    return {
+        "Source": "aws.ecs",
+        "DetailType": "ECS Task State Change",
+        "Resources": [described["taskArn"]],
+        "Detail": json.dumps(described, default=str),
+    }
 
 
 def run_step(ecs, ec2, step):
@@ -133,6 +162,32 @@ def run_step(ecs, ec2, step):
         return {}
     if op == "bulk":
         return bulk(ecs, ec2, step)
+    if op == "queue":
+        sqs, events = client("sqs"), client("events")
+        url = sqs.create_queue(QueueName=step["name"])["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        events.put_rule(Name=step["name"], EventPattern=json.dumps({"source": ["aws.ecs"]}))
+        events.put_targets(Rule=step["name"], Targets=[{"Id": "ecs-dns", "Arn": arn}])
+        return {"url": url, "arn": arn}
+    if op == "event":
+        entry = task_event(ecs, step["cluster"], step["task"], step["version"])
+        result = client("events").put_events(Entries=[entry])
+        if result.get("FailedEntryCount"):
+            raise SystemExit(f"put_events failed: {result}")
+        return {}
+    if op == "unqueue":
+        client("sqs").delete_queue(QueueUrl=step["url"])
+        return {}
+    if op == "message":
+        client("sqs").send_message(QueueUrl=step["url"], MessageBody=step["body"])
+        return {}
+    if op == "pending":
+        attributes = client("sqs").get_queue_attributes(
+            QueueUrl=step["url"],
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
+        return {"messages": int(attributes["ApproximateNumberOfMessages"])
+                + int(attributes["ApproximateNumberOfMessagesNotVisible"])}
     raise SystemExit(f"unknown step {op!r}")
 
 

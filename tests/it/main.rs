@@ -7,6 +7,7 @@ mod conformance;
 mod corpus;
 mod dns;
 mod ecs;
+mod events;
 mod file_source;
 mod fronts;
 mod harness;

@@ -42,8 +42,9 @@ pub const API_DEFAULT_LIMIT: usize = 50;
 pub struct About {
     /// The source, as the start-up log line says it.
     pub source: String,
-    /// How the source is read: "polling every 5s".
-    pub mode: String,
+    /// How the source is read now: "polling every 5s", events, or polling
+    /// while the events queue fails.
+    pub mode: crate::source::Mode,
 }
 
 const PAGE: &str = include_str!("page.html");
@@ -122,7 +123,7 @@ struct VerdictCount {
 struct Summary<'a> {
     version: &'static str,
     source: &'a str,
-    mode: &'a str,
+    mode: String,
     now: String,
     ready: bool,
     /// Why ready or not, as `/readyz` says it.
@@ -157,7 +158,7 @@ async fn summary(State(state): State<OpsState>) -> Response {
     let summary = Summary {
         version: env!("CARGO_PKG_VERSION"),
         source: &about.source,
-        mode: &about.mode,
+        mode: about.mode.get(),
         now: humantime::format_rfc3339_seconds(now).to_string(),
         ready: readiness.is_ok(),
         readiness: readiness.unwrap_or_else(|reason| reason),

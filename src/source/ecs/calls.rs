@@ -3,6 +3,9 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+/// How many operations there are.
+const COUNT: usize = 10;
+
 /// Every AWS operation the ECS source calls (and `docker/iam-policy.json`
 /// allows: keep the two lists equal).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -15,10 +18,13 @@ pub enum Operation {
     ListContainerInstances,
     DescribeServices,
     DescribeInstances,
+    /// SQS, events mode: the source's own queue.
+    ReceiveMessage,
+    DeleteMessageBatch,
 }
 
 impl Operation {
-    pub const ALL: [Operation; 8] = [
+    pub const ALL: [Operation; COUNT] = [
         Operation::ListClusters,
         Operation::ListTasks,
         Operation::DescribeTasks,
@@ -27,10 +33,12 @@ impl Operation {
         Operation::ListContainerInstances,
         Operation::DescribeServices,
         Operation::DescribeInstances,
+        Operation::ReceiveMessage,
+        Operation::DeleteMessageBatch,
     ];
 
     /// The names of [`Operation::ALL`], in order: the metrics' label values.
-    pub const NAMES: [&'static str; 8] = [
+    pub const NAMES: [&'static str; COUNT] = [
         "ListClusters",
         "ListTasks",
         "DescribeTasks",
@@ -39,6 +47,8 @@ impl Operation {
         "ListContainerInstances",
         "DescribeServices",
         "DescribeInstances",
+        "ReceiveMessage",
+        "DeleteMessageBatch",
     ];
 
     pub fn name(self) -> &'static str {
@@ -54,15 +64,15 @@ impl Operation {
 /// SDK operation (its internal retries are not counted again).
 #[derive(Debug, Default)]
 pub struct CallCounts {
-    calls: [AtomicU64; 8],
-    errors: [AtomicU64; 8],
+    calls: [AtomicU64; COUNT],
+    errors: [AtomicU64; COUNT],
 }
 
 /// A copy of the counters at one moment.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CallSnapshot {
-    pub calls: [u64; 8],
-    pub errors: [u64; 8],
+    pub calls: [u64; COUNT],
+    pub errors: [u64; COUNT],
 }
 
 impl CallCounts {

@@ -3,9 +3,9 @@
 //! Container Instance State Change*, and the [`Ledger`] that puts events
 //! that arrive at least once and out of order back in order.
 //!
-//! A first step of event-driven freshness (issue "Event-driven freshness"):
-//! parsing and ordering only; the SQS consumer and the merge into the
-//! inventory come next. Pure: no I/O, no clock (times are passed in).
+//! Pure: no I/O, no clock (times are passed in). The queue is
+//! [`super::queue`]; applying events to the inventory is
+//! [`super::EcsSource::apply_events`].
 //!
 //! What events lack, and the rest of the source must read: the health
 //! status (task events carry no `healthStatus`, and a health change alone
@@ -250,31 +250,27 @@ impl Ledger {
         }
     }
 
-    /// Judges `change` and, when it is to be applied, records it.
-    pub fn judge(&mut self, change: &TaskChange, now: SystemTime) -> Judgement {
-        let seen = self.tasks.get(&change.task_arn).copied();
-        let judgement = match seen {
-            Some(seen) if seen.stopped_at.is_some() => {
-                if change.version == seen.version {
-                    Judgement::Duplicate
-                } else {
-                    Judgement::AfterStop
-                }
-            }
+    /// What to do with `change`, given what was recorded.
+    pub fn judge(&self, change: &TaskChange) -> Judgement {
+        match self.tasks.get(&change.task_arn) {
             Some(seen) if change.version == seen.version => Judgement::Duplicate,
+            Some(seen) if seen.stopped_at.is_some() => Judgement::AfterStop,
             Some(seen) if change.version < seen.version => Judgement::Stale,
             _ => Judgement::Apply,
-        };
-        if judgement == Judgement::Apply {
-            self.tasks.insert(
-                change.task_arn.clone(),
-                Seen {
-                    version: change.version,
-                    stopped_at: change.is_stopped().then_some(now),
-                },
-            );
         }
-        judgement
+    }
+
+    /// Records `change` as applied: called once it is published, so that a
+    /// change that could not be applied (its message is redelivered) is not
+    /// taken for a duplicate.
+    pub fn record(&mut self, change: &TaskChange, now: SystemTime) {
+        self.tasks.insert(
+            change.task_arn.clone(),
+            Seen {
+                version: change.version,
+                stopped_at: change.is_stopped().then_some(now),
+            },
+        );
     }
 
     /// Forgets stopped tasks older than the tombstone time, and tasks no
@@ -470,7 +466,11 @@ mod tests {
                         last_status: (*last).into(),
                         ..TaskChange::default()
                     };
-                    ledger.judge(&change, now)
+                    let judgement = ledger.judge(&change);
+                    if judgement == Judgement::Apply {
+                        ledger.record(&change, now);
+                    }
+                    judgement
                 })
                 .collect();
             assert_eq!(&got, want, "{what}");
@@ -488,7 +488,7 @@ mod tests {
                 last_status: last.into(),
                 ..TaskChange::default()
             };
-            ledger.judge(&change, start);
+            ledger.record(&change, start);
         }
         // A full read finds only `a` running; `c`'s tombstone is still young.
         ledger.trim(start + Duration::from_secs(60), &|arn| arn == "a");
@@ -499,7 +499,7 @@ mod tests {
             last_status: "RUNNING".into(),
             ..TaskChange::default()
         };
-        assert_eq!(ledger.judge(&late, start), Judgement::AfterStop);
+        assert_eq!(ledger.judge(&late), Judgement::AfterStop);
         ledger.trim(start + Duration::from_secs(601), &|arn| arn == "a");
         assert_eq!(ledger.len(), 1, "the tombstone expired");
     }

@@ -21,6 +21,7 @@ pub mod calls;
 pub mod convert;
 pub mod discovery;
 pub mod events;
+pub mod queue;
 pub mod retry;
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
@@ -33,8 +34,16 @@ use self::caches::Caches;
 use self::calls::{CallCounts, CallSnapshot};
 use self::convert::Placement;
 use self::discovery::{Api, CallError};
+use self::events::{Event, Judgement, Ledger, TaskChange};
+use self::queue::Queue;
 use super::SourceError;
+use crate::config::EventsConfig;
 use crate::inventory::{ALIAS_TAG, ClusterStatus, Inventory, Task};
+
+/// How long a stopped task is remembered, so that a late event cannot bring
+/// it back (SQS keeps a message for at most the queue's retention, ~1 h in
+/// the shipped stack).
+const TOMBSTONE_FOR: Duration = Duration::from_secs(2 * 3600);
 
 pub struct EcsSource {
     /// Configured clusters (names or ARNs); empty: every cluster.
@@ -47,6 +56,19 @@ pub struct EcsSource {
     caches: Caches,
     /// Cluster name → its last good tasks and how the latest refresh went.
     state: BTreeMap<String, ClusterState>,
+    /// Events mode: the queue, made with the SDK configuration.
+    events: Option<EventsConfig>,
+    queue: Option<Queue>,
+    ledger: Ledger,
+}
+
+/// What one batch of event messages came to.
+#[derive(Debug, Default)]
+pub struct Applied {
+    /// The inventory to publish, when something changed.
+    pub inventory: Option<Inventory>,
+    /// The messages that may be deleted (applied, or judged irrelevant).
+    pub done: Vec<String>,
 }
 
 #[derive(Default)]
@@ -60,7 +82,12 @@ struct ClusterState {
 }
 
 impl EcsSource {
-    pub fn new(clusters: Vec<String>, region: Option<String>, request_timeout: Duration) -> Self {
+    pub fn new(
+        clusters: Vec<String>,
+        region: Option<String>,
+        request_timeout: Duration,
+        events: Option<EventsConfig>,
+    ) -> Self {
         EcsSource {
             clusters,
             region,
@@ -69,7 +96,30 @@ impl EcsSource {
             counts: Arc::default(),
             caches: Caches::default(),
             state: BTreeMap::new(),
+            events,
+            queue: None,
+            ledger: Ledger::new(TOMBSTONE_FOR),
         }
+    }
+
+    /// Events mode, if configured.
+    pub fn events(&self) -> Option<&EventsConfig> {
+        self.events.as_ref()
+    }
+
+    /// The events queue (events mode only), made on first use.
+    pub async fn queue(&mut self) -> Result<Option<Queue>, SourceError> {
+        let Some(events) = &self.events else {
+            return Ok(None);
+        };
+        if let Some(queue) = &self.queue {
+            return Ok(Some(queue.clone()));
+        }
+        let url = events.queue_url.clone();
+        let config = retry::load_sdk_config(self.region.as_deref(), self.request_timeout).await;
+        let queue = Queue::new(&config, &url, self.request_timeout, self.counts.clone());
+        self.queue = Some(queue.clone());
+        Ok(Some(queue))
     }
 
     /// AWS calls made so far, per operation.
@@ -93,7 +143,14 @@ impl EcsSource {
             .region
             .as_deref()
             .unwrap_or("region from the environment");
-        format!("ecs ({clusters}, {region})")
+        match &self.events {
+            Some(events) => format!(
+                "ecs ({clusters}, {region}, events from {}, reconcile every {})",
+                events.queue_url,
+                humantime::format_duration(events.reconcile_interval)
+            ),
+            None => format!("ecs ({clusters}, {region})"),
+        }
     }
 
     async fn api(&mut self) -> Result<Api, SourceError> {
@@ -190,6 +247,13 @@ impl EcsSource {
 
         self.caches
             .evict_unreferenced(self.state.values().flat_map(|s| s.tasks.iter()));
+        let running: HashSet<&str> = self
+            .state
+            .values()
+            .flat_map(|s| s.tasks.iter().map(|t| t.task_arn.as_str()))
+            .collect();
+        self.ledger
+            .trim(SystemTime::now(), &|arn| running.contains(arn));
         let inventory = self.inventory();
         tracing::debug!(
             took = ?started.elapsed(),
@@ -232,17 +296,30 @@ impl EcsSource {
             return Ok(Vec::new());
         }
         let raw = api.describe_tasks(id, &arns).await?;
-        self.learn_task_definitions(api, &raw).await?;
-        self.learn_instances(api, id, &raw).await?;
+        self.tasks_of(api, name, id, &raw).await
+    }
+
+    /// The inventory facts of described tasks: their task definitions,
+    /// instances, drain state and service aliases from the caches, read
+    /// for what is not cached yet.
+    async fn tasks_of(
+        &self,
+        api: &Api,
+        name: &str,
+        id: &str,
+        raw: &[ecs::Task],
+    ) -> Result<Vec<Task>, CallError> {
+        self.learn_task_definitions(api, raw).await?;
+        self.learn_instances(api, id, raw).await?;
         let draining = if raw.iter().any(|t| t.container_instance_arn().is_some()) {
             api.list_draining(id).await?
         } else {
             HashSet::new()
         };
-        let aliases = self.service_aliases(api, name, id, &raw).await;
+        let aliases = self.service_aliases(api, name, id, raw).await;
 
         let mut tasks = Vec::with_capacity(raw.len());
-        for task in &raw {
+        for task in raw {
             let Some(def) = task
                 .task_definition_arn()
                 .and_then(|arn| self.caches.task_defs.get(arn))
@@ -378,6 +455,126 @@ impl EcsSource {
         out
     }
 
+    /// Applies a batch of event messages (bodies and receipts): task events
+    /// newer than what was applied are re-read with DescribeTasks (which
+    /// brings the health and tags events lack, through the same conversion
+    /// as a poll), stopped tasks are withdrawn without a call, container
+    /// instance events set the drain state. Events of clusters not served,
+    /// duplicates and stale events are judged and dropped; malformed
+    /// messages are counted and dropped. `Err`: a read failed; nothing of
+    /// the batch is recorded, so its messages come back and are applied
+    /// then.
+    pub async fn apply_events(
+        &mut self,
+        messages: &[queue::Received],
+    ) -> Result<Applied, SourceError> {
+        let api = self.api().await?;
+        let mut applied = Applied::default();
+        let mut tasks: Vec<TaskChange> = Vec::new();
+        let mut changed = false;
+        for message in messages {
+            let outcome = match events::parse(&message.body) {
+                Err(error) => {
+                    crate::warn_throttled!("malformed event", %error, "event message not used: deleted");
+                    "malformed"
+                }
+                Ok(Event::Other { .. }) => "ignored",
+                Ok(Event::Instance(change)) => {
+                    let cluster = convert::cluster_name(&change.cluster_arn);
+                    match self.state.get_mut(&cluster) {
+                        None => "ignored",
+                        Some(state) => {
+                            let draining = change.status.eq_ignore_ascii_case("DRAINING");
+                            for task in state.tasks.iter_mut().filter(|t| {
+                                t.container_instance_arn.as_deref()
+                                    == Some(change.container_instance_arn.as_str())
+                            }) {
+                                changed |= task.instance_draining != draining;
+                                task.instance_draining = draining;
+                            }
+                            "applied"
+                        }
+                    }
+                }
+                Ok(Event::Task(change)) => {
+                    let cluster = convert::cluster_name(&change.cluster_arn);
+                    if !self.state.contains_key(&cluster) {
+                        "ignored"
+                    } else {
+                        match self.ledger.judge(&change) {
+                            Judgement::Apply => {
+                                observe_lag(change.time.as_deref());
+                                tasks.push(change);
+                                // Counted once applied, below.
+                                applied.done.push(message.receipt.clone());
+                                continue;
+                            }
+                            Judgement::Duplicate => "duplicate",
+                            Judgement::Stale | Judgement::AfterStop => "stale",
+                        }
+                    }
+                }
+            };
+            metrics::counter!("ecs_dns_events_total", "outcome" => outcome).increment(1);
+            applied.done.push(message.receipt.clone());
+        }
+        // Newest first per task, so that two versions in one batch apply once.
+        tasks.sort_by(|a, b| a.task_arn.cmp(&b.task_arn).then(b.version.cmp(&a.version)));
+        tasks.dedup_by(|later, first| later.task_arn == first.task_arn);
+        let mut to_read: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for change in &tasks {
+            let cluster = convert::cluster_name(&change.cluster_arn);
+            if change.is_stopped() {
+                if let Some(state) = self.state.get_mut(&cluster) {
+                    state.tasks.retain(|t| t.task_arn != change.task_arn);
+                }
+                changed = true;
+            } else {
+                to_read
+                    .entry(cluster)
+                    .or_default()
+                    .push(change.task_arn.clone());
+            }
+        }
+        for (cluster, arns) in to_read {
+            let Some(id) = self.state.get(&cluster).map(|s| s.id.clone()) else {
+                continue;
+            };
+            let read = async {
+                let raw = api.describe_tasks(&id, &arns).await?;
+                let found = self.tasks_of(&api, &cluster, &id, &raw).await?;
+                Ok::<_, CallError>((raw, found))
+            };
+            let (raw, found) = read
+                .await
+                .map_err(|e| SourceError::Other(format!("ecs events: {e}")))?;
+            let Some(state) = self.state.get_mut(&cluster) else {
+                continue;
+            };
+            // Asked for and not returned (MISSING): gone.
+            let returned: HashSet<&str> = raw.iter().filter_map(|t| t.task_arn()).collect();
+            state
+                .tasks
+                .retain(|t| !arns.contains(&t.task_arn) || returned.contains(t.task_arn.as_str()));
+            for task in found {
+                match state.tasks.iter_mut().find(|t| t.task_arn == task.task_arn) {
+                    Some(existing) => *existing = task,
+                    None => state.tasks.push(task),
+                }
+            }
+            changed = true;
+        }
+        let now = SystemTime::now();
+        for change in &tasks {
+            self.ledger.record(change, now);
+            metrics::counter!("ecs_dns_events_total", "outcome" => "applied").increment(1);
+        }
+        if changed {
+            applied.inventory = Some(self.inventory());
+        }
+        Ok(applied)
+    }
+
     fn inventory(&self) -> Inventory {
         let mut inventory = Inventory::default();
         for (name, state) in &self.state {
@@ -393,6 +590,16 @@ impl EcsSource {
         }
         inventory
     }
+}
+
+/// Records how old an event is when it is applied (`time`: the envelope's,
+/// RFC 3339).
+fn observe_lag(time: Option<&str>) {
+    let Some(at) = time.and_then(|t| humantime::parse_rfc3339_weak(t).ok()) else {
+        return;
+    };
+    let lag = SystemTime::now().duration_since(at).unwrap_or_default();
+    metrics::histogram!("ecs_dns_event_lag_seconds").record(lag.as_secs_f64());
 }
 
 /// `service:NAME` → `NAME`.

@@ -1,0 +1,196 @@
+//! Events mode against moto: ECS task state changes put through EventBridge
+//! into an SQS queue, as ECS would send them, served without a poll. The
+//! full read (reconcile) is set to an hour, so that only events can explain
+//! what the test sees.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::harness::{DEADLINE, dig_short, free_port, wait_for};
+use crate::moto::{EcsServer, Moto, ZONE};
+use crate::ops::http_get;
+
+fn str_of<'a>(value: &'a Value, key: &str) -> &'a str {
+    value[key]
+        .as_str()
+        .unwrap_or_else(|| panic!("{key} in {value}"))
+}
+
+/// The value of the `ecs_dns_events_total{outcome}` series.
+fn events(http: u16, outcome: &str) -> f64 {
+    let (_, metrics) = http_get(http, "/metrics").expect("/metrics");
+    let series = format!("ecs_dns_events_total{{outcome=\"{outcome}\"}} ");
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(&series))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+fn a(port: u16, name: &str) -> Vec<String> {
+    dig_short(port, &[&format!("{name}.{ZONE}"), "A"])
+}
+
+#[test]
+fn task_events_are_served_without_a_poll() {
+    let moto = Moto::start();
+    let net = moto.steps(json!([{"op": "network"}]));
+    let out = moto.steps(json!([
+        {"op": "cluster", "name": "alpha"},
+        {"op": "taskdef", "family": "vpc", "mode": "awsvpc", "ports": [{"container": 8443, "name": "https"}]},
+        {"op": "queue", "name": "ecs-events"},
+    ]));
+    let taskdef = str_of(&out[1], "arn").to_owned();
+    let url = str_of(&out[2], "url").to_owned();
+    let http = free_port();
+    let server = EcsServer::start(
+        &moto,
+        &[
+            "--events-queue",
+            &url,
+            "--reconcile-interval",
+            "1h",
+            "--http",
+            &format!("127.0.0.1:{http}"),
+        ],
+    );
+    assert!(a(server.port, "vpc").is_empty(), "no task yet");
+
+    // A task starts; ECS sends its RUNNING event.
+    let run = moto.steps(json!([{
+        "op": "run", "cluster": "alpha", "taskdef": taskdef, "group": "service:vpc",
+        "subnet": net[0]["subnet"], "sg": net[0]["sg"], "launch_type": "FARGATE"
+    }]));
+    let task = run[0]["tasks"][0].clone();
+    let (arn, ip) = (
+        str_of(&task, "arn").to_owned(),
+        str_of(&task, "ip").to_owned(),
+    );
+    let sent = Instant::now();
+    moto.steps(json!([{"op": "event", "cluster": "alpha", "task": arn, "version": 2}]));
+    wait_for("the started task served", DEADLINE, || {
+        (a(server.port, "vpc") == [ip.clone()]).then_some(())
+    });
+    eprintln!("event to answer (start): {:?}", sent.elapsed());
+
+    // A duplicate and an older event change nothing and are counted.
+    moto.steps(json!([
+        {"op": "event", "cluster": "alpha", "task": arn, "version": 2},
+        {"op": "event", "cluster": "alpha", "task": arn, "version": 1},
+    ]));
+    wait_for(
+        "the duplicate and the stale event counted",
+        DEADLINE,
+        || (events(http, "duplicate") >= 1.0 && events(http, "stale") >= 1.0).then_some(()),
+    );
+
+    // A message that is not an event: counted, deleted, nothing else.
+    moto.steps(json!([{"op": "message", "url": url, "body": "{not an event"}]));
+    wait_for("the malformed message counted", DEADLINE, || {
+        (events(http, "malformed") >= 1.0).then_some(())
+    });
+
+    // ECS stops it; its STOPPED event withdraws it.
+    moto.steps(json!([{"op": "stop", "cluster": "alpha", "task": arn}]));
+    moto.set_task(
+        &arn,
+        json!({"lastStatus": "STOPPED", "desiredStatus": "STOPPED"}),
+    );
+    let sent = Instant::now();
+    moto.steps(json!([{"op": "event", "cluster": "alpha", "task": arn, "version": 3}]));
+    wait_for("the stopped task withdrawn", DEADLINE, || {
+        a(server.port, "vpc").is_empty().then_some(())
+    });
+    eprintln!("event to answer (stop): {:?}", sent.elapsed());
+
+    // A late RUNNING event cannot bring it back.
+    let judged = || events(http, "stale") + events(http, "duplicate");
+    let before = judged();
+    moto.steps(json!([{"op": "event", "cluster": "alpha", "task": arn, "version": 2}]));
+    wait_for("the late event judged", DEADLINE, || {
+        (judged() > before).then_some(())
+    });
+    assert_eq!(events(http, "applied"), 2.0, "the start and the stop");
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        a(server.port, "vpc").is_empty(),
+        "resurrected by a late event"
+    );
+
+    // Every message was deleted once used.
+    wait_for("the queue empty", DEADLINE, || {
+        let pending = moto.steps(json!([{"op": "pending", "url": url}]));
+        (pending[0]["messages"] == 0).then_some(())
+    });
+    assert_eq!(
+        server.polls(),
+        1,
+        "one full read at start, then events only"
+    );
+    let (_, ready) = http_get(http, "/readyz").expect("/readyz");
+    assert!(ready.contains("source: events from"), "{ready}");
+}
+
+/// The queue is deleted: ecs-dns polls every `poll_interval` (1 s here),
+/// says so, and goes back to events when the queue is back.
+#[test]
+fn a_lost_queue_falls_back_to_polling_and_back() {
+    let moto = Moto::start();
+    let net = moto.steps(json!([{"op": "network"}]));
+    let out = moto.steps(json!([
+        {"op": "cluster", "name": "alpha"},
+        {"op": "taskdef", "family": "vpc", "mode": "awsvpc", "ports": [{"container": 8443}]},
+        {"op": "queue", "name": "ecs-events"},
+    ]));
+    let taskdef = str_of(&out[1], "arn").to_owned();
+    let url = str_of(&out[2], "url").to_owned();
+    let http = free_port();
+    let server = EcsServer::start(
+        &moto,
+        &[
+            "--events-queue",
+            &url,
+            "--reconcile-interval",
+            "1h",
+            "--http",
+            &format!("127.0.0.1:{http}"),
+        ],
+    );
+    let mode = || -> f64 {
+        let (_, metrics) = http_get(http, "/metrics").expect("/metrics");
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("ecs_dns_events_mode "))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(-1.0)
+    };
+    wait_for("events mode", DEADLINE, || (mode() == 1.0).then_some(()));
+
+    moto.steps(json!([{"op": "unqueue", "url": url}]));
+    let (_, took) = wait_for("polling instead", DEADLINE, || {
+        (mode() == 0.0).then_some(())
+    });
+    eprintln!("queue deleted to polling: {took:?}");
+    let (_, ready) = http_get(http, "/readyz").expect("/readyz");
+    assert!(
+        ready.contains("while the events queue cannot be read"),
+        "{ready}"
+    );
+    // No event is sent: only polling can serve this task.
+    let run = moto.steps(json!([{
+        "op": "run", "cluster": "alpha", "taskdef": taskdef, "group": "service:vpc",
+        "subnet": net[0]["subnet"], "sg": net[0]["sg"], "launch_type": "FARGATE"
+    }]));
+    let ip = str_of(&run[0]["tasks"][0], "ip").to_owned();
+    wait_for("the task served by polling", DEADLINE, || {
+        (a(server.port, "vpc") == [ip.clone()]).then_some(())
+    });
+
+    moto.steps(json!([{"op": "queue", "name": "ecs-events"}]));
+    let (_, took) = wait_for("events mode again", DEADLINE, || {
+        (mode() == 1.0).then_some(())
+    });
+    eprintln!("queue back to events mode: {took:?}");
+    assert!(server.polls() >= 2, "it polled while the queue was gone");
+}
