@@ -170,8 +170,9 @@ enum FromQueue {
     Failed(String),
 }
 
-/// Events mode: the queue's messages are applied as they arrive; the full
-/// read runs every `reconcile_interval` to repair what events missed, or
+/// Events mode: the queue's messages are applied as they arrive; tasks
+/// waiting for their health check are re-read every `poll_interval`; the
+/// full read runs every `reconcile_interval` to repair what events missed, or
 /// every `poll_interval` while the queue cannot be read (then the log, the
 /// `ecs_dns_events_mode` gauge and the status page say so), until a
 /// receive succeeds again.
@@ -216,9 +217,24 @@ async fn run_events(
         };
         let wait = if healthy { reconcile } else { poll_interval };
         let next_read = tokio::time::Instant::now() + wait;
+        let mut next_health_read = tokio::time::Instant::now() + poll_interval;
         loop {
             tokio::select! {
                 () = tokio::time::sleep_until(next_read) => break,
+                // Tasks waiting for a health check: events will not say
+                // when they pass.
+                () = tokio::time::sleep_until(next_health_read) => {
+                    next_health_read = tokio::time::Instant::now() + poll_interval;
+                    match ecs.refresh_starting().await {
+                        Ok(Some(inventory)) => publish(&publisher, inventory).await,
+                        Ok(None) => {}
+                        Err(error) => crate::warn_throttled!(
+                            "starting tasks not read",
+                            %error,
+                            "tasks waiting for their health check not re-read: trying again"
+                        ),
+                    }
+                }
                 () = publisher.refresh_requested() => break,
                 received = rx.recv() => match received {
                     None => return,

@@ -194,3 +194,53 @@ fn a_lost_queue_falls_back_to_polling_and_back() {
     eprintln!("queue back to events mode: {took:?}");
     assert!(server.polls() >= 2, "it polled while the queue was gone");
 }
+
+/// Events carry no health, and a task turning HEALTHY sends none: a task
+/// waiting for its health check is re-read every `poll_interval` (1 s
+/// here) until it is served, without a full read.
+#[test]
+fn a_task_turning_healthy_is_served_without_an_event() {
+    let moto = Moto::start();
+    let net = moto.steps(json!([{"op": "network"}]));
+    let out = moto.steps(json!([
+        {"op": "cluster", "name": "alpha"},
+        {"op": "taskdef", "family": "checked", "mode": "awsvpc", "health": true,
+         "ports": [{"container": 8443}]},
+        {"op": "queue", "name": "ecs-events"},
+    ]));
+    let taskdef = str_of(&out[1], "arn").to_owned();
+    let url = str_of(&out[2], "url").to_owned();
+    let server = EcsServer::start(
+        &moto,
+        &["--events-queue", &url, "--reconcile-interval", "1h"],
+    );
+    let run = moto.steps(json!([{
+        "op": "run", "cluster": "alpha", "taskdef": taskdef, "group": "service:checked",
+        "subnet": net[0]["subnet"], "sg": net[0]["sg"], "launch_type": "FARGATE"
+    }]));
+    let task = run[0]["tasks"][0].clone();
+    let (arn, ip) = (
+        str_of(&task, "arn").to_owned(),
+        str_of(&task, "ip").to_owned(),
+    );
+    moto.set_task(&arn, json!({"healthStatus": "UNKNOWN"}));
+    moto.steps(json!([{"op": "event", "cluster": "alpha", "task": arn, "version": 2}]));
+    // Seen (its event applied), not served: its health check has not passed.
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        a(server.port, "checked").is_empty(),
+        "served before HEALTHY"
+    );
+
+    moto.set_task(&arn, json!({"healthStatus": "HEALTHY"}));
+    let changed = Instant::now();
+    wait_for("the healthy task served", DEADLINE, || {
+        (a(server.port, "checked") == [ip.clone()]).then_some(())
+    });
+    eprintln!("HEALTHY to answer, no event: {:?}", changed.elapsed());
+    assert_eq!(
+        server.polls(),
+        1,
+        "no full read: the waiting task alone was re-read"
+    );
+}

@@ -536,34 +536,7 @@ impl EcsSource {
                     .push(change.task_arn.clone());
             }
         }
-        for (cluster, arns) in to_read {
-            let Some(id) = self.state.get(&cluster).map(|s| s.id.clone()) else {
-                continue;
-            };
-            let read = async {
-                let raw = api.describe_tasks(&id, &arns).await?;
-                let found = self.tasks_of(&api, &cluster, &id, &raw).await?;
-                Ok::<_, CallError>((raw, found))
-            };
-            let (raw, found) = read
-                .await
-                .map_err(|e| SourceError::Other(format!("ecs events: {e}")))?;
-            let Some(state) = self.state.get_mut(&cluster) else {
-                continue;
-            };
-            // Asked for and not returned (MISSING): gone.
-            let returned: HashSet<&str> = raw.iter().filter_map(|t| t.task_arn()).collect();
-            state
-                .tasks
-                .retain(|t| !arns.contains(&t.task_arn) || returned.contains(t.task_arn.as_str()));
-            for task in found {
-                match state.tasks.iter_mut().find(|t| t.task_arn == task.task_arn) {
-                    Some(existing) => *existing = task,
-                    None => state.tasks.push(task),
-                }
-            }
-            changed = true;
-        }
+        changed |= self.reread(&api, to_read).await?;
         let now = SystemTime::now();
         for change in &tasks {
             self.ledger.record(change, now);
@@ -573,6 +546,77 @@ impl EcsSource {
             applied.inventory = Some(self.inventory());
         }
         Ok(applied)
+    }
+
+    /// Re-reads tasks (ARNs per cluster name) with DescribeTasks, through
+    /// the same conversion as a poll, replacing or adding them; a task asked
+    /// for and not returned (MISSING) is gone. Whether any task changed.
+    async fn reread(
+        &mut self,
+        api: &Api,
+        to_read: BTreeMap<String, Vec<String>>,
+    ) -> Result<bool, SourceError> {
+        let mut changed = false;
+        for (cluster, arns) in to_read {
+            let Some(id) = self.state.get(&cluster).map(|s| s.id.clone()) else {
+                continue;
+            };
+            let read = async {
+                let raw = api.describe_tasks(&id, &arns).await?;
+                let found = self.tasks_of(api, &cluster, &id, &raw).await?;
+                Ok::<_, CallError>((raw, found))
+            };
+            let (raw, found) = read
+                .await
+                .map_err(|e| SourceError::Other(format!("ecs events: {e}")))?;
+            let Some(state) = self.state.get_mut(&cluster) else {
+                continue;
+            };
+            let returned: HashSet<&str> = raw.iter().filter_map(|t| t.task_arn()).collect();
+            let before = state.tasks.len();
+            state
+                .tasks
+                .retain(|t| !arns.contains(&t.task_arn) || returned.contains(t.task_arn.as_str()));
+            changed |= state.tasks.len() != before;
+            for task in found {
+                match state.tasks.iter_mut().find(|t| t.task_arn == task.task_arn) {
+                    Some(existing) if *existing == task => {}
+                    Some(existing) => {
+                        *existing = task;
+                        changed = true;
+                    }
+                    None => {
+                        state.tasks.push(task);
+                        changed = true;
+                    }
+                }
+            }
+        }
+        Ok(changed)
+    }
+
+    /// Events mode: re-reads the tasks that wait for their health check
+    /// (events say nothing of health, and a task turning HEALTHY sends
+    /// none), ⌈waiting tasks / 100⌉ DescribeTasks per cluster, nothing when
+    /// none waits. The inventory when one changed.
+    pub async fn refresh_starting(&mut self) -> Result<Option<Inventory>, SourceError> {
+        let to_read: BTreeMap<String, Vec<String>> = self
+            .state
+            .iter()
+            .map(|(name, state)| {
+                let waiting = state.tasks.iter().filter(|t| waits_for_health(t));
+                (
+                    name.clone(),
+                    waiting.map(|t| t.task_arn.clone()).collect::<Vec<_>>(),
+                )
+            })
+            .filter(|(_, arns)| !arns.is_empty())
+            .collect();
+        if to_read.is_empty() {
+            return Ok(None);
+        }
+        let api = self.api().await?;
+        Ok(self.reread(&api, to_read).await?.then(|| self.inventory()))
     }
 
     fn inventory(&self) -> Inventory {
@@ -590,6 +634,18 @@ impl EcsSource {
         }
         inventory
     }
+}
+
+/// RUNNING, meant to run, with a health check that has not passed yet:
+/// the serving rule's `starting`.
+fn waits_for_health(task: &Task) -> bool {
+    let running = |s: &str| s.eq_ignore_ascii_case("RUNNING");
+    let health = task.health_status.as_str();
+    running(&task.last_status)
+        && running(&task.desired_status)
+        && task.has_health_check
+        && !health.eq_ignore_ascii_case("HEALTHY")
+        && !health.eq_ignore_ascii_case("UNHEALTHY")
 }
 
 /// Records how old an event is when it is applied (`time`: the envelope's,
