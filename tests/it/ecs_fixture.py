@@ -17,9 +17,10 @@ result per step. Steps ({"op": ..., ...}):
               N bridge tasks (dynamic ports) on N/per_instance instances, in
               services of per_service tasks, over `families` task definitions
                                        -> {"instances", "tasks"}
-  queue       name                     -> {"url", "arn"}
-              an SQS queue and an EventBridge rule (source aws.ecs) whose
-              target it is, as the shipped stack makes them
+  queue       name rule? target?       -> {"url", "arn"}
+              an SQS queue and an EventBridge rule (source aws.ecs; named
+              `rule`, default the queue's name) with the queue as target
+              `target` (default "ecs-dns"): one rule, one target per replica
   event       cluster task version     -> {}
               the ECS Task State Change event ECS would send for the task as
               it is now (DescribeTasks' shape, no healthStatus, no tags), put
@@ -166,8 +167,9 @@ def run_step(ecs, ec2, step):
         sqs, events = client("sqs"), client("events")
         url = sqs.create_queue(QueueName=step["name"])["QueueUrl"]
         arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        events.put_rule(Name=step["name"], EventPattern=json.dumps({"source": ["aws.ecs"]}))
-        events.put_targets(Rule=step["name"], Targets=[{"Id": "ecs-dns", "Arn": arn}])
+        rule = step.get("rule", step["name"])
+        events.put_rule(Name=rule, EventPattern=json.dumps({"source": ["aws.ecs"]}))
+        events.put_targets(Rule=rule, Targets=[{"Id": step.get("target", "ecs-dns"), "Arn": arn}])
         return {"url": url, "arn": arn}
     if op == "event":
         entry = task_event(ecs, step["cluster"], step["task"], step["version"])

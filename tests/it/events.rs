@@ -244,3 +244,67 @@ fn a_task_turning_healthy_is_served_without_an_event() {
         "no full read: the waiting task alone was re-read"
     );
 }
+
+/// Replicas: an SQS message reaches one consumer, so each replica reads its
+/// own queue, and the one rule has a target per queue. Both replicas serve
+/// every change.
+#[test]
+fn every_replica_sees_every_change() {
+    let moto = Moto::start();
+    let net = moto.steps(json!([{"op": "network"}]));
+    let out = moto.steps(json!([
+        {"op": "cluster", "name": "alpha"},
+        {"op": "taskdef", "family": "vpc", "mode": "awsvpc", "ports": [{"container": 8443}]},
+        {"op": "queue", "name": "ecs-dns-a", "rule": "ecs-events", "target": "a"},
+        {"op": "queue", "name": "ecs-dns-b", "rule": "ecs-events", "target": "b"},
+    ]));
+    let taskdef = str_of(&out[1], "arn").to_owned();
+    let replicas: Vec<EcsServer> = [&out[2], &out[3]]
+        .iter()
+        .map(|queue| {
+            EcsServer::start(
+                &moto,
+                &[
+                    "--events-queue",
+                    str_of(queue, "url"),
+                    "--reconcile-interval",
+                    "1h",
+                ],
+            )
+        })
+        .collect();
+    let mut ips = Vec::new();
+    let mut arns = Vec::new();
+    for version in 1..=3 {
+        let run = moto.steps(json!([{
+            "op": "run", "cluster": "alpha", "taskdef": taskdef, "group": "service:vpc",
+            "subnet": net[0]["subnet"], "sg": net[0]["sg"], "launch_type": "FARGATE"
+        }]));
+        let task = &run[0]["tasks"][0];
+        arns.push(str_of(task, "arn").to_owned());
+        ips.push(str_of(task, "ip").to_owned());
+        moto.steps(json!([{"op": "event", "cluster": "alpha", "task": arns[arns.len() - 1], "version": version}]));
+    }
+    ips.sort();
+    let sent = Instant::now();
+    for replica in &replicas {
+        wait_for("each replica serves the three tasks", DEADLINE, || {
+            let mut got = a(replica.port, "vpc");
+            got.sort();
+            (got == ips).then_some(())
+        });
+    }
+    eprintln!("both replicas serve three starts: {:?}", sent.elapsed());
+    moto.steps(json!([{"op": "stop", "cluster": "alpha", "task": arns[0]}]));
+    moto.set_task(
+        &arns[0],
+        json!({"lastStatus": "STOPPED", "desiredStatus": "STOPPED"}),
+    );
+    moto.steps(json!([{"op": "event", "cluster": "alpha", "task": arns[0], "version": 4}]));
+    for replica in &replicas {
+        wait_for("each replica withdraws the stopped task", DEADLINE, || {
+            (a(replica.port, "vpc").len() == 2).then_some(())
+        });
+        assert_eq!(replica.polls(), 1, "events only");
+    }
+}
