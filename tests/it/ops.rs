@@ -615,6 +615,17 @@ fn cloudformation_template_passes_cfn_lint() {
         "AWS::Route53Resolver::ResolverEndpoint",
         "ecs:DescribeTasks",
         "ec2:DescribeInstances",
+        // Events mode: a rule, a queue per replica under SSE-SQS, dead
+        // letters for both the queues and the rule's deliveries, and only
+        // the rule may send.
+        "AWS::Events::Rule",
+        "EventsQueueA",
+        "EventsQueueB",
+        "SqsManagedSseEnabled: true",
+        "maxReceiveCount: 5",
+        "DeadLetterConfig",
+        "aws:SourceArn: !GetAtt EventsRule.Arn",
+        "ECS_DNS_EVENTS_QUEUE",
     ] {
         assert!(text.contains(needed), "template lacks {needed}");
     }
