@@ -110,6 +110,11 @@ pub struct Settings {
     #[serde(default, with = "humantime_serde")]
     pub reconcile_interval: Option<Duration>,
 
+    /// Events mode: the least time between two publications of events, e.g. `200ms` [default: 200ms]
+    #[arg(long, env = "ECS_DNS_PUBLISH_MIN_INTERVAL", value_parser = humantime::parse_duration)]
+    #[serde(default, with = "humantime_serde")]
+    pub publish_min_interval: Option<Duration>,
+
     /// TTL of A, AAAA and SRV records, in seconds [default: 10]
     #[arg(long, env = "ECS_DNS_RECORD_TTL")]
     pub record_ttl: Option<u32>,
@@ -273,6 +278,7 @@ impl Settings {
             request_timeout,
             events_queue,
             reconcile_interval,
+            publish_min_interval,
             record_ttl,
             soa_ttl,
             negative_ttl,
@@ -503,6 +509,9 @@ pub enum SourceConfig {
 pub struct EventsConfig {
     pub queue_url: String,
     pub reconcile_interval: Duration,
+    /// The least time between two publications of events: a burst is a
+    /// few snapshots, not one per event.
+    pub publish_min_interval: Duration,
 }
 
 /// Serving rules that are settings rather than fixed.
@@ -773,15 +782,16 @@ impl Config {
                 clusters, region, ..
             } => (None, Some(clusters.clone()), region.clone()),
         };
-        let (events_queue, reconcile_interval) = match &self.source {
+        let (events_queue, reconcile_interval, publish_min_interval) = match &self.source {
             SourceConfig::Ecs {
                 events: Some(events),
                 ..
             } => (
                 Some(events.queue_url.clone()),
                 Some(events.reconcile_interval),
+                Some(events.publish_min_interval),
             ),
-            _ => (None, None),
+            _ => (None, None, None),
         };
         // Only the ECS source has requests to time out.
         let request_timeout = match &self.source {
@@ -813,6 +823,7 @@ impl Config {
             request_timeout,
             events_queue,
             reconcile_interval,
+            publish_min_interval,
             record_ttl: Some(zone.record_ttl),
             soa_ttl: Some(zone.soa_ttl),
             negative_ttl: Some(zone.negative_ttl),
@@ -941,7 +952,11 @@ impl Config {
                     clusters,
                     region: s.region,
                     request_timeout,
-                    events: events_config(s.events_queue, s.reconcile_interval)?,
+                    events: events_config(
+                        s.events_queue,
+                        s.reconcile_interval,
+                        s.publish_min_interval,
+                    )?,
                 }
             }
         };
@@ -1204,6 +1219,7 @@ fn within(
 fn events_config(
     queue: Option<String>,
     reconcile: Option<Duration>,
+    publish_min: Option<Duration>,
 ) -> Result<Option<EventsConfig>, ConfigError> {
     let Some(queue_url) = queue else {
         if let Some(reconcile) = reconcile {
@@ -1211,6 +1227,13 @@ fn events_config(
                 "reconcile_interval",
                 humantime::format_duration(reconcile),
                 "only events mode reconciles: set events_queue too, or poll_interval for polling",
+            ));
+        }
+        if let Some(publish_min) = publish_min {
+            return Err(invalid(
+                "publish_min_interval",
+                humantime::format_duration(publish_min),
+                "only events mode publishes events: set events_queue too",
             ));
         }
         return Ok(None);
@@ -1229,9 +1252,16 @@ fn events_config(
         Duration::from_secs(30),
         Duration::from_secs(24 * 3600),
     )?;
+    let publish_min_interval = within(
+        "publish_min_interval",
+        publish_min.unwrap_or(Duration::from_millis(200)),
+        Duration::ZERO,
+        Duration::from_secs(60),
+    )?;
     Ok(Some(EventsConfig {
         queue_url,
         reconcile_interval,
+        publish_min_interval,
     }))
 }
 
@@ -1610,6 +1640,7 @@ mod tests {
             request_timeout = "3s"
             events_queue = "https://sqs.eu-west-1.amazonaws.com/123456789012/ecs-events"
             reconcile_interval = "11m"
+            publish_min_interval = "300ms"
             record_ttl = 11
             soa_ttl = 61
             negative_ttl = 6

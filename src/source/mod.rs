@@ -160,8 +160,10 @@ async fn publish(publisher: &Publisher, inventory: Inventory) {
     }
 }
 
-/// How long events are gathered before one publication: a burst (a
-/// deployment of hundreds of tasks) is one snapshot, not hundreds.
+/// How long events are gathered before one publication (and at least
+/// `publish_min_interval` after the last: a burst, a deployment of hundreds
+/// of tasks, is a few snapshots, not hundreds, so the serial, NOTIFY and
+/// the IXFR journal are not flooded).
 const GATHER: Duration = Duration::from_millis(100);
 
 /// What the queue's receiver tells the source loop.
@@ -186,6 +188,9 @@ async fn run_events(
         return;
     };
     let reconcile = ecs.events().map_or(poll_interval, |e| e.reconcile_interval);
+    let publish_min = ecs
+        .events()
+        .map_or(Duration::ZERO, |e| e.publish_min_interval);
     let queue = loop {
         match ecs.queue().await {
             Ok(Some(queue)) => break queue,
@@ -210,6 +215,7 @@ async fn run_events(
     let mut healthy = true;
     metrics::gauge!("ecs_dns_events_mode").set(1.0);
     let mut failing = false;
+    let mut last_publication = tokio::time::Instant::now();
     loop {
         refresh_and_publish(source, &publisher, &mut failing).await;
         let Source::Ecs(ecs) = &mut *source else {
@@ -263,9 +269,10 @@ async fn run_events(
                             mode.set(events_mode.clone());
                             healthy = true;
                         }
-                        gather(&mut rx, &mut messages).await;
+                        gather(&mut rx, &mut messages, last_publication + publish_min).await;
                         if !messages.is_empty() {
                             apply(ecs, &queue, &publisher, &messages).await;
+                            last_publication = tokio::time::Instant::now();
                         }
                     }
                 },
@@ -274,12 +281,14 @@ async fn run_events(
     }
 }
 
-/// Adds what else arrives within [`GATHER`] to `messages`.
+/// Adds what else arrives within [`GATHER`], and until `not_before`, to
+/// `messages`.
 async fn gather(
     rx: &mut tokio::sync::mpsc::Receiver<FromQueue>,
     messages: &mut Vec<ecs::queue::Received>,
+    not_before: tokio::time::Instant,
 ) {
-    let until = tokio::time::Instant::now() + GATHER;
+    let until = (tokio::time::Instant::now() + GATHER).max(not_before);
     while let Ok(Some(FromQueue::Messages(more))) = tokio::time::timeout_at(until, rx.recv()).await
     {
         messages.extend(more);

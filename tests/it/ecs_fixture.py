@@ -25,6 +25,7 @@ result per step. Steps ({"op": ..., ...}):
               the ECS Task State Change event ECS would send for the task as
               it is now (DescribeTasks' shape, no healthStatus, no tags), put
               through EventBridge (PutEvents)
+  events      cluster tasks[] version  -> {}  the same for several tasks, 10 a PutEvents
   message     url body                 -> {}  any body, straight into the queue
   unqueue     url                      -> {}  deletes the queue
   pending     url                      -> {"messages"}  visible + in flight
@@ -176,6 +177,13 @@ def run_step(ecs, ec2, step):
         result = client("events").put_events(Entries=[entry])
         if result.get("FailedEntryCount"):
             raise SystemExit(f"put_events failed: {result}")
+        return {}
+    if op == "events":
+        entries = [task_event(ecs, step["cluster"], task, step["version"]) for task in step["tasks"]]
+        for i in range(0, len(entries), 10):
+            result = client("events").put_events(Entries=entries[i:i + 10])
+            if result.get("FailedEntryCount"):
+                raise SystemExit(f"put_events failed: {result}")
         return {}
     if op == "unqueue":
         client("sqs").delete_queue(QueueUrl=step["url"])

@@ -308,3 +308,69 @@ fn every_replica_sees_every_change() {
         assert_eq!(replica.polls(), 1, "events only");
     }
 }
+
+/// A burst of task starts (a deployment): its events are published at
+/// most once per `publish_min_interval` (1 s here, longer than an
+/// application takes in moto), each publication taking every event that
+/// arrived meanwhile.
+#[test]
+fn a_burst_of_events_is_published_at_most_once_per_publish_min_interval() {
+    let moto = Moto::start();
+    let net = moto.steps(json!([{"op": "network"}]));
+    let out = moto.steps(json!([
+        {"op": "cluster", "name": "alpha"},
+        {"op": "taskdef", "family": "vpc", "mode": "awsvpc", "ports": [{"container": 8443}]},
+        {"op": "queue", "name": "ecs-events"},
+    ]));
+    let taskdef = str_of(&out[1], "arn").to_owned();
+    let url = str_of(&out[2], "url").to_owned();
+    let server = EcsServer::start(
+        &moto,
+        &[
+            "--events-queue",
+            &url,
+            "--reconcile-interval",
+            "1h",
+            "--publish-min-interval",
+            "1s",
+        ],
+    );
+    let burst = 40;
+    let run = moto.steps(json!([{
+        "op": "run", "cluster": "alpha", "taskdef": taskdef, "group": "service:vpc", "count": burst,
+        "subnet": net[0]["subnet"], "sg": net[0]["sg"], "launch_type": "FARGATE"
+    }]));
+    let arns: Vec<&str> = run[0]["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| str_of(t, "arn"))
+        .collect();
+    let before = server.log().matches("zone changed").count();
+    moto.steps(json!([{"op": "events", "cluster": "alpha", "tasks": arns, "version": 1}]));
+    wait_for("every task of the burst served", DEADLINE, || {
+        (a(server.port, "vpc").len() == burst).then_some(())
+    });
+    // When each publication of the burst happened, from the log.
+    let log = server.log();
+    let times: Vec<std::time::SystemTime> = log
+        .lines()
+        .filter(|l| l.contains("zone changed"))
+        .skip(before)
+        .filter_map(|l| l.split_whitespace().next())
+        .filter_map(|t| humantime::parse_rfc3339(t).ok())
+        .collect();
+    let gaps: Vec<Duration> = times
+        .windows(2)
+        .map(|w| w[1].duration_since(w[0]).unwrap_or_default())
+        .collect();
+    eprintln!(
+        "{burst} events: {} publications, gaps {gaps:?}",
+        times.len()
+    );
+    assert!(times.len() < burst, "one publication per event");
+    assert!(
+        gaps.iter().all(|g| *g >= Duration::from_millis(990)),
+        "publications closer than publish_min_interval: {gaps:?}"
+    );
+}
