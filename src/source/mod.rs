@@ -227,11 +227,11 @@ async fn run_events(
         loop {
             tokio::select! {
                 () = tokio::time::sleep_until(next_read) => break,
-                // Tasks waiting for a health check: events will not say
-                // when they pass.
+                // Tasks waiting for a health check (events will not say
+                // when they pass) or for their tags (events carry none).
                 () = tokio::time::sleep_until(next_health_read) => {
                     next_health_read = tokio::time::Instant::now() + poll_interval;
-                    match ecs.refresh_starting().await {
+                    match ecs.refresh_waiting().await {
                         Ok(Some(inventory)) => publish(&publisher, inventory).await,
                         Ok(None) => {}
                         Err(error) => crate::warn_throttled!(

@@ -57,10 +57,11 @@ fn task_events_are_served_without_a_poll() {
     );
     assert!(a(server.port, "vpc").is_empty(), "no task yet");
 
-    // A task starts; ECS sends its RUNNING event.
+    // A task starts; ECS sends its RUNNING event (without the task's tags).
     let run = moto.steps(json!([{
         "op": "run", "cluster": "alpha", "taskdef": taskdef, "group": "service:vpc",
-        "subnet": net[0]["subnet"], "sg": net[0]["sg"], "launch_type": "FARGATE"
+        "subnet": net[0]["subnet"], "sg": net[0]["sg"], "launch_type": "FARGATE",
+        "tags": {"ecs-dns:name": "portal"}
     }]));
     let task = run[0]["tasks"][0].clone();
     let (arn, ip) = (
@@ -73,6 +74,11 @@ fn task_events_are_served_without_a_poll() {
         (a(server.port, "vpc") == [ip.clone()]).then_some(())
     });
     eprintln!("event to answer (start): {:?}", sent.elapsed());
+    // Its alias tag comes with the batched re-read of new tasks.
+    wait_for("the alias from the task's tag", DEADLINE, || {
+        (a(server.port, "portal") == [ip.clone()]).then_some(())
+    });
+    eprintln!("event to alias served: {:?}", sent.elapsed());
 
     // A duplicate and an older event change nothing and are counted.
     moto.steps(json!([

@@ -135,6 +135,51 @@ impl TaskChange {
             .map(|d| d.value.as_str())
     }
 
+    /// The task as DescribeTasks would show it, as far as the event tells:
+    /// no health (unknown until a read says), no tags. Converted by the same
+    /// code as a poll's tasks.
+    pub fn to_task(&self) -> aws_sdk_ecs::types::Task {
+        use aws_sdk_ecs::types as ecs;
+        let containers = self.containers.iter().map(|c| {
+            let bindings = c.network_bindings.iter().map(|b| {
+                ecs::NetworkBinding::builder()
+                    .set_container_port(b.container_port.map(i32::from))
+                    .set_host_port(b.host_port.map(i32::from))
+                    .set_protocol(b.protocol.as_deref().map(ecs::TransportProtocol::from))
+                    .build()
+            });
+            ecs::Container::builder()
+                .name(&c.name)
+                .set_network_bindings(Some(bindings.collect()))
+                .build()
+        });
+        let attachments = self.attachments.iter().map(|a| {
+            let details = a.details.iter().map(|d| {
+                ecs::KeyValuePair::builder()
+                    .name(&d.name)
+                    .value(&d.value)
+                    .build()
+            });
+            ecs::Attachment::builder()
+                .r#type(&a.kind)
+                .status(&a.status)
+                .set_details(Some(details.collect()))
+                .build()
+        });
+        ecs::Task::builder()
+            .task_arn(&self.task_arn)
+            .cluster_arn(&self.cluster_arn)
+            .last_status(&self.last_status)
+            .desired_status(&self.desired_status)
+            .set_group(self.group.clone())
+            .set_launch_type(self.launch_type.as_deref().map(ecs::LaunchType::from))
+            .task_definition_arn(&self.task_definition_arn)
+            .set_container_instance_arn(self.container_instance_arn.clone())
+            .set_containers(Some(containers.collect()))
+            .set_attachments(Some(attachments.collect()))
+            .build()
+    }
+
     /// Whether ECS is done with the task (it will not run again).
     pub fn is_stopped(&self) -> bool {
         self.last_status.eq_ignore_ascii_case("STOPPED")

@@ -60,6 +60,9 @@ pub struct EcsSource {
     events: Option<EventsConfig>,
     queue: Option<Queue>,
     ledger: Ledger,
+    /// Tasks first seen in an event, per cluster: their tags (and health)
+    /// come from the next batched re-read.
+    awaiting_tags: BTreeMap<String, BTreeSet<String>>,
 }
 
 /// What one batch of event messages came to.
@@ -99,6 +102,7 @@ impl EcsSource {
             events,
             queue: None,
             ledger: Ledger::new(TOMBSTONE_FOR),
+            awaiting_tags: BTreeMap::new(),
         }
     }
 
@@ -521,22 +525,57 @@ impl EcsSource {
         // Newest first per task, so that two versions in one batch apply once.
         tasks.sort_by(|a, b| a.task_arn.cmp(&b.task_arn).then(b.version.cmp(&a.version)));
         tasks.dedup_by(|later, first| later.task_arn == first.task_arn);
-        let mut to_read: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        // What the events say, converted like a poll's tasks (task
+        // definition, instance and aliases from the caches): no DescribeTasks
+        // on the way to the answer. Their tags (and health) are read in the
+        // next batched re-read (`refresh_waiting`).
+        let mut from_events: BTreeMap<String, Vec<ecs::Task>> = BTreeMap::new();
         for change in &tasks {
             let cluster = convert::cluster_name(&change.cluster_arn);
             if change.is_stopped() {
                 if let Some(state) = self.state.get_mut(&cluster) {
                     state.tasks.retain(|t| t.task_arn != change.task_arn);
                 }
+                if let Some(waiting) = self.awaiting_tags.get_mut(&cluster) {
+                    waiting.remove(&change.task_arn);
+                }
                 changed = true;
             } else {
-                to_read
+                from_events
                     .entry(cluster)
                     .or_default()
-                    .push(change.task_arn.clone());
+                    .push(change.to_task());
             }
         }
-        changed |= self.reread(&api, to_read).await?;
+        for (cluster, raw) in from_events {
+            let Some(id) = self.state.get(&cluster).map(|s| s.id.clone()) else {
+                continue;
+            };
+            let found = self
+                .tasks_of(&api, &cluster, &id, &raw)
+                .await
+                .map_err(|e| SourceError::Other(format!("ecs events: {e}")))?;
+            let Some(state) = self.state.get_mut(&cluster) else {
+                continue;
+            };
+            let waiting = self.awaiting_tags.entry(cluster).or_default();
+            for mut task in found {
+                match state.tasks.iter_mut().find(|t| t.task_arn == task.task_arn) {
+                    Some(existing) => {
+                        // What an event cannot say, a read said before.
+                        task.health_status = existing.health_status.clone();
+                        task.tags = std::mem::take(&mut existing.tags);
+                        changed |= *existing != task;
+                        *existing = task;
+                    }
+                    None => {
+                        waiting.insert(task.task_arn.clone());
+                        state.tasks.push(task);
+                        changed = true;
+                    }
+                }
+            }
+        }
         let now = SystemTime::now();
         for change in &tasks {
             self.ledger.record(change, now);
@@ -548,9 +587,9 @@ impl EcsSource {
         Ok(applied)
     }
 
-    /// Re-reads tasks (ARNs per cluster name) with DescribeTasks, through
-    /// the same conversion as a poll, replacing or adding them; a task asked
-    /// for and not returned (MISSING) is gone. Whether any task changed.
+    /// Re-reads known tasks (ARNs per cluster name) with DescribeTasks,
+    /// through the same conversion as a poll; a task asked for and not
+    /// returned (MISSING) is gone. Whether any task changed.
     async fn reread(
         &mut self,
         api: &Api,
@@ -579,44 +618,48 @@ impl EcsSource {
                 .retain(|t| !arns.contains(&t.task_arn) || returned.contains(t.task_arn.as_str()));
             changed |= state.tasks.len() != before;
             for task in found {
+                // Only tasks already known are re-read; one that went
+                // meanwhile stays gone.
                 match state.tasks.iter_mut().find(|t| t.task_arn == task.task_arn) {
                     Some(existing) if *existing == task => {}
                     Some(existing) => {
                         *existing = task;
                         changed = true;
                     }
-                    None => {
-                        state.tasks.push(task);
-                        changed = true;
-                    }
+                    None => {}
                 }
             }
         }
         Ok(changed)
     }
 
-    /// Events mode: re-reads the tasks that wait for their health check
-    /// (events say nothing of health, and a task turning HEALTHY sends
-    /// none), ⌈waiting tasks / 100⌉ DescribeTasks per cluster, nothing when
-    /// none waits. The inventory when one changed.
-    pub async fn refresh_starting(&mut self) -> Result<Option<Inventory>, SourceError> {
-        let to_read: BTreeMap<String, Vec<String>> = self
-            .state
-            .iter()
-            .map(|(name, state)| {
-                let waiting = state.tasks.iter().filter(|t| waits_for_health(t));
-                (
-                    name.clone(),
-                    waiting.map(|t| t.task_arn.clone()).collect::<Vec<_>>(),
-                )
-            })
-            .filter(|(_, arns)| !arns.is_empty())
-            .collect();
+    /// Events mode: re-reads, in batches of 100 per cluster, the tasks that
+    /// wait for their health check (events say nothing of health, and a
+    /// task turning HEALTHY sends none) and the tasks first seen in an event
+    /// (for their tags); nothing when none waits. The inventory when a task
+    /// changed.
+    pub async fn refresh_waiting(&mut self) -> Result<Option<Inventory>, SourceError> {
+        let mut to_read: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (name, state) in &self.state {
+            let tagless = self.awaiting_tags.get(name);
+            let arns: Vec<String> = state
+                .tasks
+                .iter()
+                .filter(|t| waits_for_health(t) || tagless.is_some_and(|w| w.contains(&t.task_arn)))
+                .map(|t| t.task_arn.clone())
+                .collect();
+            if !arns.is_empty() {
+                to_read.insert(name.clone(), arns);
+            }
+        }
         if to_read.is_empty() {
+            self.awaiting_tags.clear();
             return Ok(None);
         }
         let api = self.api().await?;
-        Ok(self.reread(&api, to_read).await?.then(|| self.inventory()))
+        let changed = self.reread(&api, to_read).await?;
+        self.awaiting_tags.clear();
+        Ok(changed.then(|| self.inventory()))
     }
 
     fn inventory(&self) -> Inventory {
