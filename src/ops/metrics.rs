@@ -321,6 +321,14 @@ pub fn render(snapshot: Option<&Snapshot>, now: SystemTime, ready: bool) -> Stri
             "# HELP ecs_dns_udp_receive_drops_total Datagrams the kernel dropped because a DNS UDP socket's receive queue was full (raise udp_socket_buffer).\n# TYPE ecs_dns_udp_receive_drops_total counter\necs_dns_udp_receive_drops_total {drops}"
         );
     }
+    // Read now, not sampled: the figure an alert compares with the task's
+    // memory limit.
+    if let Some(bytes) = super::memory::resident_bytes() {
+        let _ = writeln!(
+            out,
+            "# HELP process_resident_memory_bytes Resident memory size in bytes.\n# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes {bytes}"
+        );
+    }
     render_queries(&mut out);
     out
 }
@@ -403,6 +411,19 @@ mod tests {
         ] {
             assert!(text.contains(line), "{line} missing from {text}");
         }
+    }
+
+    /// The resident set is read at every scrape, from the start.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn resident_memory_is_rendered() {
+        let text = render(None, SystemTime::now(), false);
+        let value = text
+            .lines()
+            .find_map(|l| l.strip_prefix("process_resident_memory_bytes "))
+            .and_then(|v| v.parse::<u64>().ok());
+        assert!(value.is_some_and(|v| v > 0), "{text}");
+        assert!(text.contains("# TYPE process_resident_memory_bytes gauge\n"));
     }
 
     /// The metric's label is the verdict as `/records` shows it, and every

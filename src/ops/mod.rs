@@ -9,6 +9,7 @@ pub mod inspect;
 pub mod limits;
 pub mod listener;
 pub mod listing;
+pub mod memory;
 pub mod metrics;
 pub mod reload;
 pub mod signals;
