@@ -58,7 +58,11 @@ impl Transfers {
         let changed = last
             .as_ref()
             .is_none_or(|l| l.serial() != snapshot.serial());
-        if let Some(previous) = last.as_ref().filter(|_| changed) {
+        // With no one allowed to transfer, no IXFR is ever answered: a
+        // journal (up to 100 000 hickory records) would be memory for
+        // nothing.
+        let journaled = self.access.is_enabled();
+        if let Some(previous) = last.as_ref().filter(|_| changed && journaled) {
             let diff = Diff::between_snapshots(previous, snapshot);
             let journal = self.journal.load().with(diff, self.journal_limits);
             self.journal.store(Arc::new(journal));

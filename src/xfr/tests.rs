@@ -364,3 +364,26 @@ fn only_signed_queries_take_the_signed_path() {
     }
     assert!(access::is_signed(&whole));
 }
+
+/// The journal is kept only when someone may transfer: without
+/// `transfer_allow` or a key no IXFR is answered, so no diff is made.
+#[test]
+fn the_journal_is_kept_only_when_transfers_are_allowed() {
+    let first = snapshot();
+    let mut moved = (*first.inventory).clone();
+    moved.tasks[0].ipv4 = vec![Ipv4Addr::new(10, 0, 0, 9)];
+    let second = Arc::new(Snapshot::build(
+        &crate::testing::config().zone,
+        Arc::new(moved),
+        Some(&first),
+        200,
+    ));
+    assert_ne!(first.serial(), second.serial());
+    let diffs = |transfers: &Transfers| {
+        transfers.observe(&first);
+        transfers.observe(&second);
+        transfers.journal.load().len()
+    };
+    assert_eq!(diffs(&transfers()), 1, "allowed: one diff");
+    assert_eq!(diffs(&Transfers::new(TransferConfig::default())), 0);
+}
