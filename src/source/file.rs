@@ -119,6 +119,9 @@ pub fn parse(path: &Path, text: &str, modified: SystemTime) -> Result<Inventory,
             ));
         }
     }
+    // The list grew by doubling while it was read: up to twice the room of
+    // its tasks (some 440 bytes each), held for as long as it is served.
+    tasks.shrink_to_fit();
     let mut names: Vec<&str> = tasks.iter().map(|t| t.cluster.as_str()).collect();
     names.sort_unstable();
     names.dedup();
@@ -146,5 +149,24 @@ fn fill_defaults(task: &mut Task) {
     }
     if task.task_id.is_empty() {
         task.task_id = task.id().to_owned();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The parsed list holds no spare room: it is kept as long as it is
+    /// served, beside the next one while that is built.
+    #[test]
+    fn parsed_tasks_take_no_spare_room() {
+        let tasks: Vec<String> = (0..1000)
+            .map(|i| format!(r#"{{"cluster": "c", "service": "s", "task_id": "t{i}"}}"#))
+            .collect();
+        let text = format!(r#"{{"tasks": [{}]}}"#, tasks.join(","));
+        let inventory = parse(Path::new("i.json"), &text, SystemTime::UNIX_EPOCH).unwrap();
+        assert_eq!(inventory.tasks.len(), 1000);
+        assert_eq!(inventory.tasks.capacity(), 1000);
+        assert_eq!(inventory.tasks[999].last_status, "RUNNING");
     }
 }
