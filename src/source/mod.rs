@@ -87,6 +87,15 @@ impl Source {
         }
     }
 
+    /// Hands the source the inventory now served, the one its last refresh
+    /// returned (see [`ecs::EcsSource::published`]).
+    pub fn published(&mut self, inventory: std::sync::Arc<Inventory>) {
+        match self {
+            Source::File(_) => {}
+            Source::Ecs(source) => source.published(inventory),
+        }
+    }
+
     pub fn describe(&self) -> String {
         match self {
             Source::File(source) => format!("file {}", source.path().display()),
@@ -137,6 +146,11 @@ async fn refresh_and_publish(source: &mut Source, publisher: &Publisher, failing
                 *failing = false;
             }
             publish(publisher, inventory).await;
+            // The ECS source keeps no copy of what it published: hand it
+            // back, for a cluster whose next read fails.
+            if let Some(served) = publisher.zone().load_full() {
+                source.published(served.snapshot().inventory.clone());
+            }
         }
         Ok(None) => {}
         Err(error) => {

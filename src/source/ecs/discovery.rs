@@ -175,7 +175,8 @@ impl Api {
             .include(ecs::TaskField::Tags)
             .send();
         let page = self.call(Operation::DescribeTasks, request).await?;
-        Ok(page.tasks().to_vec())
+        // Taken, not copied: a page of 100 tasks is some hundreds of KB.
+        Ok(page.tasks.unwrap_or_default())
     }
 
     pub async fn describe_task_definition(&self, arn: &str) -> Result<TaskDefFacts, CallError> {

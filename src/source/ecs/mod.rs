@@ -54,7 +54,8 @@ pub struct EcsSource {
     api: Option<Api>,
     counts: Arc<CallCounts>,
     caches: Caches,
-    /// Cluster name → its last good tasks and how the latest refresh went.
+    /// Cluster name → how the latest refresh went, and its tasks between a
+    /// read and the inventory made of them.
     state: BTreeMap<String, ClusterState>,
     /// Events mode: the queue, made with the SDK configuration.
     events: Option<EventsConfig>,
@@ -63,6 +64,10 @@ pub struct EcsSource {
     /// Tasks first seen in an event, per cluster: their tags (and health)
     /// come from the next batched re-read.
     awaiting_tags: BTreeMap<String, BTreeSet<String>>,
+    /// The inventory last published (see [`EcsSource::published`]): the
+    /// last good tasks of a cluster that fails are taken back from it, so
+    /// that the source holds no copy of the tasks served.
+    published: Option<Arc<Inventory>>,
 }
 
 /// What one batch of event messages came to.
@@ -78,6 +83,7 @@ pub struct Applied {
 struct ClusterState {
     /// What to pass to the API: the configured name or the listed ARN.
     id: String,
+    /// Moved into the inventory at the end of each refresh.
     tasks: Vec<Task>,
     /// `None` until one refresh of the cluster succeeded.
     refreshed_at: Option<SystemTime>,
@@ -103,6 +109,7 @@ impl EcsSource {
             queue: None,
             ledger: Ledger::new(TOMBSTONE_FOR),
             awaiting_tags: BTreeMap::new(),
+            published: None,
         }
     }
 
@@ -124,6 +131,24 @@ impl EcsSource {
         let queue = Queue::new(&config, &url, self.request_timeout, self.counts.clone());
         self.queue = Some(queue.clone());
         Ok(Some(queue))
+    }
+
+    /// Tells the source which inventory is served now (the one its last
+    /// refresh returned). A cluster whose next refresh fails keeps its tasks
+    /// from it; a caller that does not hand it back gets no tasks for such
+    /// a cluster.
+    pub fn published(&mut self, inventory: Arc<Inventory>) {
+        self.published = Some(inventory);
+    }
+
+    /// The tasks of `cluster` in the inventory last published.
+    fn published_tasks(&self, cluster: &str) -> Vec<Task> {
+        self.published.as_ref().map_or_else(Vec::new, |inventory| {
+            (inventory.tasks.iter())
+                .filter(|t| t.cluster == cluster)
+                .cloned()
+                .collect()
+        })
     }
 
     /// AWS calls made so far, per operation.
@@ -198,9 +223,21 @@ impl EcsSource {
                         reason: format!("cluster refresh exceeded its deadline of {deadline:?}"),
                     })
                 });
+            // Read before: its last good tasks are those served now.
+            let kept = match (&result, self.state.get(&name)) {
+                // (Events mode keeps its tasks, and never empties one
+                // for want of a published inventory.)
+                (Err(_), Some(state)) if state.refreshed_at.is_some() && self.events.is_none() => {
+                    Some(self.published_tasks(&name))
+                }
+                _ => None,
+            };
             let Some(state) = self.state.get_mut(&name) else {
                 continue;
             };
+            if let Some(kept) = kept {
+                state.tasks = kept;
+            }
             match result {
                 Ok(tasks) => {
                     if state.error.is_some() {
@@ -258,6 +295,9 @@ impl EcsSource {
             .collect();
         self.ledger
             .trim(SystemTime::now(), &|arn| running.contains(arn));
+        // The last reference to the published inventory goes with the
+        // snapshot that serves it.
+        self.published = None;
         let inventory = self.inventory();
         tracing::debug!(
             took = ?started.elapsed(),
@@ -662,9 +702,12 @@ impl EcsSource {
         Ok(changed.then(|| self.inventory()))
     }
 
-    fn inventory(&self) -> Inventory {
+    /// The inventory of every cluster, the tasks moved out of the state.
+    fn inventory(&mut self) -> Inventory {
         let mut inventory = Inventory::default();
-        for (name, state) in &self.state {
+        let count = self.state.values().map(|s| s.tasks.len()).sum();
+        inventory.tasks.reserve_exact(count);
+        for (name, state) in &mut self.state {
             let refreshed_at = state.refreshed_at.unwrap_or(SystemTime::UNIX_EPOCH);
             let age = refreshed_at.elapsed().unwrap_or_default().as_secs_f64();
             metrics::gauge!("ecs_dns_cluster_data_age_seconds", "cluster" => name.clone()).set(age);
@@ -673,7 +716,13 @@ impl EcsSource {
                 refreshed_at,
                 error: state.error.clone(),
             });
-            inventory.tasks.extend(state.tasks.iter().cloned());
+            if self.events.is_some() {
+                // Events apply to the tasks between full reads: events mode
+                // keeps them (a copy beside the served inventory).
+                inventory.tasks.extend(state.tasks.iter().cloned());
+            } else {
+                inventory.tasks.append(&mut state.tasks);
+            }
         }
         inventory
     }
