@@ -59,6 +59,22 @@ def serve(binary, config, log_path, env=None):
     return proc, log
 
 
+def wait_ready(proc, port, what, deadline, log_path):
+    """Waits for an SOA answer; fails at once, with the server's last log
+    lines, if the server exits first."""
+    start = time.time()
+    while time.time() - start < deadline:
+        if proc.poll() is not None:
+            with open(log_path) as f:
+                tail = f.read()[-2000:]
+            raise RuntimeError(f"{what} exited with {proc.returncode}:\n{tail}")
+        status, answer = bench.dig(port, bench.ZONE, "SOA")
+        if status == "NOERROR" and answer:
+            return
+        time.sleep(0.2)
+    raise RuntimeError(f"{what} did not answer SOA within {deadline}s")
+
+
 def stop(proc, log):
     proc.send_signal(signal.SIGTERM)
     try:
@@ -98,7 +114,8 @@ def soak(binary, tasks, duration, churn, workdir):
             f'inventory = "{inventory_path}"\npoll_interval = "1s"\n'
             'nameservers = ["ns1=127.0.0.1"]\n'
         )
-    proc, log = serve(binary, config, os.path.join(workdir, f"ecs-dns-{tasks}.log"))
+    log_path = os.path.join(workdir, f"ecs-dns-{tasks}.log")
+    proc, log = serve(binary, config, log_path)
     generation = 0
 
     def replace_some():
@@ -113,7 +130,7 @@ def soak(binary, tasks, duration, churn, workdir):
         write_atomically(inventory_path, document)
 
     try:
-        bench.wait_soa(port, f"ecs-dns with {tasks} tasks", deadline=300)
+        wait_ready(proc, port, f"ecs-dns with {tasks} tasks", 300, log_path)
         return sample_for(proc, duration, replace_some if tasks and churn else None, 1)
     finally:
         stop(proc, log)
@@ -173,12 +190,13 @@ def soak_ecs(binary, tasks, duration, churn, workdir):
             f.write(
                 f'zone = "local"\nlisten = ["127.0.0.1:{port}"]\nsource = "ecs"\n'
                 'clusters = ["soak"]\npoll_interval = "1s"\nrequest_timeout = "60s"\n'
-                'nameservers = ["ns1=127.0.0.1"]\nlog_level = "debug"\n'
+                'nameservers = ["ns1=127.0.0.1"]\n'
             )
-        env = dict(os.environ, **aws_env(moto_port))
+        # Debug for the ECS source: its "ecs poll done" lines count the polls.
+        env = dict(os.environ, RUST_LOG="info,ecs_dns::source::ecs=debug", **aws_env(moto_port))
         log_path = os.path.join(workdir, f"ecs-dns-ecs-{tasks}.log")
         proc, log = serve(binary, config, log_path, env)
-        bench.wait_soa(port, f"ecs-dns (ecs source) with {tasks} tasks", deadline=600)
+        wait_ready(proc, port, f"ecs-dns (ecs source) with {tasks} tasks", 600, log_path)
         generation = 0
 
         def replace_some():
