@@ -26,6 +26,8 @@ import tempfile
 import time
 import urllib.request
 
+# No __pycache__ left in the tree by the imports below.
+sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "load"))
 import bench  # noqa: E402  (the load bench's inventory and helpers)
 
