@@ -5,6 +5,15 @@ use ecs_dns::app;
 use ecs_dns::cli::{Cli, Command};
 use ecs_dns::config::{Config, ConfigArgs};
 
+/// jemalloc, which returns freed pages to the system at once (settings in
+/// .cargo/config.toml; `_RJEM_MALLOC_CONF` overrides them at run time).
+/// Each publication builds a whole new snapshot and frees the old one;
+/// glibc's malloc kept most of what was freed, and the soak bench measured
+/// 118 MiB at 10 000 tasks against 36 MiB with jemalloc so set.
+#[cfg(not(target_env = "msvc"))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// Exit code of a configuration error (as clap's usage errors).
 const EXIT_CONFIG: u8 = 2;
 
