@@ -17,59 +17,110 @@ fn str_of<'a>(value: &'a Value, key: &str) -> &'a str {
         .unwrap_or_else(|| panic!("{key} in {value}"))
 }
 
-/// The value of the `ecs_dns_events_total{outcome}` series.
-fn events(http: u16, outcome: &str) -> f64 {
+/// The value of `series` (name and labels, as rendered) in `/metrics`, if present.
+fn metric(http: u16, series: &str) -> Option<f64> {
     let (_, metrics) = http_get(http, "/metrics").expect("/metrics");
-    let series = format!("ecs_dns_events_total{{outcome=\"{outcome}\"}} ");
+    let series = format!("{series} ");
     metrics
         .lines()
         .find_map(|l| l.strip_prefix(&series))
         .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0.0)
+}
+
+/// The value of the `ecs_dns_events_total{outcome}` series.
+fn events(http: u16, outcome: &str) -> f64 {
+    metric(
+        http,
+        &format!("ecs_dns_events_total{{outcome=\"{outcome}\"}}"),
+    )
+    .unwrap_or(0.0)
 }
 
 fn a(port: u16, name: &str) -> Vec<String> {
     dig_short(port, &[&format!("{name}.{ZONE}"), "A"])
 }
 
-#[test]
-fn task_events_are_served_without_a_poll() {
-    let moto = Moto::start();
-    let net = moto.steps(json!([{"op": "network"}]));
-    let out = moto.steps(json!([
-        {"op": "cluster", "name": "alpha"},
-        {"op": "taskdef", "family": "vpc", "mode": "awsvpc", "ports": [{"container": 8443, "name": "https"}]},
-        {"op": "queue", "name": "ecs-events"},
-    ]));
-    let taskdef = str_of(&out[1], "arn").to_owned();
-    let url = str_of(&out[2], "url").to_owned();
-    let http = free_port();
-    let server = EcsServer::start(
-        &moto,
-        &[
+/// moto with cluster `alpha`, an awsvpc task definition and the events
+/// queue `ecs-events` (a rule on `aws.ecs` with the queue as target).
+struct Setup {
+    moto: Moto,
+    net: Value,
+    taskdef: String,
+    url: String,
+}
+
+impl Setup {
+    fn new(family: &str, health: bool) -> Setup {
+        let moto = Moto::start();
+        let net = moto.steps(json!([{"op": "network"}]))[0].clone();
+        let out = moto.steps(json!([
+            {"op": "cluster", "name": "alpha"},
+            {"op": "taskdef", "family": family, "mode": "awsvpc", "health": health,
+             "ports": [{"container": 8443, "name": "https"}]},
+            {"op": "queue", "name": "ecs-events"},
+        ]));
+        Setup {
+            taskdef: str_of(&out[1], "arn").to_owned(),
+            url: str_of(&out[2], "url").to_owned(),
+            moto,
+            net,
+        }
+    }
+
+    /// ecs-dns reading `queue` (the setup's when `None`), a full read an
+    /// hour apart, with `extra` arguments.
+    fn serve(&self, queue: Option<&str>, extra: &[&str]) -> EcsServer {
+        let mut args = vec![
             "--events-queue",
-            &url,
+            queue.unwrap_or(&self.url),
             "--reconcile-interval",
             "1h",
-            "--http",
-            &format!("127.0.0.1:{http}"),
-        ],
-    );
+        ];
+        args.extend(extra);
+        EcsServer::start(&self.moto, &args)
+    }
+
+    /// Starts `count` Fargate tasks of service `service` in moto (no event
+    /// sent): each `{"arn", "id", "ip"}`.
+    fn run(&self, service: &str, count: usize, tags: Value) -> Vec<Value> {
+        let run = self.moto.steps(json!([{
+            "op": "run", "cluster": "alpha", "taskdef": self.taskdef,
+            "group": format!("service:{service}"), "count": count, "tags": tags,
+            "subnet": self.net["subnet"], "sg": self.net["sg"], "launch_type": "FARGATE"
+        }]));
+        run[0]["tasks"].as_array().unwrap().clone()
+    }
+
+    /// Puts the task's *ECS Task State Change* event, as ECS would.
+    fn event(&self, arn: &str, version: u64) {
+        self.moto.steps(json!([
+            {"op": "event", "cluster": "alpha", "task": arn, "version": version}
+        ]));
+    }
+
+    /// Stops the task in moto, as ECS does (no event sent).
+    fn stop(&self, arn: &str) {
+        self.moto
+            .steps(json!([{"op": "stop", "cluster": "alpha", "task": arn}]));
+        self.moto.set_task(
+            arn,
+            json!({"lastStatus": "STOPPED", "desiredStatus": "STOPPED"}),
+        );
+    }
+}
+
+#[test]
+fn task_events_are_served_without_a_poll() {
+    let setup = Setup::new("vpc", false);
+    let http = free_port();
+    let server = setup.serve(None, &["--http", &format!("127.0.0.1:{http}")]);
     assert!(a(server.port, "vpc").is_empty(), "no task yet");
 
     // A task starts; ECS sends its RUNNING event (without the task's tags).
-    let run = moto.steps(json!([{
-        "op": "run", "cluster": "alpha", "taskdef": taskdef, "group": "service:vpc",
-        "subnet": net[0]["subnet"], "sg": net[0]["sg"], "launch_type": "FARGATE",
-        "tags": {"ecs-dns:name": "portal"}
-    }]));
-    let task = run[0]["tasks"][0].clone();
-    let (arn, ip) = (
-        str_of(&task, "arn").to_owned(),
-        str_of(&task, "ip").to_owned(),
-    );
+    let task = setup.run("vpc", 1, json!({"ecs-dns:name": "portal"}))[0].clone();
+    let (arn, ip) = (str_of(&task, "arn"), str_of(&task, "ip").to_owned());
     let sent = Instant::now();
-    moto.steps(json!([{"op": "event", "cluster": "alpha", "task": arn, "version": 2}]));
+    setup.event(arn, 2);
     wait_for("the started task served", DEADLINE, || {
         (a(server.port, "vpc") == [ip.clone()]).then_some(())
     });
@@ -81,10 +132,8 @@ fn task_events_are_served_without_a_poll() {
     eprintln!("event to alias served: {:?}", sent.elapsed());
 
     // A duplicate and an older event change nothing and are counted.
-    moto.steps(json!([
-        {"op": "event", "cluster": "alpha", "task": arn, "version": 2},
-        {"op": "event", "cluster": "alpha", "task": arn, "version": 1},
-    ]));
+    setup.event(arn, 2);
+    setup.event(arn, 1);
     wait_for(
         "the duplicate and the stale event counted",
         DEADLINE,
@@ -92,19 +141,17 @@ fn task_events_are_served_without_a_poll() {
     );
 
     // A message that is not an event: counted, deleted, nothing else.
-    moto.steps(json!([{"op": "message", "url": url, "body": "{not an event"}]));
+    setup
+        .moto
+        .steps(json!([{"op": "message", "url": setup.url, "body": "{not an event"}]));
     wait_for("the malformed message counted", DEADLINE, || {
         (events(http, "malformed") >= 1.0).then_some(())
     });
 
     // ECS stops it; its STOPPED event withdraws it.
-    moto.steps(json!([{"op": "stop", "cluster": "alpha", "task": arn}]));
-    moto.set_task(
-        &arn,
-        json!({"lastStatus": "STOPPED", "desiredStatus": "STOPPED"}),
-    );
+    setup.stop(arn);
     let sent = Instant::now();
-    moto.steps(json!([{"op": "event", "cluster": "alpha", "task": arn, "version": 3}]));
+    setup.event(arn, 3);
     wait_for("the stopped task withdrawn", DEADLINE, || {
         a(server.port, "vpc").is_empty().then_some(())
     });
@@ -113,7 +160,7 @@ fn task_events_are_served_without_a_poll() {
     // A late RUNNING event cannot bring it back.
     let judged = || events(http, "stale") + events(http, "duplicate");
     let before = judged();
-    moto.steps(json!([{"op": "event", "cluster": "alpha", "task": arn, "version": 2}]));
+    setup.event(arn, 2);
     wait_for("the late event judged", DEADLINE, || {
         (judged() > before).then_some(())
     });
@@ -126,7 +173,9 @@ fn task_events_are_served_without_a_poll() {
 
     // Every message was deleted once used.
     wait_for("the queue empty", DEADLINE, || {
-        let pending = moto.steps(json!([{"op": "pending", "url": url}]));
+        let pending = setup
+            .moto
+            .steps(json!([{"op": "pending", "url": setup.url}]));
         (pending[0]["messages"] == 0).then_some(())
     });
     assert_eq!(
@@ -142,38 +191,15 @@ fn task_events_are_served_without_a_poll() {
 /// says so, and goes back to events when the queue is back.
 #[test]
 fn a_lost_queue_falls_back_to_polling_and_back() {
-    let moto = Moto::start();
-    let net = moto.steps(json!([{"op": "network"}]));
-    let out = moto.steps(json!([
-        {"op": "cluster", "name": "alpha"},
-        {"op": "taskdef", "family": "vpc", "mode": "awsvpc", "ports": [{"container": 8443}]},
-        {"op": "queue", "name": "ecs-events"},
-    ]));
-    let taskdef = str_of(&out[1], "arn").to_owned();
-    let url = str_of(&out[2], "url").to_owned();
+    let setup = Setup::new("vpc", false);
     let http = free_port();
-    let server = EcsServer::start(
-        &moto,
-        &[
-            "--events-queue",
-            &url,
-            "--reconcile-interval",
-            "1h",
-            "--http",
-            &format!("127.0.0.1:{http}"),
-        ],
-    );
-    let mode = || -> f64 {
-        let (_, metrics) = http_get(http, "/metrics").expect("/metrics");
-        metrics
-            .lines()
-            .find_map(|l| l.strip_prefix("ecs_dns_events_mode "))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(-1.0)
-    };
+    let server = setup.serve(None, &["--http", &format!("127.0.0.1:{http}")]);
+    let mode = || metric(http, "ecs_dns_events_mode").unwrap_or(-1.0);
     wait_for("events mode", DEADLINE, || (mode() == 1.0).then_some(()));
 
-    moto.steps(json!([{"op": "unqueue", "url": url}]));
+    setup
+        .moto
+        .steps(json!([{"op": "unqueue", "url": setup.url}]));
     let (_, took) = wait_for("polling instead", DEADLINE, || {
         (mode() == 0.0).then_some(())
     });
@@ -184,16 +210,14 @@ fn a_lost_queue_falls_back_to_polling_and_back() {
         "{ready}"
     );
     // No event is sent: only polling can serve this task.
-    let run = moto.steps(json!([{
-        "op": "run", "cluster": "alpha", "taskdef": taskdef, "group": "service:vpc",
-        "subnet": net[0]["subnet"], "sg": net[0]["sg"], "launch_type": "FARGATE"
-    }]));
-    let ip = str_of(&run[0]["tasks"][0], "ip").to_owned();
+    let ip = str_of(&setup.run("vpc", 1, json!({}))[0], "ip").to_owned();
     wait_for("the task served by polling", DEADLINE, || {
         (a(server.port, "vpc") == [ip.clone()]).then_some(())
     });
 
-    moto.steps(json!([{"op": "queue", "name": "ecs-events"}]));
+    setup
+        .moto
+        .steps(json!([{"op": "queue", "name": "ecs-events"}]));
     let (_, took) = wait_for("events mode again", DEADLINE, || {
         (mode() == 1.0).then_some(())
     });
@@ -206,31 +230,12 @@ fn a_lost_queue_falls_back_to_polling_and_back() {
 /// here) until it is served, without a full read.
 #[test]
 fn a_task_turning_healthy_is_served_without_an_event() {
-    let moto = Moto::start();
-    let net = moto.steps(json!([{"op": "network"}]));
-    let out = moto.steps(json!([
-        {"op": "cluster", "name": "alpha"},
-        {"op": "taskdef", "family": "checked", "mode": "awsvpc", "health": true,
-         "ports": [{"container": 8443}]},
-        {"op": "queue", "name": "ecs-events"},
-    ]));
-    let taskdef = str_of(&out[1], "arn").to_owned();
-    let url = str_of(&out[2], "url").to_owned();
-    let server = EcsServer::start(
-        &moto,
-        &["--events-queue", &url, "--reconcile-interval", "1h"],
-    );
-    let run = moto.steps(json!([{
-        "op": "run", "cluster": "alpha", "taskdef": taskdef, "group": "service:checked",
-        "subnet": net[0]["subnet"], "sg": net[0]["sg"], "launch_type": "FARGATE"
-    }]));
-    let task = run[0]["tasks"][0].clone();
-    let (arn, ip) = (
-        str_of(&task, "arn").to_owned(),
-        str_of(&task, "ip").to_owned(),
-    );
-    moto.set_task(&arn, json!({"healthStatus": "UNKNOWN"}));
-    moto.steps(json!([{"op": "event", "cluster": "alpha", "task": arn, "version": 2}]));
+    let setup = Setup::new("checked", true);
+    let server = setup.serve(None, &[]);
+    let task = setup.run("checked", 1, json!({}))[0].clone();
+    let (arn, ip) = (str_of(&task, "arn"), str_of(&task, "ip").to_owned());
+    setup.moto.set_task(arn, json!({"healthStatus": "UNKNOWN"}));
+    setup.event(arn, 2);
     // Seen (its event applied), not served: its health check has not passed.
     std::thread::sleep(Duration::from_secs(2));
     assert!(
@@ -238,7 +243,7 @@ fn a_task_turning_healthy_is_served_without_an_event() {
         "served before HEALTHY"
     );
 
-    moto.set_task(&arn, json!({"healthStatus": "HEALTHY"}));
+    setup.moto.set_task(arn, json!({"healthStatus": "HEALTHY"}));
     let changed = Instant::now();
     wait_for("the healthy task served", DEADLINE, || {
         (a(server.port, "checked") == [ip.clone()]).then_some(())
@@ -256,41 +261,20 @@ fn a_task_turning_healthy_is_served_without_an_event() {
 /// every change.
 #[test]
 fn every_replica_sees_every_change() {
-    let moto = Moto::start();
-    let net = moto.steps(json!([{"op": "network"}]));
-    let out = moto.steps(json!([
-        {"op": "cluster", "name": "alpha"},
-        {"op": "taskdef", "family": "vpc", "mode": "awsvpc", "ports": [{"container": 8443}]},
+    let setup = Setup::new("vpc", false);
+    let queues = setup.moto.steps(json!([
         {"op": "queue", "name": "ecs-dns-a", "rule": "ecs-events", "target": "a"},
         {"op": "queue", "name": "ecs-dns-b", "rule": "ecs-events", "target": "b"},
     ]));
-    let taskdef = str_of(&out[1], "arn").to_owned();
-    let replicas: Vec<EcsServer> = [&out[2], &out[3]]
+    let replicas: Vec<EcsServer> = queues
         .iter()
-        .map(|queue| {
-            EcsServer::start(
-                &moto,
-                &[
-                    "--events-queue",
-                    str_of(queue, "url"),
-                    "--reconcile-interval",
-                    "1h",
-                ],
-            )
-        })
+        .map(|queue| setup.serve(Some(str_of(queue, "url")), &[]))
         .collect();
-    let mut ips = Vec::new();
-    let mut arns = Vec::new();
-    for version in 1..=3 {
-        let run = moto.steps(json!([{
-            "op": "run", "cluster": "alpha", "taskdef": taskdef, "group": "service:vpc",
-            "subnet": net[0]["subnet"], "sg": net[0]["sg"], "launch_type": "FARGATE"
-        }]));
-        let task = &run[0]["tasks"][0];
-        arns.push(str_of(task, "arn").to_owned());
-        ips.push(str_of(task, "ip").to_owned());
-        moto.steps(json!([{"op": "event", "cluster": "alpha", "task": arns[arns.len() - 1], "version": version}]));
+    let tasks = setup.run("vpc", 3, json!({}));
+    for (version, task) in (1..).zip(&tasks) {
+        setup.event(str_of(task, "arn"), version);
     }
+    let mut ips: Vec<String> = tasks.iter().map(|t| str_of(t, "ip").to_owned()).collect();
     ips.sort();
     let sent = Instant::now();
     for replica in &replicas {
@@ -301,12 +285,9 @@ fn every_replica_sees_every_change() {
         });
     }
     eprintln!("both replicas serve three starts: {:?}", sent.elapsed());
-    moto.steps(json!([{"op": "stop", "cluster": "alpha", "task": arns[0]}]));
-    moto.set_task(
-        &arns[0],
-        json!({"lastStatus": "STOPPED", "desiredStatus": "STOPPED"}),
-    );
-    moto.steps(json!([{"op": "event", "cluster": "alpha", "task": arns[0], "version": 4}]));
+    let first = str_of(&tasks[0], "arn");
+    setup.stop(first);
+    setup.event(first, 4);
     for replica in &replicas {
         wait_for("each replica withdraws the stopped task", DEADLINE, || {
             (a(replica.port, "vpc").len() == 2).then_some(())
@@ -321,39 +302,15 @@ fn every_replica_sees_every_change() {
 /// arrived meanwhile.
 #[test]
 fn a_burst_of_events_is_published_at_most_once_per_publish_min_interval() {
-    let moto = Moto::start();
-    let net = moto.steps(json!([{"op": "network"}]));
-    let out = moto.steps(json!([
-        {"op": "cluster", "name": "alpha"},
-        {"op": "taskdef", "family": "vpc", "mode": "awsvpc", "ports": [{"container": 8443}]},
-        {"op": "queue", "name": "ecs-events"},
-    ]));
-    let taskdef = str_of(&out[1], "arn").to_owned();
-    let url = str_of(&out[2], "url").to_owned();
-    let server = EcsServer::start(
-        &moto,
-        &[
-            "--events-queue",
-            &url,
-            "--reconcile-interval",
-            "1h",
-            "--publish-min-interval",
-            "1s",
-        ],
-    );
+    let setup = Setup::new("vpc", false);
+    let server = setup.serve(None, &["--publish-min-interval", "1s"]);
     let burst = 40;
-    let run = moto.steps(json!([{
-        "op": "run", "cluster": "alpha", "taskdef": taskdef, "group": "service:vpc", "count": burst,
-        "subnet": net[0]["subnet"], "sg": net[0]["sg"], "launch_type": "FARGATE"
-    }]));
-    let arns: Vec<&str> = run[0]["tasks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| str_of(t, "arn"))
-        .collect();
+    let tasks = setup.run("vpc", burst, json!({}));
+    let arns: Vec<&str> = tasks.iter().map(|t| str_of(t, "arn")).collect();
     let before = server.log().matches("zone changed").count();
-    moto.steps(json!([{"op": "events", "cluster": "alpha", "tasks": arns, "version": 1}]));
+    setup
+        .moto
+        .steps(json!([{"op": "events", "cluster": "alpha", "tasks": arns, "version": 1}]));
     wait_for("every task of the burst served", DEADLINE, || {
         (a(server.port, "vpc").len() == burst).then_some(())
     });
