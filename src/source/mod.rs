@@ -249,9 +249,9 @@ async fn run_events(
                         Ok(Some(inventory)) => publish(&publisher, inventory).await,
                         Ok(None) => {}
                         Err(error) => crate::warn_throttled!(
-                            "starting tasks not read",
+                            "waiting tasks not read",
                             %error,
-                            "tasks waiting for their health check not re-read: trying again"
+                            "tasks waiting for their health check or tags not re-read: trying again"
                         ),
                     }
                 }

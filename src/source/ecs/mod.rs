@@ -138,7 +138,11 @@ impl EcsSource {
     /// from it; a caller that does not hand it back gets no tasks for such
     /// a cluster.
     pub fn published(&mut self, inventory: Arc<Inventory>) {
-        self.published = Some(inventory);
+        // Events mode keeps its tasks: holding the served inventory too
+        // would keep an old one alive once events replace it.
+        if self.events.is_none() {
+            self.published = Some(inventory);
+        }
     }
 
     /// The tasks of `cluster` in the inventory last published.
@@ -499,15 +503,16 @@ impl EcsSource {
         out
     }
 
-    /// Applies a batch of event messages (bodies and receipts): task events
-    /// newer than what was applied are re-read with DescribeTasks (which
-    /// brings the health and tags events lack, through the same conversion
-    /// as a poll), stopped tasks are withdrawn without a call, container
-    /// instance events set the drain state. Events of clusters not served,
-    /// duplicates and stale events are judged and dropped; malformed
-    /// messages are counted and dropped. `Err`: a read failed; nothing of
-    /// the batch is recorded, so its messages come back and are applied
-    /// then.
+    /// Applies a batch of event messages (bodies and receipts): a task event
+    /// newer than what was applied is converted like a poll's task (task
+    /// definition and instance from the caches, read only when new), with
+    /// the health a read gave before and its tags left for
+    /// [`EcsSource::refresh_waiting`]; stopped tasks are withdrawn;
+    /// container instance events set the drain state. Events of clusters
+    /// not served, duplicates and stale events are judged and dropped;
+    /// malformed messages are counted and dropped. `Err`: a read of the
+    /// caches failed; nothing of the batch is recorded, so its messages
+    /// come back and are applied then.
     pub async fn apply_events(
         &mut self,
         messages: &[queue::Received],
