@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
@@ -22,8 +23,21 @@ pub const ALIAS_TAG: &str = "ecs-dns:name";
 pub struct Inventory {
     /// One entry per cluster the source covers, sorted by name.
     pub clusters: Vec<ClusterStatus>,
-    /// Every task seen, whatever its state.
-    pub tasks: Vec<Task>,
+    /// Every task seen, whatever its state. Shared: a task that did not
+    /// change is the same allocation in the next inventory, so that an
+    /// inventory is cheap to copy (events mode) and a publication can tell
+    /// unchanged tasks by pointer.
+    pub tasks: Vec<Arc<Task>>,
+}
+
+impl Inventory {
+    /// An inventory of `tasks` and no cluster status (tests, benches, tools).
+    pub fn of_tasks(tasks: impl IntoIterator<Item = Task>) -> Inventory {
+        Inventory {
+            clusters: Vec::new(),
+            tasks: tasks.into_iter().map(Arc::new).collect(),
+        }
+    }
 }
 
 /// How fresh one cluster's part of the inventory is.

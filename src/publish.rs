@@ -383,7 +383,7 @@ mod tests {
         assert_eq!((same.added.count, same.removed.count), (0, 0));
 
         let mut moved = web_inventory(&[[10, 0, 0, 2]]);
-        moved.tasks[0].task_id = "t9".into();
+        Arc::make_mut(&mut moved.tasks[0]).task_id = "t9".into();
         let change = publisher.publish(moved);
         assert!(change.changed);
         assert_eq!(change.added.sample, ["t9.web.local."]);
@@ -419,7 +419,7 @@ mod tests {
         let publisher = Publisher::new(zone_config(), zone.clone());
         let mut inventory = web_inventory(&[[10, 0, 0, 1], [10, 0, 0, 2], [10, 0, 0, 3]]);
         for (i, task) in inventory.tasks.iter_mut().enumerate() {
-            task.task_arn = format!("arn:aws:ecs:us-east-1:1:task/prod/t{i}");
+            Arc::make_mut(task).task_arn = format!("arn:aws:ecs:us-east-1:1:task/prod/t{i}");
         }
         inventory.tasks.reverse();
         let before: Vec<String> = inventory.tasks.iter().map(|t| t.task_arn.clone()).collect();

@@ -3,6 +3,7 @@
 //! `Snapshot::of_tasks`).
 
 use std::net::Ipv4Addr;
+use std::sync::Arc;
 
 use crate::config::{Config, Settings, SourceKind};
 use crate::inventory::{Inventory, Task};
@@ -22,14 +23,16 @@ pub fn web_inventory(ips: &[[u8; 4]]) -> Inventory {
     let tasks = ips
         .iter()
         .enumerate()
-        .map(|(i, ip)| Task {
-            cluster: "prod".into(),
-            service: Some("web".into()),
-            task_id: format!("t{i}"),
-            last_status: "RUNNING".into(),
-            desired_status: "RUNNING".into(),
-            ipv4: vec![Ipv4Addr::from(*ip)],
-            ..Task::default()
+        .map(|(i, ip)| {
+            Arc::new(Task {
+                cluster: "prod".into(),
+                service: Some("web".into()),
+                task_id: format!("t{i}"),
+                last_status: "RUNNING".into(),
+                desired_status: "RUNNING".into(),
+                ipv4: vec![Ipv4Addr::from(*ip)],
+                ..Task::default()
+            })
         })
         .collect();
     Inventory {

@@ -90,11 +90,8 @@ pub fn inventory(tasks: usize) -> Inventory {
                 ..Task::default()
             }
         })
-        .collect();
-    Inventory {
-        clusters: vec![],
-        tasks,
-    }
+        .collect::<Vec<Task>>();
+    Inventory::of_tasks(tasks)
 }
 
 pub fn snapshot(tasks: usize) -> Snapshot {

@@ -281,7 +281,7 @@ mod tests {
     fn render_all(query: &str, chunk: usize) -> serde_json::Value {
         let mut inventory =
             crate::testing::web_inventory(&[[10, 0, 0, 1], [10, 0, 0, 2], [10, 0, 0, 3]]);
-        inventory.tasks[1].desired_status = "STOPPED".into();
+        Arc::make_mut(&mut inventory.tasks[1]).desired_status = "STOPPED".into();
         inventory.clusters.push(crate::inventory::ClusterStatus {
             name: "prod".into(),
             refreshed_at: SystemTime::UNIX_EPOCH,

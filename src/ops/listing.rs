@@ -669,7 +669,7 @@ mod tests {
             .tasks
             .retain(|t| t.task_arn != last_arn && t.task_id != "t3");
         let zone = crate::testing::config().zone;
-        let new = Snapshot::of_tasks(&zone, inventory.tasks, 2);
+        let new = Snapshot::of_tasks(&zone, inventory.tasks.iter().map(|t| (**t).clone()), 2);
         let index = TaskIndex::build(&new);
         let query = Query {
             cursor: Some(cursor),

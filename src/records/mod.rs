@@ -172,7 +172,11 @@ pub fn build(inventory: &Inventory, origin: &Name, rules: &Rules) -> RecordSet {
 /// The verdict of every task: the task rule, then the service rules over
 /// each service's tasks in one cluster.
 fn service_verdicts(inventory: &Inventory, rules: &Rules) -> Vec<Verdict> {
-    let mut verdicts: Vec<Verdict> = inventory.tasks.iter().map(serving::verdict).collect();
+    let mut verdicts: Vec<Verdict> = inventory
+        .tasks
+        .iter()
+        .map(|t| serving::verdict(t))
+        .collect();
     let mut services: HashMap<(&str, &str), Vec<usize>, foldhash::fast::RandomState> =
         HashMap::default();
     for (index, task) in inventory.tasks.iter().enumerate() {

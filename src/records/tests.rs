@@ -41,10 +41,7 @@ fn port(container_port: u16, host_port: Option<u16>, name: Option<&str>) -> Port
 
 /// The records as "owner TYPE rdata" strings, sorted and deduplicated.
 fn rendered(tasks: Vec<Task>) -> Vec<String> {
-    let inventory = Inventory {
-        clusters: vec![],
-        tasks,
-    };
+    let inventory = Inventory::of_tasks(tasks);
     let set = build(&inventory, &origin(), &Rules::default());
     let mut out: Vec<String> = set
         .entries
@@ -212,10 +209,7 @@ fn only_served_tasks_get_records() {
     let mut stopping = task("prod", "web", "s2", [10, 0, 0, 8]);
     stopping.desired_status = "STOPPED".into();
     let served = task("prod", "web", "s3", [10, 0, 0, 7]);
-    let inventory = Inventory {
-        clusters: vec![],
-        tasks: vec![starting, stopping, served],
-    };
+    let inventory = Inventory::of_tasks(vec![starting, stopping, served]);
     let set = build(&inventory, &origin(), &Rules::default());
     assert_eq!(
         set.report.verdicts,
@@ -227,14 +221,11 @@ fn only_served_tasks_get_records() {
 
 #[test]
 fn collisions_are_merged_and_reported() {
-    let inventory = Inventory {
-        clusters: vec![],
-        tasks: vec![
-            task("prod", "my_app", "c1", [10, 0, 0, 1]),
-            task("prod", "my-app", "c2", [10, 0, 0, 2]),
-            task("prod", "other", "c3", [10, 0, 0, 3]),
-        ],
-    };
+    let inventory = Inventory::of_tasks(vec![
+        task("prod", "my_app", "c1", [10, 0, 0, 1]),
+        task("prod", "my-app", "c2", [10, 0, 0, 2]),
+        task("prod", "other", "c3", [10, 0, 0, 3]),
+    ]);
     let set = build(&inventory, &origin(), &Rules::default());
     assert_eq!(
         set.report.collisions,
@@ -257,14 +248,7 @@ fn collisions_are_merged_and_reported() {
 fn unnameable_task_is_reported_not_served() {
     let mut t = task("prod", "___", "u1", [10, 0, 0, 1]);
     t.family = "___".into();
-    let set = build(
-        &Inventory {
-            clusters: vec![],
-            tasks: vec![t],
-        },
-        &origin(),
-        &Rules::default(),
-    );
+    let set = build(&Inventory::of_tasks(vec![t]), &origin(), &Rules::default());
     assert_eq!(set.report.verdicts, vec![Verdict::Unnamed]);
     assert!(set.entries.is_empty());
 }
@@ -273,14 +257,7 @@ fn unnameable_task_is_reported_not_served() {
 fn srv_data_is_srv() {
     let mut t = task("prod", "web", "p1", [10, 0, 0, 1]);
     t.ports = vec![port(80, Some(32000), None)];
-    let set = build(
-        &Inventory {
-            clusters: vec![],
-            tasks: vec![t],
-        },
-        &origin(),
-        &Rules::default(),
-    );
+    let set = build(&Inventory::of_tasks(vec![t]), &origin(), &Rules::default());
     assert!(
         set.entries
             .iter()
@@ -298,10 +275,7 @@ fn service_rules_decide_which_tasks_get_records() {
     alone.instance_draining = true;
     let mut sick = task("prod", "api", "u1", [10, 0, 1, 1]);
     sick.health_status = "UNHEALTHY".into();
-    let inventory = Inventory {
-        clusters: vec![],
-        tasks: vec![draining, steady, alone, sick],
-    };
+    let inventory = Inventory::of_tasks(vec![draining, steady, alone, sick]);
     let set = build(&inventory, &origin(), &Rules::default());
     assert_eq!(
         set.report.verdicts,
@@ -330,10 +304,7 @@ fn owner_names_are_the_served_owners_whatever_the_verdict() {
         .tags
         .insert(ALIAS_TAG.to_owned(), "checkout".to_owned());
     let owners_when_served: BTreeSet<String> = {
-        let inventory = Inventory {
-            clusters: vec![],
-            tasks: vec![served.clone()],
-        };
+        let inventory = Inventory::of_tasks(vec![served.clone()]);
         let set = build(&inventory, &origin(), &Rules::default());
         set.entries
             .iter()
@@ -369,10 +340,7 @@ fn tasks_named_finds_every_task_behind_a_name() {
     unhealthy.health_status = "UNHEALTHY".into();
     let other = task("dev", "web", "t3", [10, 0, 0, 3]);
     let api = task("prod", "api", "t4", [10, 0, 0, 4]);
-    let inventory = Inventory {
-        clusters: vec![],
-        tasks: vec![web, unhealthy, other, api],
-    };
+    let inventory = Inventory::of_tasks(vec![web, unhealthy, other, api]);
     let named = |name: &str| {
         let wire = name_table::wire_of(&Name::from_ascii(name).unwrap());
         tasks_named(&inventory, &origin(), &wire)

@@ -7,6 +7,7 @@
 //! `launch_type` to `EC2`, and `task_id` to the last part of `task_arn`.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use serde::Deserialize;
@@ -21,7 +22,7 @@ struct InventoryFile {
     /// Required: an empty or comment-only file (a truncated rewrite, an
     /// editor's empty buffer) is a mistake, never "no tasks"; `tasks = []`
     /// says that.
-    tasks: Option<Vec<Task>>,
+    tasks: Option<Vec<Arc<Task>>>,
 }
 
 pub struct FileSource {
@@ -105,6 +106,8 @@ pub fn parse(path: &Path, text: &str, modified: SystemTime) -> Result<Inventory,
         );
     };
     for (index, task) in tasks.iter_mut().enumerate() {
+        // Just parsed: each task has one owner, nothing is copied.
+        let task = Arc::make_mut(task);
         fill_defaults(task);
         if task.cluster.is_empty() {
             return Err(format!("tasks[{index}]: cluster is missing"));

@@ -32,7 +32,7 @@ fn tsigner(key: &TsigKey) -> hickory_proto::rr::TSigner {
 }
 
 fn snapshot() -> Arc<Snapshot> {
-    let tasks = (0..3)
+    let tasks: Vec<Task> = (0..3)
         .map(|i| Task {
             cluster: "prod".into(),
             service: Some("web".into()),
@@ -43,10 +43,7 @@ fn snapshot() -> Arc<Snapshot> {
             ..Task::default()
         })
         .collect();
-    let inventory = Arc::new(Inventory {
-        clusters: vec![],
-        tasks,
-    });
+    let inventory = Arc::new(Inventory::of_tasks(tasks));
     Arc::new(Snapshot::build(
         &crate::testing::config().zone,
         inventory,
@@ -371,7 +368,7 @@ fn only_signed_queries_take_the_signed_path() {
 fn the_journal_is_kept_only_when_transfers_are_allowed() {
     let first = snapshot();
     let mut moved = (*first.inventory).clone();
-    moved.tasks[0].ipv4 = vec![Ipv4Addr::new(10, 0, 0, 9)];
+    Arc::make_mut(&mut moved.tasks[0]).ipv4 = vec![Ipv4Addr::new(10, 0, 0, 9)];
     let second = Arc::new(Snapshot::build(
         &crate::testing::config().zone,
         Arc::new(moved),

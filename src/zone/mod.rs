@@ -219,14 +219,10 @@ impl Snapshot {
     /// The snapshot of `tasks` under `zone`, with no previous one (tests).
     pub(crate) fn of_tasks(
         zone: &ZoneConfig,
-        tasks: Vec<crate::inventory::Task>,
+        tasks: impl IntoIterator<Item = crate::inventory::Task>,
         serial: u32,
     ) -> Snapshot {
-        let inventory = Inventory {
-            clusters: vec![],
-            tasks,
-        };
-        Snapshot::build(zone, Arc::new(inventory), None, serial)
+        Snapshot::build(zone, Arc::new(Inventory::of_tasks(tasks)), None, serial)
     }
 }
 

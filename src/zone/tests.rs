@@ -123,7 +123,11 @@ fn master_file_lists_every_record_soa_first() {
 #[test]
 fn in_zone_name_server_names_are_reserved() {
     let config = zone_config();
-    let mut tasks = crate::testing::web_inventory(&[[10, 0, 0, 114], [10, 0, 0, 115]]).tasks;
+    let mut tasks: Vec<_> = (crate::testing::web_inventory(&[[10, 0, 0, 114], [10, 0, 0, 115]])
+        .tasks)
+        .into_iter()
+        .map(Arc::unwrap_or_clone)
+        .collect();
     tasks[0].service = Some("ns1".into());
     tasks[1]
         .tags

@@ -1,6 +1,8 @@
 //! Tasks as the status page shows them: the facts an operator needs in one
 //! row, the verdict in words, and (in a lookup) the raw ECS fields.
 
+use std::sync::Arc;
+
 use serde::Serialize;
 
 use super::explain;
@@ -26,7 +28,7 @@ pub struct TaskRow {
     pub instance: Option<String>,
     pub tags: Vec<(String, String)>,
     /// The task as the source reported it (lookups only).
-    pub raw: Option<Task>,
+    pub raw: Option<Arc<Task>>,
 }
 
 /// The rows of `positions` (inventory positions), each with its reason;

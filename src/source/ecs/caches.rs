@@ -32,7 +32,7 @@ pub struct Caches {
 
 impl Caches {
     /// Drops every entry that no task of `tasks` refers to.
-    pub fn evict_unreferenced<'a>(&self, tasks: impl Iterator<Item = &'a Task>) {
+    pub fn evict_unreferenced<'a>(&self, tasks: impl Iterator<Item = &'a Arc<Task>>) {
         let mut defs = HashSet::new();
         let mut container_instances = HashSet::new();
         let mut instances = HashSet::new();
@@ -118,7 +118,7 @@ mod tests {
             ec2_instance_id: Some("i-1".into()),
             ..Task::default()
         };
-        caches.evict_unreferenced(std::iter::once(&task));
+        caches.evict_unreferenced(std::iter::once(&Arc::new(task)));
         assert!(caches.task_defs.contains_key("td:1"));
         assert!(!caches.task_defs.contains_key("td:2"));
         assert!(caches.container_instances.contains_key("ci-1"));

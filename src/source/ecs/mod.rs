@@ -84,7 +84,7 @@ struct ClusterState {
     /// What to pass to the API: the configured name or the listed ARN.
     id: String,
     /// Moved into the inventory at the end of each refresh.
-    tasks: Vec<Task>,
+    tasks: Vec<Arc<Task>>,
     /// `None` until one refresh of the cluster succeeded.
     refreshed_at: Option<SystemTime>,
     error: Option<String>,
@@ -146,7 +146,7 @@ impl EcsSource {
     }
 
     /// The tasks of `cluster` in the inventory last published.
-    fn published_tasks(&self, cluster: &str) -> Vec<Task> {
+    fn published_tasks(&self, cluster: &str) -> Vec<Arc<Task>> {
         self.published.as_ref().map_or_else(Vec::new, |inventory| {
             (inventory.tasks.iter())
                 .filter(|t| t.cluster == cluster)
@@ -338,13 +338,19 @@ impl EcsSource {
     }
 
     /// The tasks of one cluster, or why they could not be read.
-    async fn read_cluster(&self, api: &Api, name: &str, id: &str) -> Result<Vec<Task>, CallError> {
+    async fn read_cluster(
+        &self,
+        api: &Api,
+        name: &str,
+        id: &str,
+    ) -> Result<Vec<Arc<Task>>, CallError> {
         let arns = api.list_running_tasks(id).await?;
         if arns.is_empty() {
             return Ok(Vec::new());
         }
         let raw = api.describe_tasks(id, &arns).await?;
-        self.tasks_of(api, name, id, &raw).await
+        let tasks = self.tasks_of(api, name, id, &raw).await?;
+        Ok(tasks.into_iter().map(Arc::new).collect())
     }
 
     /// The inventory facts of described tasks: their task definitions,
@@ -538,8 +544,10 @@ impl EcsSource {
                                 t.container_instance_arn.as_deref()
                                     == Some(change.container_instance_arn.as_str())
                             }) {
-                                changed |= task.instance_draining != draining;
-                                task.instance_draining = draining;
+                                if task.instance_draining != draining {
+                                    Arc::make_mut(task).instance_draining = draining;
+                                    changed = true;
+                                }
                             }
                             "applied"
                         }
@@ -609,13 +617,15 @@ impl EcsSource {
                     Some(existing) => {
                         // What an event cannot say, a read said before.
                         task.health_status = existing.health_status.clone();
-                        task.tags = std::mem::take(&mut existing.tags);
-                        changed |= *existing != task;
-                        *existing = task;
+                        task.tags = existing.tags.clone();
+                        if **existing != task {
+                            *existing = Arc::new(task);
+                            changed = true;
+                        }
                     }
                     None => {
                         waiting.insert(task.task_arn.clone());
-                        state.tasks.push(task);
+                        state.tasks.push(Arc::new(task));
                         changed = true;
                     }
                 }
@@ -666,9 +676,9 @@ impl EcsSource {
                 // Only tasks already known are re-read; one that went
                 // meanwhile stays gone.
                 match state.tasks.iter_mut().find(|t| t.task_arn == task.task_arn) {
-                    Some(existing) if *existing == task => {}
+                    Some(existing) if **existing == task => {}
                     Some(existing) => {
-                        *existing = task;
+                        *existing = Arc::new(task);
                         changed = true;
                     }
                     None => {}
@@ -723,7 +733,7 @@ impl EcsSource {
             });
             if self.events.is_some() {
                 // Events apply to the tasks between full reads: events mode
-                // keeps them (a copy beside the served inventory).
+                // keeps them, shared with the served inventory.
                 inventory.tasks.extend(state.tasks.iter().cloned());
             } else {
                 inventory.tasks.append(&mut state.tasks);

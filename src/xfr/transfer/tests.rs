@@ -15,7 +15,7 @@ fn config() -> ZoneConfig {
 }
 
 fn inventory(n: usize) -> Arc<Inventory> {
-    let tasks = (0..n)
+    let tasks: Vec<Task> = (0..n)
         .map(|i| Task {
             cluster: "prod".into(),
             service: Some(format!("svc{}", i % 7)),
@@ -26,10 +26,7 @@ fn inventory(n: usize) -> Arc<Inventory> {
             ..Task::default()
         })
         .collect();
-    Arc::new(Inventory {
-        clusters: vec![],
-        tasks,
-    })
+    Arc::new(Inventory::of_tasks(tasks))
 }
 
 fn query(qtype: RecordType, client_serial: Option<u32>) -> Message {
@@ -223,6 +220,7 @@ fn diff_of_snapshots_equals_diff_of_records() {
     let with_ports = |n: usize, shift: u32, port: u16| {
         let mut inventory = (*inventory(n)).clone();
         for (i, task) in inventory.tasks.iter_mut().enumerate() {
+            let task = Arc::make_mut(task);
             task.ipv4 = vec![Ipv4Addr::from(0x0a00_0000 + i as u32 + shift)];
             task.ports = vec![crate::inventory::PortBinding {
                 container_name: "app".into(),
