@@ -1,9 +1,12 @@
 //! Answer construction per query kind, from a 5 000-task snapshot: the
-//! pre-rendered fast path and the full answer function `respond`; and the
+//! pre-rendered fast path and the full answer function `respond`; the
 //! snapshot build (records + zone + pre-rendered table) for 1 000, 10 000
-//! and 100 000 tasks.
+//! and 100 000 tasks; and the publication of one changed task (an event) at
+//! 10 000 and 100 000 tasks, from the inventory handed to the publisher to
+//! the new zone in service.
 //!
 //!   cargo bench --bench answer
+//!   cargo bench --bench answer -- one_event
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -11,7 +14,8 @@ use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use ecs_dns::dns::answer::{Limits, respond};
-use ecs_dns::dns::{Served, fast};
+use ecs_dns::dns::{Served, SharedZone, fast};
+use ecs_dns::publish::Publisher;
 use ecs_dns::wire::Transport;
 use ecs_dns::zone::Snapshot;
 
@@ -112,5 +116,36 @@ fn build(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, answers, build);
+/// One event at scale: the inventory of the last publication with one task
+/// changed (its address moves back and forth, so every publication changes
+/// the zone), handed to the publisher as events mode does (every other task
+/// shared), until the new snapshot and its answers are in service.
+fn one_event(c: &mut Criterion) {
+    let config = support::zone_config();
+    let mut group = c.benchmark_group("publish");
+    group.sample_size(20);
+    for tasks in [10_000, 100_000] {
+        let zone = SharedZone::default();
+        let publisher = Publisher::new(config.clone(), zone.clone());
+        publisher.publish(support::inventory(tasks));
+        let Some(base) = zone.load_full().map(|s| s.snapshot().inventory.clone()) else {
+            return;
+        };
+        let changed = tasks / 2;
+        let mut round = 0u32;
+        group.bench_function(BenchmarkId::new("one_event", tasks), |b| {
+            b.iter(|| {
+                let mut next = (*base).clone();
+                let task = Arc::make_mut(&mut next.tasks[changed]);
+                round += 1;
+                task.ipv4 = vec![std::net::Ipv4Addr::from(0x0b00_0000 + round % 2)];
+                let change = publisher.publish(next);
+                assert!(change.changed);
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, answers, build, one_event);
 criterion_main!(benches);

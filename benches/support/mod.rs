@@ -91,7 +91,11 @@ pub fn inventory(tasks: usize) -> Inventory {
             }
         })
         .collect::<Vec<Task>>();
-    Inventory::of_tasks(tasks)
+    // In ARN order, as every snapshot keeps its tasks (a source's second
+    // inventory arrives that way).
+    let mut inventory = Inventory::of_tasks(tasks);
+    inventory.tasks.sort_by(|a, b| a.task_arn.cmp(&b.task_arn));
+    inventory
 }
 
 pub fn snapshot(tasks: usize) -> Snapshot {

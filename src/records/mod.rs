@@ -18,11 +18,13 @@
 //! [`labels`]; two inputs mapping to one label are merged and reported in
 //! [`RecordSet::collisions`].
 
+mod delta;
 pub mod labels;
 pub mod serving;
+mod task_labels;
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use hickory_proto::rr::rdata::{A, AAAA, NS, SRV};
@@ -32,7 +34,9 @@ use serde::Serialize;
 pub use crate::config::Rules;
 use crate::inventory::{ALIAS_TAG, Inventory, NetworkMode, Protocol, Task};
 use crate::wire::name_table::{self, NameId, NameTable};
+pub use delta::{Delta, delta};
 pub use serving::Verdict;
+pub use task_labels::TaskLabels;
 
 /// The result of the records function.
 #[derive(Clone, Debug, Default)]
@@ -43,6 +47,8 @@ pub struct RecordSet {
     /// appear once per task that produces it (the zone merges them).
     pub entries: Vec<Entry>,
     pub report: Report,
+    /// The service labels of each served task, for the next publication.
+    pub task_labels: TaskLabels,
 }
 
 /// What the rules decided besides the records: for logs, metrics and
@@ -54,7 +60,22 @@ pub struct Report {
     /// Labels that more than one input maps to.
     pub collisions: Vec<Collision>,
     /// Names that could not be formed (over 255 bytes), with the reason.
-    pub skipped: Vec<String>,
+    pub skipped: Vec<Skipped>,
+}
+
+/// A name that could not be formed.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Skipped {
+    /// The service label it would have been under (a publication that
+    /// rebuilds one service label replaces what was found under it).
+    pub under: String,
+    pub reason: String,
+}
+
+impl std::fmt::Display for Skipped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.reason)
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -134,39 +155,141 @@ pub struct Collision {
     pub label: String,
     /// The raw inputs, sorted.
     pub inputs: Vec<String>,
+    /// The service label the names meet under (task ids merge only when
+    /// their tasks share one); empty for clusters and reserved names.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub under: String,
 }
 
 /// Applies the serving and naming rules to `inventory`, under `origin`.
 pub fn build(inventory: &Inventory, origin: &Name, rules: &Rules) -> RecordSet {
-    let mut out = Builder::new(origin, inventory.tasks.len());
     let mut verdicts = service_verdicts(inventory, rules);
-    let mut sources = LabelSources::default();
-
-    for (index, task) in inventory.tasks.iter().enumerate() {
-        if !verdicts[index].is_served() {
-            continue;
-        }
-        match TaskNames::of(task) {
-            Some(names) => {
-                sources.note(task, &names);
-                out.add_task(index, task, &names);
-            }
-            None => verdicts[index] = Verdict::Unnamed,
-        }
+    // About two names and six records per task (see the benches).
+    let mut names = NameTable::with_capacity(2 * inventory.tasks.len() + 16);
+    let mut task_labels = TaskLabels::unknown(inventory.tasks.len());
+    let only = Only::All(&mut task_labels);
+    let parts = build_parts(inventory, &verdicts, origin, only, &mut names);
+    for &index in &parts.unnamed {
+        verdicts[index] = Verdict::Unnamed;
     }
-
-    out.skipped.sort();
-    out.skipped.dedup();
-    out.names.shrink_to_fit();
+    let mut collisions = cluster_collisions(inventory, &verdicts);
+    collisions.extend(parts.collisions);
+    sort_collisions(&mut collisions);
+    names.shrink_to_fit();
     RecordSet {
-        names: out.names,
-        entries: out.entries,
+        names,
+        entries: parts.entries,
         report: Report {
             verdicts,
-            collisions: sources.collisions(),
-            skipped: out.skipped,
+            collisions,
+            skipped: parts.skipped,
         },
+        task_labels,
     }
+}
+
+/// Which service labels a build covers: all (noting each served task's
+/// labels), or the few a publication rebuilds (see [`delta`]), found
+/// through the labels noted of each task.
+pub enum Only<'a> {
+    All(&'a mut TaskLabels),
+    Labels(&'a HashSet<String>, &'a TaskLabels),
+}
+
+impl Only<'_> {
+    fn covers(&self, label: &str) -> bool {
+        match self {
+            Only::All(_) => true,
+            Only::Labels(labels, _) => labels.contains(label),
+        }
+    }
+}
+
+/// The records under some service labels, and what was found under them.
+pub struct Parts {
+    pub entries: Vec<Entry>,
+    /// Collisions of task and service labels under the labels covered.
+    pub collisions: Vec<Collision>,
+    pub skipped: Vec<Skipped>,
+    /// Served tasks whose labels are unusable (their verdict is
+    /// [`Verdict::Unnamed`]).
+    pub unnamed: Vec<usize>,
+}
+
+/// The records of the served tasks (by `verdicts`) under the service
+/// labels `only` covers, their names interned in `names`. Every record
+/// belongs to exactly one service label (it is in every owner name), which
+/// is what lets a publication rebuild the labels a change touched and keep
+/// the rest.
+pub fn build_parts(
+    inventory: &Inventory,
+    verdicts: &[Verdict],
+    origin: &Name,
+    mut only: Only,
+    names: &mut NameTable,
+) -> Parts {
+    let mut out = Builder::new(origin, names);
+    let mut sources = LabelSources::default();
+    let mut unnamed = Vec::new();
+    let wanted = match &only {
+        Only::Labels(labels, known) => known.wanted(labels),
+        Only::All(_) => Vec::new(),
+    };
+    for (index, task) in inventory.tasks.iter().enumerate() {
+        if !verdicts.get(index).is_some_and(|v| v.is_served()) {
+            continue;
+        }
+        // Forming a task's names costs more than all the rest of the scan.
+        if let Only::Labels(_, known) = &only
+            && known.under_none_of(index, &wanted)
+        {
+            continue;
+        }
+        let Some(task_names) = TaskNames::of(task) else {
+            unnamed.push(index);
+            continue;
+        };
+        if let Only::All(known) = &mut only {
+            known.note(index, &task_names.services);
+        }
+        for (position, service) in task_names.services.iter().enumerate() {
+            if !only.covers(service) {
+                continue;
+            }
+            sources.note(task, &task_names, position);
+            out.add_task(index, task, &task_names, service);
+        }
+    }
+    out.skipped.sort();
+    out.skipped.dedup();
+    Parts {
+        entries: out.entries,
+        collisions: sources.collisions(),
+        skipped: out.skipped,
+        unnamed,
+    }
+}
+
+/// Clusters of served tasks that map to one label.
+pub fn cluster_collisions(inventory: &Inventory, verdicts: &[Verdict]) -> Vec<Collision> {
+    let mut sources = LabelSources::default();
+    let mut last: Option<&str> = None;
+    for (task, verdict) in inventory.tasks.iter().zip(verdicts) {
+        // Tasks come in ARN order, so a cluster's tasks are together.
+        if !verdict.is_served() || last == Some(task.cluster.as_str()) {
+            continue;
+        }
+        if let Some(label) = labels::host_label(&task.cluster) {
+            sources.add(0, "", &label, (&task.cluster, false));
+            last = Some(&task.cluster);
+        }
+    }
+    sources.collisions()
+}
+
+/// The order reports list collisions in: by kind, label, then where.
+pub fn sort_collisions(collisions: &mut [Collision]) {
+    collisions.sort_by(|a, b| (a.kind, &a.label, &a.under).cmp(&(b.kind, &b.label, &b.under)));
 }
 
 /// The verdict of every task: the task rule, then the service rules over
@@ -186,17 +309,35 @@ fn service_verdicts(inventory: &Inventory, rules: &Rules) -> Vec<Verdict> {
             .push(index);
     }
     for indices in services.values() {
-        let mut group: Vec<Verdict> = indices.iter().map(|&i| verdicts[i]).collect();
-        let draining: Vec<bool> = indices
-            .iter()
-            .map(|&i| inventory.tasks[i].instance_draining)
-            .collect();
-        serving::apply_service_rules(&mut group, &draining, rules.fail_open);
-        for (&i, v) in indices.iter().zip(group) {
-            verdicts[i] = v;
-        }
+        apply_service_rules(inventory, &mut verdicts, indices, rules, false);
     }
     verdicts
+}
+
+/// The service rules over one service's tasks in one cluster (`indices`,
+/// whose task verdicts are in `verdicts`); then, with `check_names`, a
+/// served task whose labels are unusable is [`Verdict::Unnamed`] (a whole
+/// build finds those as it forms the names: [`Parts::unnamed`]).
+fn apply_service_rules(
+    inventory: &Inventory,
+    verdicts: &mut [Verdict],
+    indices: &[usize],
+    rules: &Rules,
+    check_names: bool,
+) {
+    let mut group: Vec<Verdict> = indices.iter().map(|&i| verdicts[i]).collect();
+    let draining: Vec<bool> = indices
+        .iter()
+        .map(|&i| inventory.tasks[i].instance_draining)
+        .collect();
+    serving::apply_service_rules(&mut group, &draining, rules.fail_open);
+    for (&i, v) in indices.iter().zip(group) {
+        verdicts[i] =
+            match check_names && v.is_served() && TaskNames::of(&inventory.tasks[i]).is_none() {
+                true => Verdict::Unnamed,
+                false => v,
+            };
+    }
 }
 
 /// The labels of one served task.
@@ -237,10 +378,12 @@ impl<'a> TaskNames<'a> {
 /// different inputs map to.
 #[derive(Default)]
 struct LabelSources<'a> {
-    /// Per kind (cluster, task, service): label → the first input seen.
+    /// Per kind (cluster, task, service): where and label → the first input
+    /// seen.
     first: [hashbrown::HashMap<String, Source<'a>, foldhash::fast::RandomState>; 3],
     /// Labels with more than one input, and all their inputs.
-    more: BTreeMap<(&'static str, String), BTreeSet<Source<'a>>>,
+    more: BTreeMap<(&'static str, String, String), BTreeSet<Source<'a>>>,
+    key: String,
 }
 
 /// A raw input: the name as ECS gave it, and whether it came from the alias
@@ -250,21 +393,34 @@ type Source<'a> = (&'a str, bool);
 const KINDS: [&str; 3] = ["cluster", "task", "service"];
 
 impl<'a> LabelSources<'a> {
-    fn note(&mut self, task: &'a Task, names: &TaskNames<'a>) {
-        self.add(0, &names.cluster, (&task.cluster, false));
-        self.add(1, &names.task, (task.id(), false));
-        self.add(2, &names.services[0], (task.service_or_family(), false));
-        if let (Some(alias), Some(raw)) = (names.services.get(1), names.alias_raw) {
-            self.add(2, alias, (raw, true));
+    /// The task and service labels of `task` under its service label at
+    /// `position` (0: the service, 1: the alias).
+    fn note(&mut self, task: &'a Task, names: &TaskNames<'a>, position: usize) {
+        let under: &str = &names.services[position];
+        self.add(1, under, &names.task, (task.id(), false));
+        match (position, names.alias_raw) {
+            (0, _) => self.add(2, under, under, (task.service_or_family(), false)),
+            (_, Some(raw)) => self.add(2, under, under, (raw, true)),
+            (_, None) => {}
         }
     }
 
-    fn add(&mut self, kind: usize, label: &str, source: Source<'a>) {
-        let first = *self.first[kind].entry_ref(label).or_insert(source);
+    fn add(&mut self, kind: usize, under: &str, label: &str, source: Source<'a>) {
+        // Service labels are their own place: the label alone is the key.
+        self.key.clear();
+        if kind != 2 {
+            self.key.push_str(under);
+            self.key.push('\0');
+        }
+        self.key.push_str(label);
+        let first = *self.first[kind]
+            .entry_ref(self.key.as_str())
+            .or_insert(source);
         if first != source {
+            let under = if kind == 2 { "" } else { under };
             let inputs = self
                 .more
-                .entry((KINDS[kind], label.to_owned()))
+                .entry((KINDS[kind], label.to_owned(), under.to_owned()))
                 .or_default();
             inputs.insert(first);
             inputs.insert(source);
@@ -274,7 +430,7 @@ impl<'a> LabelSources<'a> {
     fn collisions(self) -> Vec<Collision> {
         self.more
             .into_iter()
-            .map(|((kind, label), inputs)| {
+            .map(|((kind, label, under), inputs)| {
                 let mut inputs: Vec<String> = inputs
                     .into_iter()
                     .map(|(raw, alias)| match alias {
@@ -288,6 +444,7 @@ impl<'a> LabelSources<'a> {
                     kind,
                     label,
                     inputs,
+                    under,
                 }
             })
             .collect()
@@ -295,67 +452,68 @@ impl<'a> LabelSources<'a> {
 }
 
 /// The record set as it is built: names are interned as they are formed.
-struct Builder {
+struct Builder<'n> {
     /// The origin in lower-case wire format.
     origin: Vec<u8>,
-    names: NameTable,
+    names: &'n mut NameTable,
     entries: Vec<Entry>,
-    skipped: Vec<String>,
+    skipped: Vec<Skipped>,
+    /// The service label names are formed under now.
+    under: String,
     scratch: Vec<u8>,
 }
 
-impl Builder {
-    fn new(origin: &Name, tasks: usize) -> Builder {
+impl Builder<'_> {
+    fn new<'n>(origin: &Name, names: &'n mut NameTable) -> Builder<'n> {
         Builder {
             origin: name_table::wire_of(origin),
-            // About two names and six records per task (see the benches).
-            names: NameTable::with_capacity(2 * tasks + 16),
-            entries: Vec::with_capacity(6 * tasks),
+            names,
+            entries: Vec::new(),
             skipped: Vec::new(),
+            under: String::new(),
             scratch: Vec::with_capacity(name_table::MAX_WIRE),
         }
     }
 
-    fn add_task(&mut self, index: usize, task: &Task, names: &TaskNames) {
+    /// The records of `task` under its service label `service`.
+    fn add_task(&mut self, index: usize, task: &Task, names: &TaskNames, service: &str) {
         let cluster: &str = &names.cluster;
-        for service in &names.services {
-            let service: &str = service;
-            let [by_cluster, by_service, own] = address_owners(&names.task, service, cluster);
-            let task_name = self.name(&own);
-            let owners = [self.name(&by_cluster), self.name(&by_service), task_name];
-            for owner in owners.into_iter().flatten() {
-                let addresses = (task.ipv4.iter().map(|ip| Data::A(*ip)))
-                    .chain(task.ipv6.iter().map(|ip| Data::Aaaa(*ip)));
-                for data in addresses {
-                    self.entries.push(Entry {
-                        owner,
-                        data,
-                        task: index,
-                    });
-                }
+        self.under.clear();
+        self.under.push_str(service);
+        let [by_cluster, by_service, own] = address_owners(&names.task, service, cluster);
+        let task_name = self.name(&own);
+        let owners = [self.name(&by_cluster), self.name(&by_service), task_name];
+        for owner in owners.into_iter().flatten() {
+            let addresses = (task.ipv4.iter().map(|ip| Data::A(*ip)))
+                .chain(task.ipv6.iter().map(|ip| Data::Aaaa(*ip)));
+            for data in addresses {
+                self.entries.push(Entry {
+                    owner,
+                    data,
+                    task: index,
+                });
             }
+        }
 
-            let Some(target) = task_name else { continue };
-            for binding in &task.ports {
-                let Some(port) = srv_port(task.network_mode, binding) else {
-                    continue;
-                };
-                let port_label =
-                    labels::port_label(binding.name.as_deref(), binding.container_port);
-                let data = Data::Srv {
-                    priority: 0,
-                    weight: 1,
-                    port,
-                    target,
-                };
-                let srv = srv_owners(&port_label, proto_label(binding.protocol), service, cluster);
-                for owner in srv.map(|labels| self.name(&labels)).into_iter().flatten() {
-                    self.entries.push(Entry {
-                        owner,
-                        data,
-                        task: index,
-                    });
-                }
+        let Some(target) = task_name else { return };
+        for binding in &task.ports {
+            let Some(port) = srv_port(task.network_mode, binding) else {
+                continue;
+            };
+            let port_label = labels::port_label(binding.name.as_deref(), binding.container_port);
+            let data = Data::Srv {
+                priority: 0,
+                weight: 1,
+                port,
+                target,
+            };
+            let srv = srv_owners(&port_label, proto_label(binding.protocol), service, cluster);
+            for owner in srv.map(|labels| self.name(&labels)).into_iter().flatten() {
+                self.entries.push(Entry {
+                    owner,
+                    data,
+                    task: index,
+                });
             }
         }
     }
@@ -371,12 +529,15 @@ impl Builder {
         self.scratch.extend_from_slice(&self.origin);
         if self.scratch.len() > name_table::MAX_WIRE {
             let labels: Vec<&str> = labels.iter().copied().filter(|l| !l.is_empty()).collect();
-            self.skipped.push(format!(
-                "{}.{}: longer than {} bytes",
-                labels.join("."),
-                name_table::Display(&self.origin),
-                name_table::MAX_WIRE
-            ));
+            self.skipped.push(Skipped {
+                under: self.under.clone(),
+                reason: format!(
+                    "{}.{}: longer than {} bytes",
+                    labels.join("."),
+                    name_table::Display(&self.origin),
+                    name_table::MAX_WIRE
+                ),
+            });
             return None;
         }
         Some(self.names.intern(&self.scratch))
@@ -417,7 +578,8 @@ pub fn owner_names(task: &Task, origin: &Name) -> Vec<Vec<u8>> {
     let Some(names) = TaskNames::of(task) else {
         return Vec::new();
     };
-    let mut out = Builder::new(origin, 1);
+    let mut table = NameTable::default();
+    let mut out = Builder::new(origin, &mut table);
     let cluster: &str = &names.cluster;
     for service in &names.services {
         for labels in address_owners(&names.task, service, cluster) {
@@ -430,8 +592,8 @@ pub fn owner_names(task: &Task, origin: &Name) -> Vec<Vec<u8>> {
             }
         }
     }
-    (0..out.names.len())
-        .map(|i| out.names.wire(i as NameId).to_vec())
+    (0..table.len())
+        .map(|i| table.wire(i as NameId).to_vec())
         .collect()
 }
 

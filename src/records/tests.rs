@@ -233,6 +233,7 @@ fn collisions_are_merged_and_reported() {
             kind: "service",
             label: "my-app".into(),
             inputs: vec!["my-app".into(), "my_app".into()],
+            under: String::new(),
         }]
     );
     let merged: Vec<String> = set

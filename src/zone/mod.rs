@@ -7,6 +7,7 @@
 pub mod master;
 pub mod serial;
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use hickory_proto::rr::rdata::SOA;
@@ -14,7 +15,7 @@ use hickory_proto::rr::{DNSClass, LowerName, Name, RData, Record, RecordType};
 
 use crate::config::ZoneConfig;
 use crate::inventory::Inventory;
-use crate::records::{self, Data, RecordSet, Report, Rules};
+use crate::records::{self, Data, Only, RecordSet, Report};
 use crate::wire::name_table::{self, NameId, NameTable};
 pub use store::{RRset, Store};
 
@@ -33,8 +34,20 @@ pub struct Snapshot {
     pub inventory: Arc<Inventory>,
     /// What the rules decided for each task, collisions, skipped names.
     pub report: Report,
-    rules: Rules,
+    /// The service labels of each served task, which a patch uses to find
+    /// the tasks under the labels it rebuilds.
+    task_labels: records::TaskLabels,
+    /// Whether no two tasks share an ARN: then the next inventory's tasks
+    /// can be matched with these by ARN, and the snapshot patched.
+    arns_strict: bool,
+    /// What it was built with: the next snapshot can be patched from this
+    /// one only when its configuration is the same.
+    config: ZoneConfig,
 }
+
+/// Past this share of the tasks changed (one in 20), a whole build costs
+/// about what a patch does.
+const PATCH_MAX_CHANGED_SHARE: usize = 20;
 
 impl Snapshot {
     /// Builds the snapshot of `inventory`. The serial stays that of
@@ -46,14 +59,22 @@ impl Snapshot {
         previous: Option<&Snapshot>,
         now_unix: u32,
     ) -> Snapshot {
+        if let Some(previous) = previous
+            && let Some(patched) = Snapshot::patch(config, &inventory, previous, now_unix)
+        {
+            return patched;
+        }
+        let (inventory, arns_strict) = in_arn_order(inventory);
         let RecordSet {
             mut names,
             mut entries,
             mut report,
+            task_labels,
         } = records::build(&inventory, &config.origin, &config.rules);
         let apex = names.intern(&name_table::wire_of(&config.origin));
         let extra = zone_records(config, &mut names, apex);
         reserve_zone_names(&extra, &names, &inventory, &mut entries, &mut report);
+        records::sort_collisions(&mut report.collisions);
         let store = Store::build(names, apex, &entries, config.record_ttl, &extra);
         drop(entries);
 
@@ -75,8 +96,143 @@ impl Snapshot {
             },
             inventory,
             report,
-            rules: config.rules,
+            task_labels,
+            arns_strict,
+            config: config.clone(),
         }
+    }
+
+    /// The snapshot of `inventory` made from `previous` by rebuilding only
+    /// the service labels whose records may have changed (see
+    /// [`records::delta`]) and patching the store with them: a one-task
+    /// event at 100 000 tasks costs a few milliseconds where a whole build
+    /// costs a quarter of a second. `None` when a whole build is needed:
+    /// another configuration, tasks that cannot be matched by ARN, many
+    /// changes, a change at one of the zone's own names or at a name
+    /// another service label also has records at, or a name table that
+    /// has collected too many unused names.
+    fn patch(
+        config: &ZoneConfig,
+        inventory: &Arc<Inventory>,
+        previous: &Snapshot,
+        now_unix: u32,
+    ) -> Option<Snapshot> {
+        let old_store = previous.store.as_ref();
+        let unused = old_store
+            .names()
+            .len()
+            .saturating_sub(old_store.node_count());
+        if !previous.arns_strict
+            || previous.config != *config
+            || unused > old_store.node_count() / 4 + 1024
+        {
+            return None;
+        }
+        let old_report = &previous.report;
+        let max_changed = (inventory.tasks.len() / PATCH_MAX_CHANGED_SHARE).max(64);
+        let delta = records::delta(
+            &previous.inventory,
+            &old_report.verdicts,
+            &previous.task_labels,
+            inventory,
+            &config.rules,
+            max_changed,
+        )?;
+        let mut names = old_store.names().clone();
+        let (old, new) = match delta.labels.is_empty() {
+            true => (None, None),
+            false => (
+                Some(records::build_parts(
+                    &previous.inventory,
+                    &old_report.verdicts,
+                    &config.origin,
+                    Only::Labels(&delta.labels, &previous.task_labels),
+                    &mut names,
+                )),
+                Some(records::build_parts(
+                    inventory,
+                    &delta.verdicts,
+                    &config.origin,
+                    Only::Labels(&delta.labels, &delta.task_labels),
+                    &mut names,
+                )),
+            ),
+        };
+        let (old_entries, new_entries) = (
+            old.as_ref().map_or(&[][..], |p| &p.entries[..]),
+            new.as_ref().map_or(&[][..], |p| &p.entries[..]),
+        );
+        let mut before: BTreeMap<NameId, Vec<Data>> = BTreeMap::new();
+        for entry in old_entries {
+            before.entry(entry.owner).or_default().push(entry.data);
+        }
+        let mut after: BTreeMap<NameId, Vec<(u32, Data)>> =
+            before.keys().map(|&id| (id, Vec::new())).collect();
+        for entry in new_entries {
+            after
+                .entry(entry.owner)
+                .or_default()
+                .push((config.record_ttl, entry.data));
+        }
+        let apex = names.get(&name_table::wire_of(&config.origin))?;
+        let zone_owners: BTreeSet<NameId> = zone_records(config, &mut names, apex)
+            .iter()
+            .map(|(owner, _, _)| *owner)
+            .collect();
+        // The zone's own names, and names where records of other labels
+        // are (the store holds more than these labels gave it): whole build.
+        if after.keys().any(|id| zone_owners.contains(id))
+            || before
+                .iter_mut()
+                .any(|(id, data)| !old_store.holds_exactly(*id, data))
+        {
+            return None;
+        }
+
+        let mut report = Report {
+            verdicts: delta.verdicts,
+            collisions: (old_report.collisions.iter())
+                .filter(|c| match c.kind {
+                    "cluster" => false,
+                    "service" => !delta.labels.contains(&c.label),
+                    "task" => !delta.labels.contains(&c.under),
+                    _ => true,
+                })
+                .cloned()
+                .collect(),
+            skipped: (old_report.skipped.iter())
+                .filter(|s| !delta.labels.contains(&s.under))
+                .cloned()
+                .collect(),
+        };
+        report
+            .collisions
+            .extend(records::cluster_collisions(inventory, &report.verdicts));
+        if let Some(new) = new {
+            report.collisions.extend(new.collisions);
+            report.skipped.extend(new.skipped);
+        }
+        records::sort_collisions(&mut report.collisions);
+        report.skipped.sort();
+        report.skipped.dedup();
+
+        let patched = old_store.patched(names, apex, after.into_iter().collect());
+        let serial = match patched {
+            None => previous.serial,
+            Some(_) => serial::next(Some(previous.serial), now_unix),
+        };
+        Some(Snapshot {
+            origin: previous.origin.clone(),
+            serial,
+            soa: soa_record(config, serial),
+            negative_ttl: previous.negative_ttl,
+            store: patched.map_or_else(|| previous.store.clone(), Arc::new),
+            inventory: inventory.clone(),
+            report,
+            task_labels: delta.task_labels,
+            arns_strict: true,
+            config: config.clone(),
+        })
     }
 
     /// Whether `other` serves the very same records and SOA: then anything
@@ -210,7 +366,7 @@ impl Snapshot {
     /// The record set again, with each record's task, for inspection: the
     /// records function is pure, so this is what the snapshot was built from.
     pub fn record_set(&self) -> RecordSet {
-        records::build(&self.inventory, &self.origin, &self.rules)
+        records::build(&self.inventory, &self.origin, &self.config.rules)
     }
 }
 
@@ -330,8 +486,29 @@ fn reserve_zone_names(
             kind: "reserved",
             label: name_table::Display(names.wire(owner)).to_string(),
             inputs: inputs.into_iter().collect(),
+            under: String::new(),
         });
     }
+}
+
+/// Puts the tasks in the order of their ARN (when they are not already),
+/// the order every listing shows them in and the one a patch matches tasks
+/// by: then a listing needs no sort of its own per snapshot (65 ms at
+/// 100 000 tasks, on the first request after each publication). Also
+/// whether every ARN is distinct.
+fn in_arn_order(mut inventory: Arc<Inventory>) -> (Arc<Inventory>, bool) {
+    // One pass in the usual case: each task's ARN is read once.
+    let strict = |i: &Inventory| i.tasks.windows(2).all(|w| w[0].task_arn < w[1].task_arn);
+    if strict(&inventory) {
+        return (inventory, true);
+    }
+    if !(inventory.tasks).is_sorted_by(|a, b| a.task_arn <= b.task_arn) {
+        Arc::make_mut(&mut inventory)
+            .tasks
+            .sort_by(|a, b| a.task_arn.cmp(&b.task_arn));
+    }
+    let strict = strict(&inventory);
+    (inventory, strict)
 }
 
 /// Equal, TTL included (hickory's `Record` equality ignores TTLs).

@@ -6,6 +6,7 @@
 //! ([`super::NodeRef`]); the fast path never does.
 
 use std::cmp::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
 
 use hickory_proto::rr::RecordType;
 
@@ -37,6 +38,19 @@ pub struct Store {
     /// Each RRset's data in canonical order (RFC 4034 §6.3), no duplicates.
     data: Vec<Data>,
     nodes: usize,
+    /// How many nodes sit directly below each name: a name without records
+    /// is a node (an empty non-terminal) while this is not zero.
+    children: Vec<u32>,
+    /// Unique in the process: a store patched from this one names it.
+    generation: u64,
+    /// The store this one was patched from, and the names whose records the
+    /// patch replaced: a diff between the two looks at those names only.
+    patched_from: Option<(u64, Vec<NameId>)>,
+}
+
+fn next_generation() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, AtomicOrdering::Relaxed)
 }
 
 impl Store {
@@ -58,7 +72,7 @@ impl Store {
             is_node[owner as usize] = true;
         }
         is_node[apex as usize] = true;
-        add_empty_non_terminals(&mut names, &mut is_node, apex);
+        let children = add_empty_non_terminals(&mut names, &mut is_node, apex);
 
         // Counting sort by owner: records of one name end up together.
         let mut first = vec![0u32; names.len() + 1];
@@ -83,6 +97,9 @@ impl Store {
             nodes: is_node.iter().filter(|n| **n).count(),
             is_node,
             names: NameTable::default(),
+            children,
+            generation: next_generation(),
+            patched_from: None,
         };
         for id in 0..names.len() {
             store.first_set.push(store.sets.len() as u32);
@@ -124,6 +141,161 @@ impl Store {
 
     pub fn names(&self) -> &NameTable {
         &self.names
+    }
+
+    /// This store with the records of each name in `owners` replaced by the
+    /// ones given (none: the name has no records any more); every other
+    /// name keeps its records. `names` is this store's table with any new
+    /// names appended, so ids keep their meaning and data is copied as it
+    /// is. Empty non-terminals follow. `None` when nothing changed.
+    pub fn patched(
+        &self,
+        mut names: NameTable,
+        apex: NameId,
+        mut owners: Vec<(NameId, Vec<(u32, Data)>)>,
+    ) -> Option<Store> {
+        owners.sort_unstable_by_key(|(id, _)| *id);
+        owners.dedup_by_key(|(id, _)| *id);
+        for (_, records) in &mut owners {
+            records.sort_unstable_by(|a, b| cmp_data(&names, &a.1, &names, &b.1));
+        }
+        let touched: Vec<NameId> = owners.iter().map(|(id, _)| *id).collect();
+        let has_records = |id: NameId| match touched.binary_search(&id) {
+            Ok(k) => !owners[k].1.is_empty(),
+            Err(_) => !self.sets(id).is_empty(),
+        };
+        let mut is_node = self.is_node.clone();
+        let mut children = self.children.clone();
+        let apex_len = names.wire(apex).len();
+        let mut scratch = Vec::with_capacity(name_table::MAX_WIRE);
+        for &owner in &touched {
+            // A name that gains or loses its node status tells its parent,
+            // which may then gain or lose its own.
+            let mut id = owner;
+            loop {
+                let at = id as usize;
+                if is_node.len() <= at {
+                    is_node.resize(at + 1, false);
+                    children.resize(at + 1, 0);
+                }
+                let node = id == apex || has_records(id) || children[at] > 0;
+                if node == is_node[at] {
+                    break;
+                }
+                is_node[at] = node;
+                scratch.clear();
+                scratch.extend_from_slice(names.wire(id));
+                let Some(parent) = name_table::parent(&scratch).filter(|p| p.len() >= apex_len)
+                else {
+                    break;
+                };
+                let parent = names.intern(parent);
+                if children.len() <= parent as usize {
+                    is_node.resize(parent as usize + 1, false);
+                    children.resize(parent as usize + 1, 0);
+                }
+                let count = &mut children[parent as usize];
+                *count = if node {
+                    *count + 1
+                } else {
+                    count.saturating_sub(1)
+                };
+                id = parent;
+            }
+        }
+        is_node.resize(names.len(), false);
+        children.resize(names.len(), 0);
+
+        let mut store = Store {
+            first_set: Vec::with_capacity(names.len() + 1),
+            sets: Vec::with_capacity(self.sets.len() + owners.len()),
+            data: Vec::with_capacity(self.data.len() + owners.len()),
+            nodes: is_node.iter().filter(|n| **n).count(),
+            is_node,
+            names: NameTable::default(),
+            children,
+            generation: next_generation(),
+            patched_from: None,
+        };
+        // Runs of names the patch leaves alone are copied whole.
+        let mut from: NameId = 0;
+        for (id, records) in &owners {
+            store.copy_sets(self, from, *id);
+            store.first_set.push(store.sets.len() as u32);
+            store.add_sets(records);
+            from = id + 1;
+        }
+        store.copy_sets(self, from, names.len() as NameId);
+        store.first_set.push(store.sets.len() as u32);
+        store.names = names;
+
+        let same = store.nodes == self.nodes
+            && touched.iter().all(|&id| {
+                let (ours, theirs) = (store.sets(id), self.sets(id));
+                ours.len() == theirs.len()
+                    && ours.iter().zip(theirs).all(|(a, b)| {
+                        a.rtype == b.rtype && a.ttl == b.ttl && store.data(a) == self.data(b)
+                    })
+            });
+        if same {
+            return None;
+        }
+        store.patched_from = Some((self.generation, touched));
+        Some(store)
+    }
+
+    /// Whether the records of `id` are exactly `data` (in any order, with
+    /// repeats), whatever their TTLs.
+    pub fn holds_exactly(&self, id: NameId, data: &mut Vec<Data>) -> bool {
+        data.sort_unstable_by(|a, b| cmp_data(&self.names, a, &self.names, b));
+        data.dedup();
+        let ours = self.sets(id).iter().flat_map(|set| self.data(set));
+        ours.eq(data.iter())
+    }
+
+    /// Appends the RRsets of names `from..to` of `old` (none for names it
+    /// does not have), one name after the other.
+    fn copy_sets(&mut self, old: &Store, from: NameId, to: NameId) {
+        let (from, to) = (from as usize, to as usize);
+        let old_to = to.min(old.first_set.len().saturating_sub(1));
+        if from < old_to {
+            let (first, last) = (old.first_set[from] as usize, old.first_set[old_to] as usize);
+            let set_shift = self.sets.len() as i64 - first as i64;
+            self.first_set.extend(
+                old.first_set[from..old_to]
+                    .iter()
+                    .map(|&f| (f as i64 + set_shift) as u32),
+            );
+            let sets = &old.sets[first..last];
+            if let (Some(start), Some(end)) = (sets.first(), sets.last()) {
+                let data_shift = self.data.len() as i64 - start.start as i64;
+                self.data
+                    .extend_from_slice(&old.data[start.start as usize..end.end as usize]);
+                self.sets.extend(sets.iter().map(|set| RRset {
+                    start: (set.start as i64 + data_shift) as u32,
+                    end: (set.end as i64 + data_shift) as u32,
+                    ..*set
+                }));
+            }
+        }
+        for _ in from.max(old_to)..to {
+            self.first_set.push(self.sets.len() as u32);
+        }
+    }
+
+    /// Whether this store was patched from another (tests).
+    #[cfg(test)]
+    pub fn is_patched(&self) -> bool {
+        self.patched_from.is_some()
+    }
+
+    /// The names whose records a patch from `base` replaced, when this store
+    /// was patched from `base`.
+    fn touched_since(&self, base: &Store) -> Option<&[NameId]> {
+        match &self.patched_from {
+            Some((generation, touched)) if *generation == base.generation => Some(touched),
+            _ => None,
+        }
     }
 
     /// The node named `wire` (lower case): a name with records, or an empty
@@ -171,7 +343,16 @@ impl Store {
     /// hold with the same TTL: (owner, RRset, data). Both stores' RRsets are
     /// sorted, so each is one merge.
     pub fn not_in(&self, other: &Store, mut found: impl FnMut(NameId, &RRset, &Data)) {
-        for id in self.nodes() {
+        // One patched from the other: only the names the patch touched can
+        // differ (their ids mean the same in both).
+        let touched = self
+            .touched_since(other)
+            .or_else(|| other.touched_since(self));
+        let ids: Box<dyn Iterator<Item = NameId>> = match touched {
+            Some(touched) => Box::new(touched.iter().copied().filter(|&id| self.is_node(id))),
+            None => Box::new(self.nodes()),
+        };
+        for id in ids {
             let theirs = other.lookup(self.names.wire(id));
             for set in self.sets(id) {
                 let ours = self.data(set);
@@ -237,32 +418,44 @@ impl Store {
 }
 
 /// Marks every name between a node and the apex as a node, adding it to the
-/// table when no record has it as owner.
-fn add_empty_non_terminals(names: &mut NameTable, is_node: &mut Vec<bool>, apex: NameId) {
+/// table when no record has it as owner; returns how many nodes are directly
+/// below each name.
+fn add_empty_non_terminals(
+    names: &mut NameTable,
+    is_node: &mut Vec<bool>,
+    apex: NameId,
+) -> Vec<u32> {
     let apex_len = names.wire(apex).len();
     let owners: Vec<NameId> = (0..is_node.len() as NameId)
-        .filter(|&id| is_node[id as usize])
+        .filter(|&id| is_node[id as usize] && id != apex)
         .collect();
+    let mut children = vec![0u32; names.len()];
     let mut scratch = Vec::with_capacity(name_table::MAX_WIRE);
     for owner in owners {
         scratch.clear();
         scratch.extend_from_slice(names.wire(owner));
         let mut at = 0;
+        // Each node counts once in its parent: owners here, empty
+        // non-terminals when first marked.
         while let Some(parent) = name_table::parent(&scratch[at..]) {
-            if parent.len() <= apex_len {
+            if parent.len() < apex_len {
                 break;
             }
-            let id = names.intern(parent);
-            if is_node.len() <= id as usize {
-                is_node.resize(id as usize + 1, false);
+            let id = names.intern(parent) as usize;
+            if is_node.len() <= id {
+                is_node.resize(id + 1, false);
+                children.resize(id + 1, 0);
             }
-            if is_node[id as usize] {
+            children[id] += 1;
+            if is_node[id] {
                 break;
             }
-            is_node[id as usize] = true;
+            is_node[id] = true;
             at = scratch.len() - parent.len();
         }
     }
+    children.resize(names.len(), 0);
+    children
 }
 
 /// RFC 4034 §6.3 order: by type, then by the data's wire bytes, names
