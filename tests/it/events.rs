@@ -27,13 +27,23 @@ fn metric(http: u16, series: &str) -> Option<f64> {
         .and_then(|v| v.trim().parse().ok())
 }
 
-/// The value of the `ecs_dns_events_total{outcome}` series.
+/// `ecs_dns_events_total` of `outcome`, summed over the event types.
 fn events(http: u16, outcome: &str) -> f64 {
+    let (_, metrics) = http_get(http, "/metrics").expect("/metrics");
+    let label = format!("outcome=\"{outcome}\"}}");
+    metrics
+        .lines()
+        .filter(|l| l.starts_with("ecs_dns_events_total{") && l.contains(&label))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// The `ecs_dns_events_total{type,outcome}` series, if present.
+fn events_of(http: u16, kind: &str, outcome: &str) -> Option<f64> {
     metric(
         http,
-        &format!("ecs_dns_events_total{{outcome=\"{outcome}\"}}"),
+        &format!("ecs_dns_events_total{{type=\"{kind}\",outcome=\"{outcome}\"}}"),
     )
-    .unwrap_or(0.0)
 }
 
 fn a(port: u16, name: &str) -> Vec<String> {
@@ -165,6 +175,11 @@ fn task_events_are_served_without_a_poll() {
         (judged() > before).then_some(())
     });
     assert_eq!(events(http, "applied"), 2.0, "the start and the stop");
+    // By type: both applied events were task events; the message that was
+    // no event at all has no type.
+    assert_eq!(events_of(http, "task", "applied"), Some(2.0));
+    assert_eq!(events_of(http, "unknown", "malformed"), Some(1.0));
+    assert_eq!(events_of(http, "instance", "applied"), Some(0.0));
     std::thread::sleep(Duration::from_millis(500));
     assert!(
         a(server.port, "vpc").is_empty(),

@@ -294,6 +294,8 @@ fn metrics_match_the_readme_table_and_exist_from_the_start() {
         "ecs_dns_tasks{verdict=\"draining\"} 0",
         "ecs_dns_queries_total{qtype=\"AXFR\",rcode=\"REFUSED\"} 0",
         "ecs_dns_front_dropped_total{transport=\"tcp\"} 0",
+        "ecs_dns_events_total{type=\"instance\",outcome=\"stale\"} 0",
+        "ecs_dns_events_total{type=\"unknown\",outcome=\"malformed\"} 0",
         "ecs_dns_ready 1",
     ] {
         assert!(metrics.contains(series), "{series} missing:\n{metrics}");

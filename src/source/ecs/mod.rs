@@ -528,7 +528,12 @@ impl EcsSource {
         let mut tasks: Vec<TaskChange> = Vec::new();
         let mut changed = false;
         for message in messages {
-            let outcome = match events::parse(&message.body) {
+            let parsed = events::parse(&message.body);
+            let kind = match &parsed {
+                Ok(event) => event.type_label(),
+                Err(error) => error.type_label(),
+            };
+            let outcome = match parsed {
                 Err(error) => {
                     crate::warn_throttled!("malformed event", %error, "event message not used: deleted");
                     "malformed"
@@ -572,7 +577,8 @@ impl EcsSource {
                     }
                 }
             };
-            metrics::counter!("ecs_dns_events_total", "outcome" => outcome).increment(1);
+            metrics::counter!("ecs_dns_events_total", "type" => kind, "outcome" => outcome)
+                .increment(1);
             applied.done.push(message.receipt.clone());
         }
         // Newest first per task, so that two versions in one batch apply once.
@@ -634,7 +640,8 @@ impl EcsSource {
         let now = SystemTime::now();
         for change in &tasks {
             self.ledger.record(change, now);
-            metrics::counter!("ecs_dns_events_total", "outcome" => "applied").increment(1);
+            metrics::counter!("ecs_dns_events_total", "type" => "task", "outcome" => "applied")
+                .increment(1);
         }
         if changed {
             applied.inventory = Some(self.inventory());
