@@ -18,6 +18,7 @@ use crate::query_counters::{self as counters, LATENCY_BOUNDS_NS, PATHS, TRANSPOR
 use crate::records::Verdict;
 use crate::source::ecs::calls::Operation;
 use crate::source::ecs::events::EVENT_TYPES;
+use crate::source::ecs::reconcile;
 use crate::zone::Snapshot;
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
@@ -151,6 +152,12 @@ const FAMILIES: &[Family] = &[
                 &["applied", "stale", "duplicate", "ignored", "malformed"],
             ),
         ],
+    ),
+    family(
+        "ecs_dns_reconcile_corrections_total",
+        Kind::Counter,
+        "Events mode: tasks a full read found that events had missed, by kind (added, removed, changed).",
+        &[("kind", &reconcile::KINDS)],
     ),
     family(
         "ecs_dns_events_mode",

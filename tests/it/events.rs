@@ -46,6 +46,14 @@ fn events_of(http: u16, kind: &str, outcome: &str) -> Option<f64> {
     )
 }
 
+/// The `ecs_dns_reconcile_corrections_total{kind}` series, if present.
+fn corrections(http: u16, kind: &str) -> Option<f64> {
+    metric(
+        http,
+        &format!("ecs_dns_reconcile_corrections_total{{kind=\"{kind}\"}}"),
+    )
+}
+
 fn a(port: u16, name: &str) -> Vec<String> {
     dig_short(port, &[&format!("{name}.{ZONE}"), "A"])
 }
@@ -350,5 +358,122 @@ fn a_burst_of_events_is_published_at_most_once_per_publish_min_interval() {
     assert!(
         gaps.iter().all(|g| *g >= Duration::from_millis(990)),
         "publications closer than publish_min_interval: {gaps:?}"
+    );
+}
+
+/// Events that never came (a start, a stop, a status change): the full read
+/// of events mode (every `reconcile_interval`, here asked for by SIGHUP)
+/// serves what they would have said, and counts each correction by kind; a
+/// task whose event did come is no correction.
+#[test]
+fn a_full_read_repairs_missed_events_and_counts_them_by_kind() {
+    let setup = Setup::new("vpc", false);
+    let http = free_port();
+    let server = setup.serve(None, &["--http", &format!("127.0.0.1:{http}")]);
+    for kind in ["added", "removed", "changed"] {
+        assert_eq!(corrections(http, kind), Some(0.0), "{kind} at zero");
+    }
+    let ip_of = |task: &Value| str_of(task, "ip").to_owned();
+    // A task whose start event comes, and one whose does not.
+    let tasks = setup.run("vpc", 2, json!({}));
+    let (seen, lost) = (&tasks[0], &tasks[1]);
+    setup.event(str_of(seen, "arn"), 1);
+    wait_for("the task with an event served", DEADLINE, || {
+        (a(server.port, "vpc") == [ip_of(seen)]).then_some(())
+    });
+
+    let hup = Instant::now();
+    server.signal("HUP");
+    let mut both = vec![ip_of(seen), ip_of(lost)];
+    both.sort();
+    wait_for("the task without an event served", DEADLINE, || {
+        let mut got = a(server.port, "vpc");
+        got.sort();
+        (got == both).then_some(())
+    });
+    eprintln!("SIGHUP to the missed start served: {:?}", hup.elapsed());
+    wait_for("the missed start counted", DEADLINE, || {
+        (corrections(http, "added") == Some(1.0)).then_some(())
+    });
+    assert_eq!(corrections(http, "removed"), Some(0.0));
+    assert_eq!(
+        corrections(http, "changed"),
+        Some(0.0),
+        "the task with an event"
+    );
+
+    // (The full read read every task's tags: no re-read is due now.)
+    // A third task's event says PENDING; it turns RUNNING with no event.
+    let late = setup.run("vpc", 1, json!({}))[0].clone();
+    let late_arn = str_of(&late, "arn");
+    setup
+        .moto
+        .set_task(late_arn, json!({"lastStatus": "PENDING"}));
+    setup.moto.reset_calls();
+    setup.event(late_arn, 1);
+    // Its tags are read once (DescribeTasks) after its event: wait for that
+    // read (the second DescribeTasks: the fixture made the first, to build
+    // the event), so that only the full read can see it RUNNING.
+    wait_for("the new task's tags read", DEADLINE, || {
+        (setup
+            .moto
+            .calls()
+            .get("DescribeTasks")
+            .copied()
+            .unwrap_or(0)
+            >= 2)
+            .then_some(())
+    });
+    setup
+        .moto
+        .set_task(late_arn, json!({"lastStatus": "RUNNING"}));
+    // And the second task stops, its event lost too.
+    setup.stop(str_of(lost, "arn"));
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        setup
+            .moto
+            .calls()
+            .get("DescribeTasks")
+            .copied()
+            .unwrap_or(0),
+        2,
+        "no read after the tags' one: {:?}",
+        setup.moto.calls()
+    );
+    // Events alone still serve the stopped task, not the running one.
+    assert_eq!(
+        a(server.port, "vpc").len(),
+        2,
+        "changed without a full read"
+    );
+    let mut served = vec![ip_of(seen)];
+    assert!(!a(server.port, "vpc").contains(&ip_of(&late)));
+
+    let hup = Instant::now();
+    server.signal("HUP");
+    served.push(ip_of(&late));
+    served.sort();
+    wait_for("the missed stop and status change served", DEADLINE, || {
+        let mut got = a(server.port, "vpc");
+        got.sort();
+        (got == served).then_some(())
+    });
+    eprintln!(
+        "SIGHUP to the missed stop and change served: {:?}",
+        hup.elapsed()
+    );
+    wait_for("the missed stop and change counted", DEADLINE, || {
+        (corrections(http, "removed") == Some(1.0) && corrections(http, "changed") == Some(1.0))
+            .then_some(())
+    });
+    assert_eq!(corrections(http, "added"), Some(1.0));
+    assert_eq!(server.polls(), 3, "the first read and two on SIGHUP");
+    assert!(
+        server
+            .log()
+            .contains("full read corrected tasks that events had missed"),
+        "{}",
+        server.log()
     );
 }

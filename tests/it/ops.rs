@@ -296,6 +296,7 @@ fn metrics_match_the_readme_table_and_exist_from_the_start() {
         "ecs_dns_front_dropped_total{transport=\"tcp\"} 0",
         "ecs_dns_events_total{type=\"instance\",outcome=\"stale\"} 0",
         "ecs_dns_events_total{type=\"unknown\",outcome=\"malformed\"} 0",
+        "ecs_dns_reconcile_corrections_total{kind=\"removed\"} 0",
         "ecs_dns_ready 1",
     ] {
         assert!(metrics.contains(series), "{series} missing:\n{metrics}");

@@ -22,6 +22,7 @@ pub mod convert;
 pub mod discovery;
 pub mod events;
 pub mod queue;
+pub mod reconcile;
 pub mod retry;
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
@@ -68,6 +69,9 @@ pub struct EcsSource {
     /// last good tasks of a cluster that fails are taken back from it, so
     /// that the source holds no copy of the tasks served.
     published: Option<Arc<Inventory>>,
+    /// Whether the next full reads are events mode's reconciles (see
+    /// [`EcsSource::set_reconciling`]).
+    reconciling: bool,
 }
 
 /// What one batch of event messages came to.
@@ -110,7 +114,18 @@ impl EcsSource {
             ledger: Ledger::new(TOMBSTONE_FOR),
             awaiting_tags: BTreeMap::new(),
             published: None,
+            reconciling: false,
         }
+    }
+
+    /// Events mode: whether the next full reads are reconciles, that is
+    /// full reads between which events are applied (not the polls while
+    /// the queue cannot be read; a cluster's first read is never one). A
+    /// reconcile counts, per kind, what events had missed
+    /// (`ecs_dns_reconcile_corrections_total{kind}`). Without events mode
+    /// it stays off: every poll is the truth, there is nothing to correct.
+    pub fn set_reconciling(&mut self, on: bool) {
+        self.reconciling = on && self.events.is_some();
     }
 
     /// Events mode, if configured.
@@ -214,6 +229,8 @@ impl EcsSource {
 
         let listing_error = self.update_cluster_list(&api).await;
         let deadline = retry::cluster_deadline(self.request_timeout);
+        let mut corrected = reconcile::Corrections::default();
+        let mut corrected_clusters = Vec::new();
         let names: Vec<String> = self.state.keys().cloned().collect();
         for name in names {
             let Some(id) = self.state.get(&name).map(|s| s.id.clone()) else {
@@ -247,7 +264,23 @@ impl EcsSource {
                     if state.error.is_some() {
                         tracing::info!(cluster = %name, "cluster recovered");
                     }
+                    // A cluster read for the first time corrects nothing.
+                    if self.reconciling && state.refreshed_at.is_some() {
+                        let found = reconcile::corrections(&state.tasks, &tasks);
+                        if found.total() > 0 {
+                            for (kind, count) in found.by_kind() {
+                                metrics::counter!("ecs_dns_reconcile_corrections_total", "kind" => kind)
+                                    .increment(count as u64);
+                            }
+                            corrected.added += found.added;
+                            corrected.removed += found.removed;
+                            corrected.changed += found.changed;
+                            corrected_clusters.push(name.clone());
+                        }
+                    }
                     state.tasks = tasks;
+                    // The read gave every task's tags: none waits for them.
+                    self.awaiting_tags.remove(&name);
                     state.refreshed_at = Some(SystemTime::now());
                     state.error = None;
                 }
@@ -272,6 +305,16 @@ impl EcsSource {
             }
         }
 
+        if corrected.total() > 0 {
+            crate::warn_throttled!(
+                "events missed",
+                clusters = %corrected_clusters.join(","),
+                added = corrected.added,
+                removed = corrected.removed,
+                changed = corrected.changed,
+                "full read corrected tasks that events had missed (lost or late events)"
+            );
+        }
         let ever_read = self.state.values().any(|s| s.refreshed_at.is_some());
         if !ever_read {
             let reason = match (
