@@ -232,8 +232,8 @@ async fn run_events(
     let mut last_publication = tokio::time::Instant::now();
     loop {
         if let Source::Ecs(ecs) = &mut *source {
-            // While the queue fails, full reads are polls: nothing to count
-            // as missed.
+            // While the queue fails, full reads are polls: nothing to pace
+            // or to count as missed.
             ecs.set_reconciling(healthy);
         }
         refresh_and_publish(source, &publisher, &mut failing).await;

@@ -3,7 +3,8 @@
 //!
 //! One poll: ListClusters (only when no clusters are configured), then per
 //! cluster ListTasks (desired status RUNNING, pages of 100), DescribeTasks
-//! (batches of 100 with tags, a few in parallel), one
+//! (batches of 100 with tags, a few in parallel; in events mode's
+//! reconcile, spread over a window: [`reconcile::batch_pause`]), one
 //! ListContainerInstances(DRAINING) when the cluster has EC2 tasks, and only
 //! what is not cached (see [`caches`]): DescribeTaskDefinition per new
 //! task-definition ARN, DescribeContainerInstances for new container
@@ -121,7 +122,9 @@ impl EcsSource {
     /// Events mode: whether the next full reads are reconciles, that is
     /// full reads between which events are applied (not the polls while
     /// the queue cannot be read; a cluster's first read is never one). A
-    /// reconcile counts, per kind, what events had missed
+    /// reconcile spreads its DescribeTasks batches over a window
+    /// ([`reconcile::batch_pause`]) and counts, per kind, what events had
+    /// missed
     /// (`ecs_dns_reconcile_corrections_total{kind}`). Without events mode
     /// it stays off: every poll is the truth, there is nothing to correct.
     pub fn set_reconciling(&mut self, on: bool) {
@@ -228,7 +231,11 @@ impl EcsSource {
         let api = self.api().await?;
 
         let listing_error = self.update_cluster_list(&api).await;
-        let deadline = retry::cluster_deadline(self.request_timeout);
+        let mut deadline = retry::cluster_deadline(self.request_timeout);
+        if self.reconciling {
+            // The paced batches' pauses come on top.
+            deadline += reconcile::MAX_PACING_WINDOW;
+        }
         let mut corrected = reconcile::Corrections::default();
         let mut corrected_clusters = Vec::new();
         let names: Vec<String> = self.state.keys().cloned().collect();
@@ -391,7 +398,20 @@ impl EcsSource {
         if arns.is_empty() {
             return Ok(Vec::new());
         }
-        let raw = api.describe_tasks(id, &arns).await?;
+        let pause = match &self.events {
+            // Not a cluster's first read: that one is awaited to serve.
+            Some(events)
+                if self.reconciling
+                    && (self.state.get(name)).is_some_and(|s| s.refreshed_at.is_some()) =>
+            {
+                reconcile::batch_pause(
+                    events.reconcile_interval,
+                    arns.len().div_ceil(discovery::DESCRIBE_BATCH),
+                )
+            }
+            _ => Duration::ZERO,
+        };
+        let raw = api.describe_tasks(id, &arns, pause).await?;
         let tasks = self.tasks_of(api, name, id, &raw).await?;
         Ok(tasks.into_iter().map(Arc::new).collect())
     }
@@ -706,7 +726,7 @@ impl EcsSource {
                 continue;
             };
             let read = async {
-                let raw = api.describe_tasks(&id, &arns).await?;
+                let raw = api.describe_tasks(&id, &arns, Duration::ZERO).await?;
                 let found = self.tasks_of(api, &cluster, &id, &raw).await?;
                 Ok::<_, CallError>((raw, found))
             };

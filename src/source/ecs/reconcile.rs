@@ -1,10 +1,13 @@
 //! What the full read of events mode (the reconcile) does beyond a poll:
-//! it counts what events had missed ([`corrections`]).
+//! it counts what events had missed ([`corrections`]), and spreads its
+//! DescribeTasks batches over a window instead of sending them at once
+//! ([`batch_pause`]).
 //!
 //! Pure: no I/O, no clock.
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::inventory::Task;
 
@@ -78,6 +81,36 @@ fn events_would_differ(a: &Task, b: &Task) -> bool {
     *a != b
 }
 
+/// The longest a full read's DescribeTasks batches are spread over. Events
+/// that arrive during a full read are applied once it ends, so the window
+/// is also how much longer they may wait, once per `reconcile_interval`:
+/// kept short.
+pub const MAX_PACING_WINDOW: Duration = Duration::from_secs(30);
+/// The longest pause between two batches (a small cluster is not slowed
+/// down for nothing).
+pub const MAX_BATCH_PAUSE: Duration = Duration::from_millis(500);
+
+/// Events mode: the pause before each DescribeTasks batch of a full read
+/// after the first, so that its `batches` go out over at most a tenth of
+/// `reconcile_interval` (at most [`MAX_PACING_WINDOW`], and at most
+/// [`MAX_BATCH_PAUSE`] apart) rather than in a burst of
+/// [`super::discovery::DESCRIBE_CONCURRENCY`] at a time. Zero for one
+/// batch.
+pub fn batch_pause(reconcile_interval: Duration, batches: usize) -> Duration {
+    let Some(gaps) = batches.checked_sub(1).filter(|g| *g > 0) else {
+        return Duration::ZERO;
+    };
+    let window = (reconcile_interval / 10).min(MAX_PACING_WINDOW);
+    let gaps = u32::try_from(gaps).unwrap_or(u32::MAX);
+    (window / gaps).min(MAX_BATCH_PAUSE)
+}
+
+/// The whole window [`batch_pause`] adds to a read of `batches` batches.
+pub fn pacing_window(reconcile_interval: Duration, batches: usize) -> Duration {
+    let gaps = u32::try_from(batches.saturating_sub(1)).unwrap_or(u32::MAX);
+    batch_pause(reconcile_interval, batches) * gaps
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -145,5 +178,31 @@ mod tests {
             }),
             1
         );
+    }
+
+    #[test]
+    fn batches_are_spread_over_a_tenth_of_the_interval_capped() {
+        let ten_min = Duration::from_secs(600);
+        // One batch: nothing to spread.
+        assert_eq!(batch_pause(ten_min, 0), Duration::ZERO);
+        assert_eq!(batch_pause(ten_min, 1), Duration::ZERO);
+        // A few batches (up to 6 000 tasks): half a second apart.
+        assert_eq!(batch_pause(ten_min, 2), MAX_BATCH_PAUSE);
+        assert_eq!(pacing_window(ten_min, 2), Duration::from_millis(500));
+        assert_eq!(pacing_window(ten_min, 10), Duration::from_millis(4500));
+        assert_eq!(batch_pause(ten_min, 60), MAX_BATCH_PAUSE);
+        // 10 000 tasks (100 batches): the 30 s cap over 99 gaps, about 3.3
+        // calls a second.
+        assert_eq!(batch_pause(ten_min, 100), Duration::from_secs(30) / 99);
+        assert!(pacing_window(ten_min, 100) <= MAX_PACING_WINDOW);
+        assert!(pacing_window(ten_min, 100) > Duration::from_secs(29));
+        // 100 000 tasks, or a day's interval: still within the cap.
+        assert!(pacing_window(ten_min, 1000) <= MAX_PACING_WINDOW);
+        assert!(pacing_window(Duration::from_secs(24 * 3600), 1000) <= MAX_PACING_WINDOW);
+        // The shortest interval (30 s): within a tenth of it, 3 s.
+        let short = Duration::from_secs(30);
+        assert_eq!(batch_pause(short, 4), Duration::from_millis(500));
+        assert_eq!(batch_pause(short, 31), Duration::from_millis(100));
+        assert!(pacing_window(short, 500) <= Duration::from_secs(3));
     }
 }
