@@ -13,6 +13,11 @@ result per step. Steps ({"op": ..., ...}):
   stop        cluster task             -> {}
   deregister  cluster container_instance -> {}
   drain       cluster container_instance -> {}
+  activate    cluster container_instance -> {}  back to ACTIVE
+  instance_event cluster container_instance version -> {}
+              the ECS Container Instance State Change event ECS would send for
+              the container instance as it is now (DescribeContainerInstances'
+              shape), put through EventBridge
   bulk        cluster subnet tasks per_instance? per_service? families?
               N bridge tasks (dynamic ports) on N/per_instance instances, in
               services of per_service tasks, over `families` task definitions
@@ -161,6 +166,38 @@ def run_step(ecs, ec2, step):
         ecs.update_container_instances_state(
             cluster=step["cluster"], containerInstances=[step["container_instance"]], status="DRAINING"
         )
+        return {}
+    if op == "activate":
+        ecs.update_container_instances_state(
+            cluster=step["cluster"], containerInstances=[step["container_instance"]], status="ACTIVE"
+        )
+        return {}
+    if op == "instance_event":
+        described = ecs.describe_container_instances(
+            cluster=step["cluster"], containerInstances=[step["container_instance"]]
+        )["containerInstances"][0]
+        cluster_arn = ecs.describe_clusters(clusters=[step["cluster"]])["clusters"][0]["clusterArn"]
+        detail = {
+            "clusterArn": cluster_arn,
+            "containerInstanceArn": described["containerInstanceArn"],
+            "ec2InstanceId": described.get("ec2InstanceId"),
+            "status": described["status"],
+            "agentConnected": described.get("agentConnected", True),
+            "registeredResources": described.get("registeredResources", []),
+            "remainingResources": described.get("remainingResources", []),
+            "attributes": described.get("attributes", []),
+            "versionInfo": described.get("versionInfo", {}),
+            "version": step["version"],
+        }
+        entry = {
+            "Source": "aws.ecs",
+            "DetailType": "ECS Container Instance State Change",
+            "Resources": [described["containerInstanceArn"]],
+            "Detail": json.dumps(detail, default=str),
+        }
+        result = client("events").put_events(Entries=[entry])
+        if result.get("FailedEntryCount"):
+            raise SystemExit(f"put_events failed: {result}")
         return {}
     if op == "bulk":
         return bulk(ecs, ec2, step)

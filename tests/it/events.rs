@@ -477,3 +477,72 @@ fn a_full_read_repairs_missed_events_and_counts_them_by_kind() {
         server.log()
     );
 }
+
+/// An *ECS Container Instance State Change* to DRAINING withdraws the
+/// bridge task on that instance, its service having another task elsewhere
+/// (README, "Task lifecycle"), and one back to ACTIVE serves it again: from
+/// events alone, no full read.
+#[test]
+fn instance_events_drain_and_restore_its_tasks() {
+    let setup = Setup::new("vpc", false);
+    let out = setup.moto.steps(json!([
+        {"op": "instance", "cluster": "alpha", "subnet": setup.net["subnet"]},
+        {"op": "instance", "cluster": "alpha", "subnet": setup.net["subnet"]},
+        // A fixed host port: one task per instance.
+        {"op": "taskdef", "family": "web", "ports": [{"container": 80, "host": 8080}]},
+    ]));
+    let ip_of: std::collections::BTreeMap<String, String> = out[0..2]
+        .iter()
+        .map(|i| {
+            (
+                str_of(i, "container_instance").to_owned(),
+                str_of(i, "ip").to_owned(),
+            )
+        })
+        .collect();
+    let run = setup.moto.steps(json!([{
+        "op": "run", "cluster": "alpha", "taskdef": str_of(&out[2], "arn"),
+        "count": 2, "group": "service:web"
+    }]));
+    let tasks = run[0]["tasks"].as_array().unwrap().clone();
+    let drained = str_of(&tasks[0], "container_instance").to_owned();
+    let other = str_of(&tasks[1], "container_instance").to_owned();
+    assert_ne!(drained, other, "one task per instance: {tasks:?}");
+    let mut both = vec![ip_of[&drained].clone(), ip_of[&other].clone()];
+    both.sort();
+
+    let http = free_port();
+    let server = setup.serve(None, &["--http", &format!("127.0.0.1:{http}")]);
+    let web = || {
+        let mut got = a(server.port, "web");
+        got.sort();
+        got
+    };
+    wait_for("both tasks served", DEADLINE, || {
+        (web() == both).then_some(())
+    });
+
+    let sent = Instant::now();
+    setup.moto.steps(json!([
+        {"op": "drain", "cluster": "alpha", "container_instance": drained},
+        {"op": "instance_event", "cluster": "alpha", "container_instance": drained, "version": 2},
+    ]));
+    wait_for(
+        "the task on the draining instance withdrawn",
+        DEADLINE,
+        || (web() == [ip_of[&other].clone()]).then_some(()),
+    );
+    eprintln!("DRAINING event to withdrawn: {:?}", sent.elapsed());
+
+    let sent = Instant::now();
+    setup.moto.steps(json!([
+        {"op": "activate", "cluster": "alpha", "container_instance": drained},
+        {"op": "instance_event", "cluster": "alpha", "container_instance": drained, "version": 3},
+    ]));
+    wait_for("the task served again", DEADLINE, || {
+        (web() == both).then_some(())
+    });
+    eprintln!("ACTIVE event to served again: {:?}", sent.elapsed());
+    assert_eq!(events_of(http, "instance", "applied"), Some(2.0));
+    assert_eq!(server.polls(), 1, "events only");
+}
