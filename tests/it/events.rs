@@ -546,3 +546,45 @@ fn instance_events_drain_and_restore_its_tasks() {
     assert_eq!(events_of(http, "instance", "applied"), Some(2.0));
     assert_eq!(server.polls(), 1, "events only");
 }
+
+/// The stack's events rule (`docker/cloudformation.yaml`, its pattern
+/// resolved for `ServedClusters` as CloudFormation would) passes the events
+/// of the served clusters only, and every cluster's when none is given:
+/// checked in moto's EventBridge, one rule and queue each.
+#[test]
+fn the_stacks_events_rule_passes_only_the_served_clusters() {
+    let moto = Moto::start();
+    let rules = moto.steps(json!([
+        {"op": "stack_rule", "name": "served", "clusters": "prod,staging"},
+        {"op": "stack_rule", "name": "all", "clusters": ""},
+    ]));
+    eprintln!(
+        "rule patterns: {} / {}",
+        rules[0]["pattern"], rules[1]["pattern"]
+    );
+    let arn = |name: &str| format!("arn:aws:ecs:us-east-1:123456789012:cluster/{name}");
+    let mut put = Vec::new();
+    // `preprod` ends with "prod": the match is on the whole name.
+    for cluster in ["prod", "staging", "preprod", "other"] {
+        put.push(json!({"op": "raw_event", "cluster_arn": arn(cluster),
+                        "detail_type": "ECS Task State Change"}));
+    }
+    put.push(json!({"op": "raw_event", "cluster_arn": arn("prod"),
+                    "detail_type": "ECS Container Instance State Change"}));
+    moto.steps(Value::Array(put));
+    let pending = |url: &Value| {
+        moto.steps(json!([{"op": "pending", "url": url}]))[0]["messages"]
+            .as_u64()
+            .unwrap_or(0)
+    };
+    wait_for(
+        "every event delivered to the unfiltered queue",
+        DEADLINE,
+        || (pending(&rules[1]["url"]) == 5).then_some(()),
+    );
+    assert_eq!(
+        pending(&rules[0]["url"]),
+        3,
+        "prod and staging's task events and prod's instance event"
+    );
+}

@@ -635,6 +635,13 @@ fn cloudformation_template_passes_cfn_lint() {
         "DeadLetterConfig",
         "aws:SourceArn: !GetAtt EventsRule.Arn",
         "ECS_DNS_EVENTS_QUEUE",
+        // The rule takes only the served clusters' events when some are
+        // given (events::the_stacks_events_rule_passes_only_the_served_clusters
+        // checks the pattern in moto), by name.
+        "EventPattern: !If",
+        "- AllClusters",
+        r#""suffix": ":cluster/${Names}""#,
+        "AllowedPattern: '^$|^[A-Za-z0-9_-]{1,255}(,[A-Za-z0-9_-]{1,255})*$'",
     ] {
         assert!(text.contains(needed), "template lacks {needed}");
     }
