@@ -202,7 +202,8 @@ def _zone_has_tasks(log_path):
 def _ops(values, exclude_sqs=False):
     parts = []
     for key, value in sorted(values.items()):
-        label = key.split('"')[1] if '"' in key else key
+        # Every label value: "DescribeTasks", or "task/applied" for the events.
+        label = "/".join(key.split('"')[1::2]) if '"' in key else key
         if exclude_sqs and label in ("ReceiveMessage", "DeleteMessageBatch"):
             continue
         if value:

@@ -17,6 +17,8 @@ use super::listing::{VERDICT_NAMES, VERDICTS, verdict_name};
 use crate::query_counters::{self as counters, LATENCY_BOUNDS_NS, PATHS, TRANSPORTS};
 use crate::records::Verdict;
 use crate::source::ecs::calls::Operation;
+use crate::source::ecs::events::EVENT_TYPES;
+use crate::source::ecs::reconcile;
 use crate::zone::Snapshot;
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
@@ -43,14 +45,17 @@ pub fn install() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A metric kept by the recorder: name, kind, help, and the label whose
-/// values are known in advance (each registered at zero).
+/// A metric kept by the recorder: name, kind, help, and the labels whose
+/// values are known in advance (every combination registered at zero, in
+/// this order of labels, the order the code that counts uses).
 struct Family {
     name: &'static str,
     kind: Kind,
     help: &'static str,
-    label: Option<(&'static str, &'static [&'static str])>,
+    labels: Labels,
 }
+
+type Labels = &'static [(&'static str, &'static [&'static str])];
 
 enum Kind {
     Counter,
@@ -58,17 +63,12 @@ enum Kind {
     Histogram,
 }
 
-const fn family(
-    name: &'static str,
-    kind: Kind,
-    help: &'static str,
-    label: Option<(&'static str, &'static [&'static str])>,
-) -> Family {
+const fn family(name: &'static str, kind: Kind, help: &'static str, labels: Labels) -> Family {
     Family {
         name,
         kind,
         help,
-        label,
+        labels,
     }
 }
 
@@ -79,142 +79,151 @@ const FAMILIES: &[Family] = &[
         "ecs_dns_records",
         Kind::Gauge,
         "Records served, the SOA included.",
-        None,
+        &[],
     ),
     family(
         "ecs_dns_names",
         Kind::Gauge,
         "Names that have records.",
-        None,
+        &[],
     ),
     family(
         "ecs_dns_zone_serial",
         Kind::Gauge,
         "The SOA serial served.",
-        None,
+        &[],
     ),
     family(
         "ecs_dns_tasks_seen",
         Kind::Gauge,
         "Tasks in the inventory.",
-        None,
+        &[],
     ),
     family(
         "ecs_dns_tasks_served",
         Kind::Gauge,
         "Tasks whose addresses are served.",
-        None,
+        &[],
     ),
     family(
         "ecs_dns_tasks",
         Kind::Gauge,
         "Tasks by serving-rule verdict.",
-        Some(("verdict", &VERDICT_NAMES)),
+        &[("verdict", &VERDICT_NAMES)],
     ),
     family(
         "ecs_dns_name_collisions",
         Kind::Gauge,
         "Names that several inputs map to (merged), or that a task may not take (reserved), by kind.",
-        Some(("kind", &COLLISION_KINDS)),
+        &[("kind", &COLLISION_KINDS)],
     ),
     family(
         "ecs_dns_refresh_duration_seconds",
         Kind::Histogram,
         "Time to read the source once.",
-        None,
+        &[],
     ),
     family(
         "ecs_dns_refreshes_total",
         Kind::Counter,
         "Source reads, by outcome.",
-        Some(("outcome", &["updated", "unchanged", "error"])),
+        &[("outcome", &["updated", "unchanged", "error"])],
     ),
     family(
         "ecs_dns_aws_calls_total",
         Kind::Counter,
         "AWS API calls, by operation.",
-        Some(("operation", &Operation::NAMES)),
+        &[("operation", &Operation::NAMES)],
     ),
     family(
         "ecs_dns_aws_errors_total",
         Kind::Counter,
         "AWS API calls that failed, by operation.",
-        Some(("operation", &Operation::NAMES)),
+        &[("operation", &Operation::NAMES)],
     ),
     family(
         "ecs_dns_events_total",
         Kind::Counter,
-        "ECS event messages from the events queue, by outcome.",
-        Some((
-            "outcome",
-            &["applied", "stale", "duplicate", "ignored", "malformed"],
-        )),
+        "ECS event messages from the events queue, by event type and outcome.",
+        &[
+            ("type", &EVENT_TYPES),
+            (
+                "outcome",
+                &["applied", "stale", "duplicate", "ignored", "malformed"],
+            ),
+        ],
+    ),
+    family(
+        "ecs_dns_reconcile_corrections_total",
+        Kind::Counter,
+        "Events mode: tasks a full read found that events had missed, by kind (added, removed, changed).",
+        &[("kind", &reconcile::KINDS)],
     ),
     family(
         "ecs_dns_events_mode",
         Kind::Gauge,
         "1 while the events queue is read (events mode), 0 while polling instead.",
-        None,
+        &[],
     ),
     family(
         "ecs_dns_event_lag_seconds",
         Kind::Histogram,
         "Time from an ECS event to its application.",
-        None,
+        &[],
     ),
     family(
         "ecs_dns_transfers_total",
         Kind::Counter,
         "Zone transfer requests, by outcome.",
-        Some(("outcome", &["sent", "refused", "notauth", "error"])),
+        &[("outcome", &["sent", "refused", "notauth", "error"])],
     ),
     family(
         "ecs_dns_notify_total",
         Kind::Counter,
         "NOTIFY messages, by outcome.",
-        Some(("outcome", &["acknowledged", "failed"])),
+        &[("outcome", &["acknowledged", "failed"])],
     ),
     family(
         "ecs_dns_state_writes_total",
         Kind::Counter,
         "State-file writes, by outcome.",
-        Some(("outcome", &["ok", "error"])),
+        &[("outcome", &["ok", "error"])],
     ),
     family(
         "ecs_dns_rrl_total",
         Kind::Counter,
         "UDP responses rate-limited, by action (dropped, or sent truncated).",
-        Some(("action", &["drop", "slip"])),
+        &[("action", &["drop", "slip"])],
     ),
     family(
         "ecs_dns_tcp_connections",
         Kind::Gauge,
         "DNS TCP connections open.",
-        None,
+        &[],
     ),
     family(
         "ecs_dns_tcp_accept_errors_total",
         Kind::Counter,
         "DNS TCP accepts that failed (e.g. out of file descriptors).",
-        None,
+        &[],
     ),
     family(
         "ecs_dns_tcp_rejected_total",
         Kind::Counter,
         "DNS TCP connections turned away: every slot busy.",
-        None,
+        &[],
     ),
     family(
         "ecs_dns_tcp_evicted_total",
         Kind::Counter,
         "Idle DNS TCP connections closed for a newcomer.",
-        None,
+        &[],
     ),
     family(
         "ecs_dns_udp_errors_total",
         Kind::Counter,
         "UDP socket errors, by system call.",
-        Some(("op", &["receive", "send"])),
+        &[("op", &["receive", "send"])],
     ),
 ];
 
@@ -226,11 +235,7 @@ fn register() {
             Kind::Gauge => metrics::describe_gauge!(family.name, family.help),
             Kind::Histogram => metrics::describe_histogram!(family.name, family.help),
         }
-        let labels: Vec<Vec<(&'static str, &'static str)>> = match family.label {
-            Some((key, values)) => values.iter().map(|v| vec![(key, *v)]).collect(),
-            None => vec![vec![]],
-        };
-        for labels in labels {
+        for labels in label_sets(family.labels) {
             match family.kind {
                 Kind::Counter => metrics::counter!(family.name, &labels).absolute(0),
                 Kind::Gauge => metrics::gauge!(family.name, &labels).set(0.0),
@@ -243,6 +248,26 @@ fn register() {
         "Age of each cluster's last good data, at scrape time."
     );
     metrics::describe_gauge!("ecs_dns_build_info", "Always 1; the version as a label.");
+}
+
+/// Every combination of the known label values, each as a list of
+/// `(label, value)` in the family's order of labels; one empty set for a
+/// family without labels.
+fn label_sets(labels: Labels) -> Vec<Vec<(&'static str, &'static str)>> {
+    let mut sets = vec![vec![]];
+    for (key, values) in labels {
+        sets = sets
+            .into_iter()
+            .flat_map(|set| {
+                values.iter().map(move |value| {
+                    let mut set = set.clone();
+                    set.push((*key, *value));
+                    set
+                })
+            })
+            .collect();
+    }
+    sets
 }
 
 /// Gauges describing a newly published snapshot.
@@ -424,6 +449,23 @@ mod tests {
             .and_then(|v| v.parse::<u64>().ok());
         assert!(value.is_some_and(|v| v > 0), "{text}");
         assert!(text.contains("# TYPE process_resident_memory_bytes gauge\n"));
+    }
+
+    /// Every combination of a family's known labels, in its order.
+    #[test]
+    fn label_sets_are_the_cross_product() {
+        assert_eq!(label_sets(&[]), vec![Vec::<(&str, &str)>::new()]);
+        assert_eq!(
+            label_sets(&[("a", &["1", "2"]), ("b", &["x", "y", "z"])]),
+            vec![
+                vec![("a", "1"), ("b", "x")],
+                vec![("a", "1"), ("b", "y")],
+                vec![("a", "1"), ("b", "z")],
+                vec![("a", "2"), ("b", "x")],
+                vec![("a", "2"), ("b", "y")],
+                vec![("a", "2"), ("b", "z")],
+            ]
+        );
     }
 
     /// The metric's label is the verdict as `/records` shows it, and every

@@ -231,6 +231,11 @@ async fn run_events(
     let mut failing = false;
     let mut last_publication = tokio::time::Instant::now();
     loop {
+        if let Source::Ecs(ecs) = &mut *source {
+            // While the queue fails, full reads are polls: nothing to pace
+            // or to count as missed.
+            ecs.set_reconciling(healthy);
+        }
         refresh_and_publish(source, &publisher, &mut failing).await;
         let Source::Ecs(ecs) = &mut *source else {
             return;

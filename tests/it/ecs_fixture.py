@@ -13,6 +13,11 @@ result per step. Steps ({"op": ..., ...}):
   stop        cluster task             -> {}
   deregister  cluster container_instance -> {}
   drain       cluster container_instance -> {}
+  activate    cluster container_instance -> {}  back to ACTIVE
+  instance_event cluster container_instance version -> {}
+              the ECS Container Instance State Change event ECS would send for
+              the container instance as it is now (DescribeContainerInstances'
+              shape), put through EventBridge
   bulk        cluster subnet tasks per_instance? per_service? families?
               N bridge tasks (dynamic ports) on N/per_instance instances, in
               services of per_service tasks, over `families` task definitions
@@ -26,12 +31,18 @@ result per step. Steps ({"op": ..., ...}):
               it is now (DescribeTasks' shape, no healthStatus, no tags), put
               through EventBridge (PutEvents)
   events      cluster tasks[] version  -> {}  the same for several tasks, 10 a PutEvents
+  stack_rule  name clusters            -> {"url", "pattern"}
+              an SQS queue and a rule whose pattern is the EventsRule's of
+              docker/cloudformation.yaml, resolved as CloudFormation would
+              with ServedClusters = `clusters`
+  raw_event   cluster_arn detail_type  -> {}  a bare aws.ecs event of that cluster
   message     url body                 -> {}  any body, straight into the queue
   unqueue     url                      -> {}  deletes the queue
   pending     url                      -> {"messages"}  visible + in flight
 """
 
 import json
+import os
 import sys
 
 import boto3
@@ -162,6 +173,38 @@ def run_step(ecs, ec2, step):
             cluster=step["cluster"], containerInstances=[step["container_instance"]], status="DRAINING"
         )
         return {}
+    if op == "activate":
+        ecs.update_container_instances_state(
+            cluster=step["cluster"], containerInstances=[step["container_instance"]], status="ACTIVE"
+        )
+        return {}
+    if op == "instance_event":
+        described = ecs.describe_container_instances(
+            cluster=step["cluster"], containerInstances=[step["container_instance"]]
+        )["containerInstances"][0]
+        cluster_arn = ecs.describe_clusters(clusters=[step["cluster"]])["clusters"][0]["clusterArn"]
+        detail = {
+            "clusterArn": cluster_arn,
+            "containerInstanceArn": described["containerInstanceArn"],
+            "ec2InstanceId": described.get("ec2InstanceId"),
+            "status": described["status"],
+            "agentConnected": described.get("agentConnected", True),
+            "registeredResources": described.get("registeredResources", []),
+            "remainingResources": described.get("remainingResources", []),
+            "attributes": described.get("attributes", []),
+            "versionInfo": described.get("versionInfo", {}),
+            "version": step["version"],
+        }
+        entry = {
+            "Source": "aws.ecs",
+            "DetailType": "ECS Container Instance State Change",
+            "Resources": [described["containerInstanceArn"]],
+            "Detail": json.dumps(detail, default=str),
+        }
+        result = client("events").put_events(Entries=[entry])
+        if result.get("FailedEntryCount"):
+            raise SystemExit(f"put_events failed: {result}")
+        return {}
     if op == "bulk":
         return bulk(ecs, ec2, step)
     if op == "queue":
@@ -185,6 +228,23 @@ def run_step(ecs, ec2, step):
             if result.get("FailedEntryCount"):
                 raise SystemExit(f"put_events failed: {result}")
         return {}
+    if op == "stack_rule":
+        pattern = stack_events_pattern({"ServedClusters": step["clusters"], "EventsMode": "true"})
+        sqs, events = client("sqs"), client("events")
+        url = sqs.create_queue(QueueName=step["name"])["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        events.put_rule(Name=step["name"], EventPattern=pattern)
+        events.put_targets(Rule=step["name"], Targets=[{"Id": "ecs-dns", "Arn": arn}])
+        return {"url": url, "pattern": pattern}
+    if op == "raw_event":
+        detail = {"clusterArn": step["cluster_arn"], "status": "DRAINING", "version": 1}
+        result = client("events").put_events(Entries=[{
+            "Source": "aws.ecs", "DetailType": step["detail_type"],
+            "Resources": [], "Detail": json.dumps(detail),
+        }])
+        if result.get("FailedEntryCount"):
+            raise SystemExit(f"put_events failed: {result}")
+        return {}
     if op == "unqueue":
         client("sqs").delete_queue(QueueUrl=step["url"])
         return {}
@@ -199,6 +259,68 @@ def run_step(ecs, ec2, step):
         return {"messages": int(attributes["ApproximateNumberOfMessages"])
                 + int(attributes["ApproximateNumberOfMessagesNotVisible"])}
     raise SystemExit(f"unknown step {op!r}")
+
+
+def stack_events_pattern(parameters):
+    """The EventPattern of the EventsRule in docker/cloudformation.yaml, as
+    CloudFormation resolves it for `parameters` (the intrinsic functions it
+    uses: Ref, Fn::If on its conditions, Fn::Equals, Fn::Not, Fn::Sub,
+    Fn::Join, Fn::Split), as JSON text for PutRule."""
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    def tagged(loader, suffix, node):
+        if isinstance(node, yaml.ScalarNode):
+            value = loader.construct_scalar(node)
+        elif isinstance(node, yaml.SequenceNode):
+            value = loader.construct_sequence(node, deep=True)
+        else:
+            value = loader.construct_mapping(node, deep=True)
+        return {"Ref": value} if suffix == "Ref" else {f"Fn::{suffix}": value}
+
+    Loader.add_multi_constructor("!", tagged)
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../docker/cloudformation.yaml")
+    with open(path) as f:
+        template = yaml.load(f, Loader=Loader)
+    values = {name: spec.get("Default") for name, spec in template["Parameters"].items()}
+    values.update(parameters)
+    values.update({"AWS::Region": REGION, "AWS::AccountId": "123456789012", "AWS::Partition": "aws"})
+
+    def resolve(node):
+        if isinstance(node, list):
+            return [resolve(n) for n in node]
+        if not isinstance(node, dict):
+            return node
+        if len(node) == 1:
+            (key, value), = node.items()
+            if key == "Ref":
+                return values[value]
+            if key == "Fn::If":
+                name, then, otherwise = value
+                return resolve(then if resolve(template["Conditions"][name]) else otherwise)
+            if key == "Fn::Equals":
+                left, right = resolve(value)
+                return left == right
+            if key == "Fn::Not":
+                return not resolve(value[0])
+            if key == "Fn::Join":
+                return value[0].join(resolve(value[1]))
+            if key == "Fn::Split":
+                return resolve(value[1]).split(value[0])
+            if key == "Fn::Sub":
+                text, names = (value, {}) if isinstance(value, str) else value
+                scope = dict(values, **{k: resolve(v) for k, v in names.items()})
+                for name, replacement in scope.items():
+                    text = text.replace("${" + name + "}", str(replacement))
+                return text
+        return {k: resolve(v) for k, v in node.items()}
+
+    rule = template["Resources"]["EventsRule"]["Properties"]["EventPattern"]
+    pattern = resolve(rule)
+    # JSON text is what CloudFormation passes on; an object, serialised.
+    return pattern if isinstance(pattern, str) else json.dumps(pattern)
 
 
 def bulk(ecs, ec2, step):

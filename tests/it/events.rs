@@ -27,13 +27,31 @@ fn metric(http: u16, series: &str) -> Option<f64> {
         .and_then(|v| v.trim().parse().ok())
 }
 
-/// The value of the `ecs_dns_events_total{outcome}` series.
+/// `ecs_dns_events_total` of `outcome`, summed over the event types.
 fn events(http: u16, outcome: &str) -> f64 {
+    let (_, metrics) = http_get(http, "/metrics").expect("/metrics");
+    let label = format!("outcome=\"{outcome}\"}}");
+    metrics
+        .lines()
+        .filter(|l| l.starts_with("ecs_dns_events_total{") && l.contains(&label))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// The `ecs_dns_events_total{type,outcome}` series, if present.
+fn events_of(http: u16, kind: &str, outcome: &str) -> Option<f64> {
     metric(
         http,
-        &format!("ecs_dns_events_total{{outcome=\"{outcome}\"}}"),
+        &format!("ecs_dns_events_total{{type=\"{kind}\",outcome=\"{outcome}\"}}"),
     )
-    .unwrap_or(0.0)
+}
+
+/// The `ecs_dns_reconcile_corrections_total{kind}` series, if present.
+fn corrections(http: u16, kind: &str) -> Option<f64> {
+    metric(
+        http,
+        &format!("ecs_dns_reconcile_corrections_total{{kind=\"{kind}\"}}"),
+    )
 }
 
 fn a(port: u16, name: &str) -> Vec<String> {
@@ -165,6 +183,11 @@ fn task_events_are_served_without_a_poll() {
         (judged() > before).then_some(())
     });
     assert_eq!(events(http, "applied"), 2.0, "the start and the stop");
+    // By type: both applied events were task events; the message that was
+    // no event at all has no type.
+    assert_eq!(events_of(http, "task", "applied"), Some(2.0));
+    assert_eq!(events_of(http, "unknown", "malformed"), Some(1.0));
+    assert_eq!(events_of(http, "instance", "applied"), Some(0.0));
     std::thread::sleep(Duration::from_millis(500));
     assert!(
         a(server.port, "vpc").is_empty(),
@@ -335,5 +358,233 @@ fn a_burst_of_events_is_published_at_most_once_per_publish_min_interval() {
     assert!(
         gaps.iter().all(|g| *g >= Duration::from_millis(990)),
         "publications closer than publish_min_interval: {gaps:?}"
+    );
+}
+
+/// Events that never came (a start, a stop, a status change): the full read
+/// of events mode (every `reconcile_interval`, here asked for by SIGHUP)
+/// serves what they would have said, and counts each correction by kind; a
+/// task whose event did come is no correction.
+#[test]
+fn a_full_read_repairs_missed_events_and_counts_them_by_kind() {
+    let setup = Setup::new("vpc", false);
+    let http = free_port();
+    let server = setup.serve(None, &["--http", &format!("127.0.0.1:{http}")]);
+    for kind in ["added", "removed", "changed"] {
+        assert_eq!(corrections(http, kind), Some(0.0), "{kind} at zero");
+    }
+    let ip_of = |task: &Value| str_of(task, "ip").to_owned();
+    // A task whose start event comes, and one whose does not.
+    let tasks = setup.run("vpc", 2, json!({}));
+    let (seen, lost) = (&tasks[0], &tasks[1]);
+    setup.event(str_of(seen, "arn"), 1);
+    wait_for("the task with an event served", DEADLINE, || {
+        (a(server.port, "vpc") == [ip_of(seen)]).then_some(())
+    });
+
+    let hup = Instant::now();
+    server.signal("HUP");
+    let mut both = vec![ip_of(seen), ip_of(lost)];
+    both.sort();
+    wait_for("the task without an event served", DEADLINE, || {
+        let mut got = a(server.port, "vpc");
+        got.sort();
+        (got == both).then_some(())
+    });
+    eprintln!("SIGHUP to the missed start served: {:?}", hup.elapsed());
+    wait_for("the missed start counted", DEADLINE, || {
+        (corrections(http, "added") == Some(1.0)).then_some(())
+    });
+    assert_eq!(corrections(http, "removed"), Some(0.0));
+    assert_eq!(
+        corrections(http, "changed"),
+        Some(0.0),
+        "the task with an event"
+    );
+
+    // (The full read read every task's tags: no re-read is due now.)
+    // A third task's event says PENDING; it turns RUNNING with no event.
+    let late = setup.run("vpc", 1, json!({}))[0].clone();
+    let late_arn = str_of(&late, "arn");
+    setup
+        .moto
+        .set_task(late_arn, json!({"lastStatus": "PENDING"}));
+    setup.moto.reset_calls();
+    setup.event(late_arn, 1);
+    // Its tags are read once (DescribeTasks) after its event: wait for that
+    // read (the second DescribeTasks: the fixture made the first, to build
+    // the event), so that only the full read can see it RUNNING.
+    wait_for("the new task's tags read", DEADLINE, || {
+        (setup
+            .moto
+            .calls()
+            .get("DescribeTasks")
+            .copied()
+            .unwrap_or(0)
+            >= 2)
+            .then_some(())
+    });
+    setup
+        .moto
+        .set_task(late_arn, json!({"lastStatus": "RUNNING"}));
+    // And the second task stops, its event lost too.
+    setup.stop(str_of(lost, "arn"));
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        setup
+            .moto
+            .calls()
+            .get("DescribeTasks")
+            .copied()
+            .unwrap_or(0),
+        2,
+        "no read after the tags' one: {:?}",
+        setup.moto.calls()
+    );
+    // Events alone still serve the stopped task, not the running one.
+    assert_eq!(
+        a(server.port, "vpc").len(),
+        2,
+        "changed without a full read"
+    );
+    let mut served = vec![ip_of(seen)];
+    assert!(!a(server.port, "vpc").contains(&ip_of(&late)));
+
+    let hup = Instant::now();
+    server.signal("HUP");
+    served.push(ip_of(&late));
+    served.sort();
+    wait_for("the missed stop and status change served", DEADLINE, || {
+        let mut got = a(server.port, "vpc");
+        got.sort();
+        (got == served).then_some(())
+    });
+    eprintln!(
+        "SIGHUP to the missed stop and change served: {:?}",
+        hup.elapsed()
+    );
+    wait_for("the missed stop and change counted", DEADLINE, || {
+        (corrections(http, "removed") == Some(1.0) && corrections(http, "changed") == Some(1.0))
+            .then_some(())
+    });
+    assert_eq!(corrections(http, "added"), Some(1.0));
+    assert_eq!(server.polls(), 3, "the first read and two on SIGHUP");
+    assert!(
+        server
+            .log()
+            .contains("full read corrected tasks that events had missed"),
+        "{}",
+        server.log()
+    );
+}
+
+/// An *ECS Container Instance State Change* to DRAINING withdraws the
+/// bridge task on that instance, its service having another task elsewhere
+/// (README, "Task lifecycle"), and one back to ACTIVE serves it again: from
+/// events alone, no full read.
+#[test]
+fn instance_events_drain_and_restore_its_tasks() {
+    let setup = Setup::new("vpc", false);
+    let out = setup.moto.steps(json!([
+        {"op": "instance", "cluster": "alpha", "subnet": setup.net["subnet"]},
+        {"op": "instance", "cluster": "alpha", "subnet": setup.net["subnet"]},
+        // A fixed host port: one task per instance.
+        {"op": "taskdef", "family": "web", "ports": [{"container": 80, "host": 8080}]},
+    ]));
+    let ip_of: std::collections::BTreeMap<String, String> = out[0..2]
+        .iter()
+        .map(|i| {
+            (
+                str_of(i, "container_instance").to_owned(),
+                str_of(i, "ip").to_owned(),
+            )
+        })
+        .collect();
+    let run = setup.moto.steps(json!([{
+        "op": "run", "cluster": "alpha", "taskdef": str_of(&out[2], "arn"),
+        "count": 2, "group": "service:web"
+    }]));
+    let tasks = run[0]["tasks"].as_array().unwrap().clone();
+    let drained = str_of(&tasks[0], "container_instance").to_owned();
+    let other = str_of(&tasks[1], "container_instance").to_owned();
+    assert_ne!(drained, other, "one task per instance: {tasks:?}");
+    let mut both = vec![ip_of[&drained].clone(), ip_of[&other].clone()];
+    both.sort();
+
+    let http = free_port();
+    let server = setup.serve(None, &["--http", &format!("127.0.0.1:{http}")]);
+    let web = || {
+        let mut got = a(server.port, "web");
+        got.sort();
+        got
+    };
+    wait_for("both tasks served", DEADLINE, || {
+        (web() == both).then_some(())
+    });
+
+    let sent = Instant::now();
+    setup.moto.steps(json!([
+        {"op": "drain", "cluster": "alpha", "container_instance": drained},
+        {"op": "instance_event", "cluster": "alpha", "container_instance": drained, "version": 2},
+    ]));
+    wait_for(
+        "the task on the draining instance withdrawn",
+        DEADLINE,
+        || (web() == [ip_of[&other].clone()]).then_some(()),
+    );
+    eprintln!("DRAINING event to withdrawn: {:?}", sent.elapsed());
+
+    let sent = Instant::now();
+    setup.moto.steps(json!([
+        {"op": "activate", "cluster": "alpha", "container_instance": drained},
+        {"op": "instance_event", "cluster": "alpha", "container_instance": drained, "version": 3},
+    ]));
+    wait_for("the task served again", DEADLINE, || {
+        (web() == both).then_some(())
+    });
+    eprintln!("ACTIVE event to served again: {:?}", sent.elapsed());
+    assert_eq!(events_of(http, "instance", "applied"), Some(2.0));
+    assert_eq!(server.polls(), 1, "events only");
+}
+
+/// The stack's events rule (`docker/cloudformation.yaml`, its pattern
+/// resolved for `ServedClusters` as CloudFormation would) passes the events
+/// of the served clusters only, and every cluster's when none is given:
+/// checked in moto's EventBridge, one rule and queue each.
+#[test]
+fn the_stacks_events_rule_passes_only_the_served_clusters() {
+    let moto = Moto::start();
+    let rules = moto.steps(json!([
+        {"op": "stack_rule", "name": "served", "clusters": "prod,staging"},
+        {"op": "stack_rule", "name": "all", "clusters": ""},
+    ]));
+    eprintln!(
+        "rule patterns: {} / {}",
+        rules[0]["pattern"], rules[1]["pattern"]
+    );
+    let arn = |name: &str| format!("arn:aws:ecs:us-east-1:123456789012:cluster/{name}");
+    let mut put = Vec::new();
+    // `preprod` ends with "prod": the match is on the whole name.
+    for cluster in ["prod", "staging", "preprod", "other"] {
+        put.push(json!({"op": "raw_event", "cluster_arn": arn(cluster),
+                        "detail_type": "ECS Task State Change"}));
+    }
+    put.push(json!({"op": "raw_event", "cluster_arn": arn("prod"),
+                    "detail_type": "ECS Container Instance State Change"}));
+    moto.steps(Value::Array(put));
+    let pending = |url: &Value| {
+        moto.steps(json!([{"op": "pending", "url": url}]))[0]["messages"]
+            .as_u64()
+            .unwrap_or(0)
+    };
+    wait_for(
+        "every event delivered to the unfiltered queue",
+        DEADLINE,
+        || (pending(&rules[1]["url"]) == 5).then_some(()),
+    );
+    assert_eq!(
+        pending(&rules[0]["url"]),
+        3,
+        "prod and staging's task events and prod's instance event"
     );
 }

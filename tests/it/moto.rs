@@ -211,6 +211,15 @@ impl EcsServer {
         std::fs::read_to_string(self.dir.path().join("ecs-dns.log")).unwrap_or_default()
     }
 
+    /// Sends the signal `name` (`HUP`, ...) to the server.
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{name}"), &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{name}");
+    }
+
     /// Polls completed so far (each logs "ecs poll done" at debug level).
     pub fn polls(&self) -> usize {
         self.log().matches("ecs poll done").count()

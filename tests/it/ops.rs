@@ -294,6 +294,9 @@ fn metrics_match_the_readme_table_and_exist_from_the_start() {
         "ecs_dns_tasks{verdict=\"draining\"} 0",
         "ecs_dns_queries_total{qtype=\"AXFR\",rcode=\"REFUSED\"} 0",
         "ecs_dns_front_dropped_total{transport=\"tcp\"} 0",
+        "ecs_dns_events_total{type=\"instance\",outcome=\"stale\"} 0",
+        "ecs_dns_events_total{type=\"unknown\",outcome=\"malformed\"} 0",
+        "ecs_dns_reconcile_corrections_total{kind=\"removed\"} 0",
         "ecs_dns_ready 1",
     ] {
         assert!(metrics.contains(series), "{series} missing:\n{metrics}");
@@ -632,6 +635,13 @@ fn cloudformation_template_passes_cfn_lint() {
         "DeadLetterConfig",
         "aws:SourceArn: !GetAtt EventsRule.Arn",
         "ECS_DNS_EVENTS_QUEUE",
+        // The rule takes only the served clusters' events when some are
+        // given (events::the_stacks_events_rule_passes_only_the_served_clusters
+        // checks the pattern in moto), by name.
+        "EventPattern: !If",
+        "- AllClusters",
+        r#""suffix": ":cluster/${Names}""#,
+        "AllowedPattern: '^$|^[A-Za-z0-9_-]{1,255}(,[A-Za-z0-9_-]{1,255})*$'",
     ] {
         assert!(text.contains(needed), "template lacks {needed}");
     }

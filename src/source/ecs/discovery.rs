@@ -4,6 +4,7 @@
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use aws_sdk_ecs::error::DisplayErrorContext;
 use aws_sdk_ecs::types as ecs;
@@ -135,17 +136,23 @@ impl Api {
     }
 
     /// The tasks `arns` with their tags, in batches of 100, up to
-    /// [`DESCRIBE_CONCURRENCY`] batches in flight. Tasks that vanished since
-    /// they were listed are left out (ECS reports them as `failures`).
+    /// [`DESCRIBE_CONCURRENCY`] batches in flight, each batch after the
+    /// first sent `pause` after the one before (events mode's paced full
+    /// read; zero otherwise). Tasks that vanished since they were listed are
+    /// left out (ECS reports them as `failures`).
     pub async fn describe_tasks(
         &self,
         cluster: &str,
         arns: &[String],
+        pause: Duration,
     ) -> Result<Vec<ecs::Task>, CallError> {
         let mut out = Vec::with_capacity(arns.len());
         // Dropping the set (an error, the cluster deadline) aborts the rest.
         let mut in_flight = tokio::task::JoinSet::new();
-        for batch in arns.chunks(DESCRIBE_BATCH) {
+        for (i, batch) in arns.chunks(DESCRIBE_BATCH).enumerate() {
+            if i > 0 && !pause.is_zero() {
+                tokio::time::sleep(pause).await;
+            }
             if in_flight.len() >= DESCRIBE_CONCURRENCY
                 && let Some(done) = in_flight.join_next().await
             {

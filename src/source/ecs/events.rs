@@ -207,6 +207,39 @@ pub enum Malformed {
     },
 }
 
+/// The `type` label of `ecs_dns_events_total`: a task or container
+/// instance state change, another ECS event, or a message whose type could
+/// not be told (not JSON, not an EventBridge event, not from ECS).
+pub const EVENT_TYPES: [&str; 4] = ["task", "instance", "other", "unknown"];
+
+impl Event {
+    /// Its `type` label (one of [`EVENT_TYPES`]).
+    pub fn type_label(&self) -> &'static str {
+        match self {
+            Event::Task(_) => "task",
+            Event::Instance(_) => "instance",
+            Event::Other { .. } => "other",
+        }
+    }
+}
+
+impl Malformed {
+    /// The `type` label of the event it was meant to be, when that much
+    /// could be read (one of [`EVENT_TYPES`]).
+    pub fn type_label(&self) -> &'static str {
+        match self {
+            Malformed::Missing { detail_type, .. } | Malformed::BadDetail { detail_type, .. } => {
+                match *detail_type {
+                    TASK_CHANGE => "task",
+                    INSTANCE_CHANGE => "instance",
+                    _ => "unknown",
+                }
+            }
+            Malformed::NotAnEvent(_) | Malformed::NotEcs(_) => "unknown",
+        }
+    }
+}
+
 /// Parses one SQS message body (an EventBridge event delivered as is).
 pub fn parse(body: &str) -> Result<Event, Malformed> {
     let envelope: Envelope =
@@ -443,6 +476,20 @@ mod tests {
                 detail_type: "ECS Service Action".into()
             })
         );
+        // The `type` label: what the message was meant to be, when known.
+        let label = |body: &str| match parse(body) {
+            Ok(event) => event.type_label(),
+            Err(error) => error.type_label(),
+        };
+        assert_eq!(label(&task_event(ARN, 1, "RUNNING", "RUNNING")), "task");
+        assert_eq!(label(&no_arn), "task");
+        assert_eq!(label(&bad_version), "task");
+        assert_eq!(label(&other), "other");
+        assert_eq!(label("{not json"), "unknown");
+        assert_eq!(label(&not_ecs), "unknown");
+        for got in ["task", "other", "unknown"] {
+            assert!(EVENT_TYPES.contains(&got));
+        }
     }
 
     #[test]
@@ -464,6 +511,9 @@ mod tests {
         assert_eq!(change.status, "DRAINING");
         assert_eq!(change.ec2_instance_id.as_deref(), Some("i-0aaa"));
         assert_eq!(change.version, 7);
+        assert_eq!(parse(&body).map(|e| e.type_label()), Ok("instance"));
+        let broken = body.replace("\"status\":\"DRAINING\"", "\"status\":7");
+        assert_eq!(parse(&broken).map_err(|e| e.type_label()), Err("instance"));
     }
 
     /// Each case: the (version, last status) of one task's events in the

@@ -3,7 +3,8 @@
 //!
 //! One poll: ListClusters (only when no clusters are configured), then per
 //! cluster ListTasks (desired status RUNNING, pages of 100), DescribeTasks
-//! (batches of 100 with tags, a few in parallel), one
+//! (batches of 100 with tags, a few in parallel; in events mode's
+//! reconcile, spread over a window: [`reconcile::batch_pause`]), one
 //! ListContainerInstances(DRAINING) when the cluster has EC2 tasks, and only
 //! what is not cached (see [`caches`]): DescribeTaskDefinition per new
 //! task-definition ARN, DescribeContainerInstances for new container
@@ -22,6 +23,7 @@ pub mod convert;
 pub mod discovery;
 pub mod events;
 pub mod queue;
+pub mod reconcile;
 pub mod retry;
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
@@ -68,6 +70,9 @@ pub struct EcsSource {
     /// last good tasks of a cluster that fails are taken back from it, so
     /// that the source holds no copy of the tasks served.
     published: Option<Arc<Inventory>>,
+    /// Whether the next full reads are events mode's reconciles (see
+    /// [`EcsSource::set_reconciling`]).
+    reconciling: bool,
 }
 
 /// What one batch of event messages came to.
@@ -110,7 +115,20 @@ impl EcsSource {
             ledger: Ledger::new(TOMBSTONE_FOR),
             awaiting_tags: BTreeMap::new(),
             published: None,
+            reconciling: false,
         }
+    }
+
+    /// Events mode: whether the next full reads are reconciles, that is
+    /// full reads between which events are applied (not the polls while
+    /// the queue cannot be read; a cluster's first read is never one). A
+    /// reconcile spreads its DescribeTasks batches over a window
+    /// ([`reconcile::batch_pause`]) and counts, per kind, what events had
+    /// missed
+    /// (`ecs_dns_reconcile_corrections_total{kind}`). Without events mode
+    /// it stays off: every poll is the truth, there is nothing to correct.
+    pub fn set_reconciling(&mut self, on: bool) {
+        self.reconciling = on && self.events.is_some();
     }
 
     /// Events mode, if configured.
@@ -213,7 +231,13 @@ impl EcsSource {
         let api = self.api().await?;
 
         let listing_error = self.update_cluster_list(&api).await;
-        let deadline = retry::cluster_deadline(self.request_timeout);
+        let mut deadline = retry::cluster_deadline(self.request_timeout);
+        if self.reconciling {
+            // The paced batches' pauses come on top.
+            deadline += reconcile::MAX_PACING_WINDOW;
+        }
+        let mut corrected = reconcile::Corrections::default();
+        let mut corrected_clusters = Vec::new();
         let names: Vec<String> = self.state.keys().cloned().collect();
         for name in names {
             let Some(id) = self.state.get(&name).map(|s| s.id.clone()) else {
@@ -247,7 +271,23 @@ impl EcsSource {
                     if state.error.is_some() {
                         tracing::info!(cluster = %name, "cluster recovered");
                     }
+                    // A cluster read for the first time corrects nothing.
+                    if self.reconciling && state.refreshed_at.is_some() {
+                        let found = reconcile::corrections(&state.tasks, &tasks);
+                        if found.total() > 0 {
+                            for (kind, count) in found.by_kind() {
+                                metrics::counter!("ecs_dns_reconcile_corrections_total", "kind" => kind)
+                                    .increment(count as u64);
+                            }
+                            corrected.added += found.added;
+                            corrected.removed += found.removed;
+                            corrected.changed += found.changed;
+                            corrected_clusters.push(name.clone());
+                        }
+                    }
                     state.tasks = tasks;
+                    // The read gave every task's tags: none waits for them.
+                    self.awaiting_tags.remove(&name);
                     state.refreshed_at = Some(SystemTime::now());
                     state.error = None;
                 }
@@ -272,6 +312,16 @@ impl EcsSource {
             }
         }
 
+        if corrected.total() > 0 {
+            crate::warn_throttled!(
+                "events missed",
+                clusters = %corrected_clusters.join(","),
+                added = corrected.added,
+                removed = corrected.removed,
+                changed = corrected.changed,
+                "full read corrected tasks that events had missed (lost or late events)"
+            );
+        }
         let ever_read = self.state.values().any(|s| s.refreshed_at.is_some());
         if !ever_read {
             let reason = match (
@@ -348,7 +398,20 @@ impl EcsSource {
         if arns.is_empty() {
             return Ok(Vec::new());
         }
-        let raw = api.describe_tasks(id, &arns).await?;
+        let pause = match &self.events {
+            // Not a cluster's first read: that one is awaited to serve.
+            Some(events)
+                if self.reconciling
+                    && (self.state.get(name)).is_some_and(|s| s.refreshed_at.is_some()) =>
+            {
+                reconcile::batch_pause(
+                    events.reconcile_interval,
+                    arns.len().div_ceil(discovery::DESCRIBE_BATCH),
+                )
+            }
+            _ => Duration::ZERO,
+        };
+        let raw = api.describe_tasks(id, &arns, pause).await?;
         let tasks = self.tasks_of(api, name, id, &raw).await?;
         Ok(tasks.into_iter().map(Arc::new).collect())
     }
@@ -528,7 +591,12 @@ impl EcsSource {
         let mut tasks: Vec<TaskChange> = Vec::new();
         let mut changed = false;
         for message in messages {
-            let outcome = match events::parse(&message.body) {
+            let parsed = events::parse(&message.body);
+            let kind = match &parsed {
+                Ok(event) => event.type_label(),
+                Err(error) => error.type_label(),
+            };
+            let outcome = match parsed {
                 Err(error) => {
                     crate::warn_throttled!("malformed event", %error, "event message not used: deleted");
                     "malformed"
@@ -572,7 +640,8 @@ impl EcsSource {
                     }
                 }
             };
-            metrics::counter!("ecs_dns_events_total", "outcome" => outcome).increment(1);
+            metrics::counter!("ecs_dns_events_total", "type" => kind, "outcome" => outcome)
+                .increment(1);
             applied.done.push(message.receipt.clone());
         }
         // Newest first per task, so that two versions in one batch apply once.
@@ -634,7 +703,8 @@ impl EcsSource {
         let now = SystemTime::now();
         for change in &tasks {
             self.ledger.record(change, now);
-            metrics::counter!("ecs_dns_events_total", "outcome" => "applied").increment(1);
+            metrics::counter!("ecs_dns_events_total", "type" => "task", "outcome" => "applied")
+                .increment(1);
         }
         if changed {
             applied.inventory = Some(self.inventory());
@@ -656,7 +726,7 @@ impl EcsSource {
                 continue;
             };
             let read = async {
-                let raw = api.describe_tasks(&id, &arns).await?;
+                let raw = api.describe_tasks(&id, &arns, Duration::ZERO).await?;
                 let found = self.tasks_of(api, &cluster, &id, &raw).await?;
                 Ok::<_, CallError>((raw, found))
             };
