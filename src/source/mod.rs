@@ -4,6 +4,8 @@
 pub mod ecs;
 pub mod file;
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -132,6 +134,25 @@ pub async fn run(mut source: Source, interval: Duration, publisher: Publisher, m
 async fn refresh_and_publish(source: &mut Source, publisher: &Publisher, failing: &mut bool) {
     let started = std::time::Instant::now();
     let result = source.refresh().await;
+    let describe = source.describe();
+    if publish_read(result, started, publisher, failing, &describe).await {
+        // The ECS source keeps no copy of what it published: hand it
+        // back, for a cluster whose next read fails.
+        if let Some(served) = publisher.zone().load_full() {
+            source.published(served.snapshot().inventory.clone());
+        }
+    }
+}
+
+/// Counts a full read (begun at `started`) by outcome and publishes what it
+/// found; whether it published.
+async fn publish_read(
+    result: Result<Option<Inventory>, SourceError>,
+    started: std::time::Instant,
+    publisher: &Publisher,
+    failing: &mut bool,
+    source: &str,
+) -> bool {
     let outcome = match &result {
         Ok(Some(_)) => "updated",
         Ok(None) => "unchanged",
@@ -142,17 +163,13 @@ async fn refresh_and_publish(source: &mut Source, publisher: &Publisher, failing
     match result {
         Ok(Some(inventory)) => {
             if *failing {
-                tracing::info!(source = %source.describe(), "source recovered");
+                tracing::info!(%source, "source recovered");
                 *failing = false;
             }
             publish(publisher, inventory).await;
-            // The ECS source keeps no copy of what it published: hand it
-            // back, for a cluster whose next read fails.
-            if let Some(served) = publisher.zone().load_full() {
-                source.published(served.snapshot().inventory.clone());
-            }
+            true
         }
-        Ok(None) => {}
+        Ok(None) => false,
         Err(error) => {
             *failing = true;
             crate::warn_throttled!(
@@ -160,6 +177,7 @@ async fn refresh_and_publish(source: &mut Source, publisher: &Publisher, failing
                 %error,
                 "source refresh failed: serving the last good data"
             );
+            false
         }
     }
 }
@@ -230,13 +248,32 @@ async fn run_events(
     metrics::gauge!("ecs_dns_events_mode").set(1.0);
     let mut failing = false;
     let mut last_publication = tokio::time::Instant::now();
+    let mut read_once = false;
     loop {
         if let Source::Ecs(ecs) = &mut *source {
             // While the queue fails, full reads are polls: nothing to pace
             // or to count as missed.
             ecs.set_reconciling(healthy);
         }
-        refresh_and_publish(source, &publisher, &mut failing).await;
+        // A reconcile (paced: up to 30 s at 10 000 tasks) reads while
+        // events are applied. The first read, which everything waits for,
+        // and the polls while the queue fails are awaited.
+        let started = std::time::Instant::now();
+        let mut full_read: Option<Pin<Box<dyn Future<Output = ecs::FullRead> + Send>>> = None;
+        if healthy && read_once {
+            let Source::Ecs(ecs) = &mut *source else {
+                return;
+            };
+            match ecs.start_read().await {
+                Ok(read) => full_read = Some(Box::pin(read.run())),
+                Err(error) => {
+                    publish_read(Err(error), started, &publisher, &mut failing, "ecs").await;
+                }
+            }
+        } else {
+            refresh_and_publish(source, &publisher, &mut failing).await;
+            read_once = true;
+        }
         let Source::Ecs(ecs) = &mut *source else {
             return;
         };
@@ -245,7 +282,19 @@ async fn run_events(
         let mut next_health_read = tokio::time::Instant::now() + poll_interval;
         loop {
             tokio::select! {
-                () = tokio::time::sleep_until(next_read) => break,
+                read = async {
+                    match full_read.as_mut() {
+                        Some(read) => read.await,
+                        None => std::future::pending().await,
+                    }
+                } => {
+                    full_read = None;
+                    let describe = ecs.describe();
+                    let result = ecs.finish_read(read);
+                    publish_read(result, started, &publisher, &mut failing, &describe).await;
+                }
+                // A read still running is waited for.
+                () = tokio::time::sleep_until(next_read), if full_read.is_none() => break,
                 // Tasks waiting for a health check (events will not say
                 // when they pass) or for their tags (events carry none).
                 () = tokio::time::sleep_until(next_health_read) => {
@@ -260,7 +309,7 @@ async fn run_events(
                         ),
                     }
                 }
-                () = publisher.refresh_requested() => break,
+                () = publisher.refresh_requested(), if full_read.is_none() => break,
                 received = rx.recv() => match received {
                     None => return,
                     Some(FromQueue::Failed(error)) => {

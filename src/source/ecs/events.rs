@@ -318,6 +318,8 @@ struct Seen {
     version: u64,
     /// When the task was seen stopped.
     stopped_at: Option<SystemTime>,
+    /// When this version was applied.
+    applied_at: SystemTime,
 }
 
 impl Ledger {
@@ -347,6 +349,7 @@ impl Ledger {
             Seen {
                 version: change.version,
                 stopped_at: change.is_stopped().then_some(now),
+                applied_at: now,
             },
         );
     }
@@ -360,6 +363,15 @@ impl Ledger {
             Some(at) => now.duration_since(at).unwrap_or_default() < keep_for,
             None => running(arn),
         });
+    }
+
+    /// The tasks an event was applied to at or after `since` (while a full
+    /// read ran: the event is newer than what the read found).
+    pub fn applied_since(&self, since: SystemTime) -> std::collections::HashSet<&str> {
+        (self.tasks.iter())
+            .filter(|(_, seen)| seen.applied_at >= since)
+            .map(|(arn, _)| arn.as_str())
+            .collect()
     }
 
     pub fn len(&self) -> usize {

@@ -55,7 +55,7 @@ pub struct EcsSource {
     /// Made on the first refresh: loading the SDK configuration is async.
     api: Option<Api>,
     counts: Arc<CallCounts>,
-    caches: Caches,
+    caches: Arc<Caches>,
     /// Cluster name → how the latest refresh went, and its tasks between a
     /// read and the inventory made of them.
     state: BTreeMap<String, ClusterState>,
@@ -108,7 +108,7 @@ impl EcsSource {
             request_timeout,
             api: None,
             counts: Arc::default(),
-            caches: Caches::default(),
+            caches: Arc::default(),
             state: BTreeMap::new(),
             events,
             queue: None,
@@ -226,31 +226,74 @@ impl EcsSource {
     /// One poll of every cluster. `Err` only when there is nothing at all to
     /// report: no cluster was ever read.
     pub async fn refresh(&mut self) -> Result<Option<Inventory>, SourceError> {
+        let read = self.start_read().await?;
+        self.finish_read(read.run().await)
+    }
+
+    /// The first part of a full read: which clusters to read
+    /// (ListClusters, when none are configured), and how. The reading
+    /// itself ([`FullRead::run`]) borrows nothing of the source: events
+    /// mode applies events while a paced reconcile reads.
+    pub async fn start_read(&mut self) -> Result<FullRead, SourceError> {
         let started = Instant::now();
         let before = self.counts.snapshot();
         let api = self.api().await?;
-
         let listing_error = self.update_cluster_list(&api).await;
         let mut deadline = retry::cluster_deadline(self.request_timeout);
         if self.reconciling {
             // The paced batches' pauses come on top.
             deadline += reconcile::MAX_PACING_WINDOW;
         }
+        let clusters = (self.state.iter())
+            .map(|(name, state)| {
+                // A reconcile is paced; not a cluster's first read, which
+                // is awaited to serve.
+                let pace_over = match &self.events {
+                    Some(events) if self.reconciling && state.refreshed_at.is_some() => {
+                        Some(events.reconcile_interval)
+                    }
+                    _ => None,
+                };
+                (name.clone(), state.id.clone(), pace_over)
+            })
+            .collect();
+        Ok(FullRead {
+            reader: self.reader(),
+            api,
+            clusters,
+            deadline,
+            started,
+            started_at: SystemTime::now(),
+            before,
+            listing_error,
+            results: Vec::new(),
+        })
+    }
+
+    fn reader(&self) -> Reader {
+        Reader {
+            caches: self.caches.clone(),
+        }
+    }
+
+    /// The last part of a full read: each cluster's tasks replaced by what
+    /// was read (a cluster that failed keeps its last good tasks), what
+    /// events had missed counted, and the inventory. A task an event
+    /// changed while the read ran keeps what the event said: the event is
+    /// newer than the read.
+    pub fn finish_read(&mut self, read: FullRead) -> Result<Option<Inventory>, SourceError> {
+        let FullRead {
+            started,
+            started_at,
+            before,
+            listing_error,
+            results,
+            ..
+        } = read;
         let mut corrected = reconcile::Corrections::default();
         let mut corrected_clusters = Vec::new();
-        let names: Vec<String> = self.state.keys().cloned().collect();
-        for name in names {
-            let Some(id) = self.state.get(&name).map(|s| s.id.clone()) else {
-                continue;
-            };
-            let result = tokio::time::timeout(deadline, self.read_cluster(&api, &name, &id))
-                .await
-                .unwrap_or_else(|_| {
-                    Err(CallError {
-                        operation: "poll",
-                        reason: format!("cluster refresh exceeded its deadline of {deadline:?}"),
-                    })
-                });
+        let newer = self.ledger.applied_since(started_at);
+        for (name, result) in results {
             // Read before: its last good tasks are those served now.
             let kept = match (&result, self.state.get(&name)) {
                 // (Events mode keeps its tasks, and never empties one
@@ -267,9 +310,14 @@ impl EcsSource {
                 state.tasks = kept;
             }
             match result {
-                Ok(tasks) => {
+                Ok(mut tasks) => {
                     if state.error.is_some() {
                         tracing::info!(cluster = %name, "cluster recovered");
+                    }
+                    if !newer.is_empty() {
+                        tasks = reconcile::with_newer_events(&state.tasks, tasks, &|arn| {
+                            newer.contains(arn)
+                        });
                     }
                     // A cluster read for the first time corrects nothing.
                     if self.reconciling && state.refreshed_at.is_some() {
@@ -286,8 +334,11 @@ impl EcsSource {
                         }
                     }
                     state.tasks = tasks;
-                    // The read gave every task's tags: none waits for them.
-                    self.awaiting_tags.remove(&name);
+                    // The read gave every task's tags: none waits for them,
+                    // but those an event started while it ran.
+                    if let Some(waiting) = self.awaiting_tags.get_mut(&name) {
+                        waiting.retain(|arn| newer.contains(arn.as_str()));
+                    }
                     state.refreshed_at = Some(SystemTime::now());
                     state.error = None;
                 }
@@ -387,30 +438,310 @@ impl EcsSource {
         None
     }
 
+    /// Applies a batch of event messages (bodies and receipts): a task event
+    /// newer than what was applied is converted like a poll's task (task
+    /// definition and instance from the caches, read only when new), with
+    /// the health a read gave before and its tags left for
+    /// [`EcsSource::refresh_waiting`]; stopped tasks are withdrawn;
+    /// container instance events set the drain state. Events of clusters
+    /// not served, duplicates and stale events are judged and dropped;
+    /// malformed messages are counted and dropped. `Err`: a read of the
+    /// caches failed; nothing of the batch is recorded, so its messages
+    /// come back and are applied then.
+    pub async fn apply_events(
+        &mut self,
+        messages: &[queue::Received],
+    ) -> Result<Applied, SourceError> {
+        let api = self.api().await?;
+        let mut applied = Applied::default();
+        let mut tasks: Vec<TaskChange> = Vec::new();
+        let mut changed = false;
+        for message in messages {
+            let parsed = events::parse(&message.body);
+            let kind = match &parsed {
+                Ok(event) => event.type_label(),
+                Err(error) => error.type_label(),
+            };
+            let outcome = match parsed {
+                Err(error) => {
+                    crate::warn_throttled!("malformed event", %error, "event message not used: deleted");
+                    "malformed"
+                }
+                Ok(Event::Other { .. }) => "ignored",
+                Ok(Event::Instance(change)) => {
+                    let cluster = convert::cluster_name(&change.cluster_arn);
+                    match self.state.get_mut(&cluster) {
+                        None => "ignored",
+                        Some(state) => {
+                            let draining = change.status.eq_ignore_ascii_case("DRAINING");
+                            for task in state.tasks.iter_mut().filter(|t| {
+                                t.container_instance_arn.as_deref()
+                                    == Some(change.container_instance_arn.as_str())
+                            }) {
+                                if task.instance_draining != draining {
+                                    Arc::make_mut(task).instance_draining = draining;
+                                    changed = true;
+                                }
+                            }
+                            "applied"
+                        }
+                    }
+                }
+                Ok(Event::Task(change)) => {
+                    let cluster = convert::cluster_name(&change.cluster_arn);
+                    if !self.state.contains_key(&cluster) {
+                        "ignored"
+                    } else {
+                        match self.ledger.judge(&change) {
+                            Judgement::Apply => {
+                                observe_lag(change.time.as_deref());
+                                tasks.push(change);
+                                // Counted once applied, below.
+                                applied.done.push(message.receipt.clone());
+                                continue;
+                            }
+                            Judgement::Duplicate => "duplicate",
+                            Judgement::Stale | Judgement::AfterStop => "stale",
+                        }
+                    }
+                }
+            };
+            metrics::counter!("ecs_dns_events_total", "type" => kind, "outcome" => outcome)
+                .increment(1);
+            applied.done.push(message.receipt.clone());
+        }
+        // Newest first per task, so that two versions in one batch apply once.
+        tasks.sort_by(|a, b| a.task_arn.cmp(&b.task_arn).then(b.version.cmp(&a.version)));
+        tasks.dedup_by(|later, first| later.task_arn == first.task_arn);
+        // What the events say, converted like a poll's tasks (task
+        // definition, instance and aliases from the caches): no DescribeTasks
+        // on the way to the answer. Their tags (and health) are read in the
+        // next batched re-read (`refresh_waiting`).
+        let mut from_events: BTreeMap<String, Vec<ecs::Task>> = BTreeMap::new();
+        for change in &tasks {
+            let cluster = convert::cluster_name(&change.cluster_arn);
+            if change.is_stopped() {
+                if let Some(state) = self.state.get_mut(&cluster) {
+                    state.tasks.retain(|t| t.task_arn != change.task_arn);
+                }
+                if let Some(waiting) = self.awaiting_tags.get_mut(&cluster) {
+                    waiting.remove(&change.task_arn);
+                }
+                changed = true;
+            } else {
+                from_events
+                    .entry(cluster)
+                    .or_default()
+                    .push(change.to_task());
+            }
+        }
+        for (cluster, raw) in from_events {
+            let Some(id) = self.state.get(&cluster).map(|s| s.id.clone()) else {
+                continue;
+            };
+            let found = self
+                .reader()
+                .tasks_of(&api, &cluster, &id, &raw)
+                .await
+                .map_err(|e| SourceError::Other(format!("ecs events: {e}")))?;
+            let Some(state) = self.state.get_mut(&cluster) else {
+                continue;
+            };
+            let waiting = self.awaiting_tags.entry(cluster).or_default();
+            for mut task in found {
+                match state.tasks.iter_mut().find(|t| t.task_arn == task.task_arn) {
+                    Some(existing) => {
+                        // What an event cannot say, a read said before.
+                        task.health_status = existing.health_status.clone();
+                        task.tags = existing.tags.clone();
+                        if **existing != task {
+                            *existing = Arc::new(task);
+                            changed = true;
+                        }
+                    }
+                    None => {
+                        waiting.insert(task.task_arn.clone());
+                        state.tasks.push(Arc::new(task));
+                        changed = true;
+                    }
+                }
+            }
+        }
+        let now = SystemTime::now();
+        for change in &tasks {
+            self.ledger.record(change, now);
+            metrics::counter!("ecs_dns_events_total", "type" => "task", "outcome" => "applied")
+                .increment(1);
+        }
+        if changed {
+            applied.inventory = Some(self.inventory());
+        }
+        Ok(applied)
+    }
+
+    /// Re-reads known tasks (ARNs per cluster name) with DescribeTasks,
+    /// through the same conversion as a poll; a task asked for and not
+    /// returned (MISSING) is gone. Whether any task changed.
+    async fn reread(
+        &mut self,
+        api: &Api,
+        to_read: BTreeMap<String, Vec<String>>,
+    ) -> Result<bool, SourceError> {
+        let mut changed = false;
+        for (cluster, arns) in to_read {
+            let Some(id) = self.state.get(&cluster).map(|s| s.id.clone()) else {
+                continue;
+            };
+            let read = async {
+                let raw = api.describe_tasks(&id, &arns, Duration::ZERO).await?;
+                let found = self.reader().tasks_of(api, &cluster, &id, &raw).await?;
+                Ok::<_, CallError>((raw, found))
+            };
+            let (raw, found) = read
+                .await
+                .map_err(|e| SourceError::Other(format!("ecs events: {e}")))?;
+            let Some(state) = self.state.get_mut(&cluster) else {
+                continue;
+            };
+            let returned: HashSet<&str> = raw.iter().filter_map(|t| t.task_arn()).collect();
+            let before = state.tasks.len();
+            state
+                .tasks
+                .retain(|t| !arns.contains(&t.task_arn) || returned.contains(t.task_arn.as_str()));
+            changed |= state.tasks.len() != before;
+            for task in found {
+                // Only tasks already known are re-read; one that went
+                // meanwhile stays gone.
+                match state.tasks.iter_mut().find(|t| t.task_arn == task.task_arn) {
+                    Some(existing) if **existing == task => {}
+                    Some(existing) => {
+                        *existing = Arc::new(task);
+                        changed = true;
+                    }
+                    None => {}
+                }
+            }
+        }
+        Ok(changed)
+    }
+
+    /// Events mode: re-reads, in batches of 100 per cluster, the tasks that
+    /// wait for their health check (events say nothing of health, and a
+    /// task turning HEALTHY sends none) and the tasks first seen in an event
+    /// (for their tags); nothing when none waits. The inventory when a task
+    /// changed.
+    pub async fn refresh_waiting(&mut self) -> Result<Option<Inventory>, SourceError> {
+        let mut to_read: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (name, state) in &self.state {
+            let tagless = self.awaiting_tags.get(name);
+            let arns: Vec<String> = state
+                .tasks
+                .iter()
+                .filter(|t| waits_for_health(t) || tagless.is_some_and(|w| w.contains(&t.task_arn)))
+                .map(|t| t.task_arn.clone())
+                .collect();
+            if !arns.is_empty() {
+                to_read.insert(name.clone(), arns);
+            }
+        }
+        if to_read.is_empty() {
+            self.awaiting_tags.clear();
+            return Ok(None);
+        }
+        let api = self.api().await?;
+        let changed = self.reread(&api, to_read).await?;
+        self.awaiting_tags.clear();
+        Ok(changed.then(|| self.inventory()))
+    }
+
+    /// The inventory of every cluster, the tasks moved out of the state.
+    fn inventory(&mut self) -> Inventory {
+        let mut inventory = Inventory::default();
+        let count = self.state.values().map(|s| s.tasks.len()).sum();
+        inventory.tasks.reserve_exact(count);
+        for (name, state) in &mut self.state {
+            let refreshed_at = state.refreshed_at.unwrap_or(SystemTime::UNIX_EPOCH);
+            let age = refreshed_at.elapsed().unwrap_or_default().as_secs_f64();
+            metrics::gauge!("ecs_dns_cluster_data_age_seconds", "cluster" => name.clone()).set(age);
+            inventory.clusters.push(ClusterStatus {
+                name: name.clone(),
+                refreshed_at,
+                error: state.error.clone(),
+            });
+            if self.events.is_some() {
+                // Events apply to the tasks between full reads: events mode
+                // keeps them, shared with the served inventory.
+                inventory.tasks.extend(state.tasks.iter().cloned());
+            } else {
+                inventory.tasks.append(&mut state.tasks);
+            }
+        }
+        inventory
+    }
+}
+
+/// A full read of every cluster, between [`EcsSource::start_read`] and
+/// [`EcsSource::finish_read`].
+pub struct FullRead {
+    reader: Reader,
+    api: Api,
+    /// Name, what to pass to the API, and the interval to pace over.
+    clusters: Vec<(String, String, Option<Duration>)>,
+    deadline: Duration,
+    started: Instant,
+    started_at: SystemTime,
+    before: CallSnapshot,
+    listing_error: Option<CallError>,
+    results: Vec<(String, ClusterRead)>,
+}
+
+/// One cluster's tasks, or why they could not be read.
+type ClusterRead = Result<Vec<Arc<Task>>, CallError>;
+
+impl FullRead {
+    /// Reads each cluster, within its deadline.
+    pub async fn run(mut self) -> FullRead {
+        for (name, id, pace_over) in &self.clusters {
+            let deadline = self.deadline;
+            let read = self.reader.read_cluster(&self.api, name, id, *pace_over);
+            let result = (tokio::time::timeout(deadline, read).await).unwrap_or_else(|_| {
+                Err(CallError {
+                    operation: "poll",
+                    reason: format!("cluster refresh exceeded its deadline of {deadline:?}"),
+                })
+            });
+            self.results.push((name.clone(), result));
+        }
+        self
+    }
+}
+
+/// What a read of the API needs beyond the client: the caches (task
+/// definitions, instances, service aliases). Cheap to clone, and owns what
+/// it uses, so that a reconcile's read can run while events are applied.
+#[derive(Clone)]
+struct Reader {
+    caches: Arc<Caches>,
+}
+
+impl Reader {
     /// The tasks of one cluster, or why they could not be read.
+    /// With `pace_over` (a reconcile's interval), its DescribeTasks
+    /// batches are spread out ([`reconcile::batch_pause`]).
     async fn read_cluster(
         &self,
         api: &Api,
         name: &str,
         id: &str,
+        pace_over: Option<Duration>,
     ) -> Result<Vec<Arc<Task>>, CallError> {
         let arns = api.list_running_tasks(id).await?;
         if arns.is_empty() {
             return Ok(Vec::new());
         }
-        let pause = match &self.events {
-            // Not a cluster's first read: that one is awaited to serve.
-            Some(events)
-                if self.reconciling
-                    && (self.state.get(name)).is_some_and(|s| s.refreshed_at.is_some()) =>
-            {
-                reconcile::batch_pause(
-                    events.reconcile_interval,
-                    arns.len().div_ceil(discovery::DESCRIBE_BATCH),
-                )
-            }
-            _ => Duration::ZERO,
-        };
+        let pause = pace_over.map_or(Duration::ZERO, |interval| {
+            reconcile::batch_pause(interval, arns.len().div_ceil(discovery::DESCRIBE_BATCH))
+        });
         let raw = api.describe_tasks(id, &arns, pause).await?;
         let tasks = self.tasks_of(api, name, id, &raw).await?;
         Ok(tasks.into_iter().map(Arc::new).collect())
@@ -570,246 +901,6 @@ impl EcsSource {
             }
         }
         out
-    }
-
-    /// Applies a batch of event messages (bodies and receipts): a task event
-    /// newer than what was applied is converted like a poll's task (task
-    /// definition and instance from the caches, read only when new), with
-    /// the health a read gave before and its tags left for
-    /// [`EcsSource::refresh_waiting`]; stopped tasks are withdrawn;
-    /// container instance events set the drain state. Events of clusters
-    /// not served, duplicates and stale events are judged and dropped;
-    /// malformed messages are counted and dropped. `Err`: a read of the
-    /// caches failed; nothing of the batch is recorded, so its messages
-    /// come back and are applied then.
-    pub async fn apply_events(
-        &mut self,
-        messages: &[queue::Received],
-    ) -> Result<Applied, SourceError> {
-        let api = self.api().await?;
-        let mut applied = Applied::default();
-        let mut tasks: Vec<TaskChange> = Vec::new();
-        let mut changed = false;
-        for message in messages {
-            let parsed = events::parse(&message.body);
-            let kind = match &parsed {
-                Ok(event) => event.type_label(),
-                Err(error) => error.type_label(),
-            };
-            let outcome = match parsed {
-                Err(error) => {
-                    crate::warn_throttled!("malformed event", %error, "event message not used: deleted");
-                    "malformed"
-                }
-                Ok(Event::Other { .. }) => "ignored",
-                Ok(Event::Instance(change)) => {
-                    let cluster = convert::cluster_name(&change.cluster_arn);
-                    match self.state.get_mut(&cluster) {
-                        None => "ignored",
-                        Some(state) => {
-                            let draining = change.status.eq_ignore_ascii_case("DRAINING");
-                            for task in state.tasks.iter_mut().filter(|t| {
-                                t.container_instance_arn.as_deref()
-                                    == Some(change.container_instance_arn.as_str())
-                            }) {
-                                if task.instance_draining != draining {
-                                    Arc::make_mut(task).instance_draining = draining;
-                                    changed = true;
-                                }
-                            }
-                            "applied"
-                        }
-                    }
-                }
-                Ok(Event::Task(change)) => {
-                    let cluster = convert::cluster_name(&change.cluster_arn);
-                    if !self.state.contains_key(&cluster) {
-                        "ignored"
-                    } else {
-                        match self.ledger.judge(&change) {
-                            Judgement::Apply => {
-                                observe_lag(change.time.as_deref());
-                                tasks.push(change);
-                                // Counted once applied, below.
-                                applied.done.push(message.receipt.clone());
-                                continue;
-                            }
-                            Judgement::Duplicate => "duplicate",
-                            Judgement::Stale | Judgement::AfterStop => "stale",
-                        }
-                    }
-                }
-            };
-            metrics::counter!("ecs_dns_events_total", "type" => kind, "outcome" => outcome)
-                .increment(1);
-            applied.done.push(message.receipt.clone());
-        }
-        // Newest first per task, so that two versions in one batch apply once.
-        tasks.sort_by(|a, b| a.task_arn.cmp(&b.task_arn).then(b.version.cmp(&a.version)));
-        tasks.dedup_by(|later, first| later.task_arn == first.task_arn);
-        // What the events say, converted like a poll's tasks (task
-        // definition, instance and aliases from the caches): no DescribeTasks
-        // on the way to the answer. Their tags (and health) are read in the
-        // next batched re-read (`refresh_waiting`).
-        let mut from_events: BTreeMap<String, Vec<ecs::Task>> = BTreeMap::new();
-        for change in &tasks {
-            let cluster = convert::cluster_name(&change.cluster_arn);
-            if change.is_stopped() {
-                if let Some(state) = self.state.get_mut(&cluster) {
-                    state.tasks.retain(|t| t.task_arn != change.task_arn);
-                }
-                if let Some(waiting) = self.awaiting_tags.get_mut(&cluster) {
-                    waiting.remove(&change.task_arn);
-                }
-                changed = true;
-            } else {
-                from_events
-                    .entry(cluster)
-                    .or_default()
-                    .push(change.to_task());
-            }
-        }
-        for (cluster, raw) in from_events {
-            let Some(id) = self.state.get(&cluster).map(|s| s.id.clone()) else {
-                continue;
-            };
-            let found = self
-                .tasks_of(&api, &cluster, &id, &raw)
-                .await
-                .map_err(|e| SourceError::Other(format!("ecs events: {e}")))?;
-            let Some(state) = self.state.get_mut(&cluster) else {
-                continue;
-            };
-            let waiting = self.awaiting_tags.entry(cluster).or_default();
-            for mut task in found {
-                match state.tasks.iter_mut().find(|t| t.task_arn == task.task_arn) {
-                    Some(existing) => {
-                        // What an event cannot say, a read said before.
-                        task.health_status = existing.health_status.clone();
-                        task.tags = existing.tags.clone();
-                        if **existing != task {
-                            *existing = Arc::new(task);
-                            changed = true;
-                        }
-                    }
-                    None => {
-                        waiting.insert(task.task_arn.clone());
-                        state.tasks.push(Arc::new(task));
-                        changed = true;
-                    }
-                }
-            }
-        }
-        let now = SystemTime::now();
-        for change in &tasks {
-            self.ledger.record(change, now);
-            metrics::counter!("ecs_dns_events_total", "type" => "task", "outcome" => "applied")
-                .increment(1);
-        }
-        if changed {
-            applied.inventory = Some(self.inventory());
-        }
-        Ok(applied)
-    }
-
-    /// Re-reads known tasks (ARNs per cluster name) with DescribeTasks,
-    /// through the same conversion as a poll; a task asked for and not
-    /// returned (MISSING) is gone. Whether any task changed.
-    async fn reread(
-        &mut self,
-        api: &Api,
-        to_read: BTreeMap<String, Vec<String>>,
-    ) -> Result<bool, SourceError> {
-        let mut changed = false;
-        for (cluster, arns) in to_read {
-            let Some(id) = self.state.get(&cluster).map(|s| s.id.clone()) else {
-                continue;
-            };
-            let read = async {
-                let raw = api.describe_tasks(&id, &arns, Duration::ZERO).await?;
-                let found = self.tasks_of(api, &cluster, &id, &raw).await?;
-                Ok::<_, CallError>((raw, found))
-            };
-            let (raw, found) = read
-                .await
-                .map_err(|e| SourceError::Other(format!("ecs events: {e}")))?;
-            let Some(state) = self.state.get_mut(&cluster) else {
-                continue;
-            };
-            let returned: HashSet<&str> = raw.iter().filter_map(|t| t.task_arn()).collect();
-            let before = state.tasks.len();
-            state
-                .tasks
-                .retain(|t| !arns.contains(&t.task_arn) || returned.contains(t.task_arn.as_str()));
-            changed |= state.tasks.len() != before;
-            for task in found {
-                // Only tasks already known are re-read; one that went
-                // meanwhile stays gone.
-                match state.tasks.iter_mut().find(|t| t.task_arn == task.task_arn) {
-                    Some(existing) if **existing == task => {}
-                    Some(existing) => {
-                        *existing = Arc::new(task);
-                        changed = true;
-                    }
-                    None => {}
-                }
-            }
-        }
-        Ok(changed)
-    }
-
-    /// Events mode: re-reads, in batches of 100 per cluster, the tasks that
-    /// wait for their health check (events say nothing of health, and a
-    /// task turning HEALTHY sends none) and the tasks first seen in an event
-    /// (for their tags); nothing when none waits. The inventory when a task
-    /// changed.
-    pub async fn refresh_waiting(&mut self) -> Result<Option<Inventory>, SourceError> {
-        let mut to_read: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for (name, state) in &self.state {
-            let tagless = self.awaiting_tags.get(name);
-            let arns: Vec<String> = state
-                .tasks
-                .iter()
-                .filter(|t| waits_for_health(t) || tagless.is_some_and(|w| w.contains(&t.task_arn)))
-                .map(|t| t.task_arn.clone())
-                .collect();
-            if !arns.is_empty() {
-                to_read.insert(name.clone(), arns);
-            }
-        }
-        if to_read.is_empty() {
-            self.awaiting_tags.clear();
-            return Ok(None);
-        }
-        let api = self.api().await?;
-        let changed = self.reread(&api, to_read).await?;
-        self.awaiting_tags.clear();
-        Ok(changed.then(|| self.inventory()))
-    }
-
-    /// The inventory of every cluster, the tasks moved out of the state.
-    fn inventory(&mut self) -> Inventory {
-        let mut inventory = Inventory::default();
-        let count = self.state.values().map(|s| s.tasks.len()).sum();
-        inventory.tasks.reserve_exact(count);
-        for (name, state) in &mut self.state {
-            let refreshed_at = state.refreshed_at.unwrap_or(SystemTime::UNIX_EPOCH);
-            let age = refreshed_at.elapsed().unwrap_or_default().as_secs_f64();
-            metrics::gauge!("ecs_dns_cluster_data_age_seconds", "cluster" => name.clone()).set(age);
-            inventory.clusters.push(ClusterStatus {
-                name: name.clone(),
-                refreshed_at,
-                error: state.error.clone(),
-            });
-            if self.events.is_some() {
-                // Events apply to the tasks between full reads: events mode
-                // keeps them, shared with the served inventory.
-                inventory.tasks.extend(state.tasks.iter().cloned());
-            } else {
-                inventory.tasks.append(&mut state.tasks);
-            }
-        }
-        inventory
     }
 }
 

@@ -67,6 +67,20 @@ pub fn corrections(held: &[Arc<Task>], read: &[Arc<Task>]) -> Corrections {
     out
 }
 
+/// What a full read found for a cluster, with what events said while it
+/// ran: a task an event changed (`newer`) keeps what events mode holds
+/// (`held`: the event's version, or nothing when it stopped), whatever the
+/// read saw of it before; every other task is as read.
+pub fn with_newer_events(
+    held: &[Arc<Task>],
+    read: Vec<Arc<Task>>,
+    newer: &dyn Fn(&str) -> bool,
+) -> Vec<Arc<Task>> {
+    let mut out: Vec<Arc<Task>> = (read.into_iter()).filter(|t| !newer(&t.task_arn)).collect();
+    out.extend(held.iter().filter(|t| newer(&t.task_arn)).cloned());
+    out
+}
+
 /// Whether `a` and `b` differ in what an event says of a task.
 fn events_would_differ(a: &Task, b: &Task) -> bool {
     if a == b {
@@ -120,6 +134,45 @@ mod tests {
         let mut task = (*testing::web_inventory(&[[10, 0, 0, 1]]).tasks[0]).clone();
         task.task_arn = arn.to_owned();
         Arc::new(task)
+    }
+
+    /// A read that ran while events arrived: the events win for their
+    /// tasks (a stop, a start, a change), the read for the others; and what
+    /// the events said is no correction.
+    #[test]
+    fn events_applied_during_a_read_are_newer_than_it() {
+        let ip = |task: &Arc<Task>, last: u8| {
+            let mut task = (**task).clone();
+            task.ipv4 = vec![std::net::Ipv4Addr::new(10, 0, 0, last)];
+            Arc::new(task)
+        };
+        let (a, b, c, d) = (task("a"), task("b"), task("c"), task("d"));
+        // Events mode held a, b, c, d; the read (started before the
+        // events) found a (moved), b, c (moved) and d; meanwhile events
+        // stopped b, moved c again and started e.
+        let c_event = ip(&c, 9);
+        let e = task("e");
+        let held = vec![a.clone(), c_event.clone(), d.clone(), e.clone()];
+        let read = vec![ip(&a, 2), b.clone(), ip(&c, 3), d.clone()];
+        let events = ["b", "c", "e"];
+        let merged = with_newer_events(&held, read, &|arn| events.contains(&arn));
+        let mut seen: Vec<(String, String)> = (merged.iter())
+            .map(|t| (t.task_arn.clone(), t.ipv4[0].to_string()))
+            .collect();
+        seen.sort();
+        let expect = [
+            ("a", "10.0.0.2"),
+            ("c", "10.0.0.9"),
+            ("d", "10.0.0.1"),
+            ("e", "10.0.0.1"),
+        ];
+        assert_eq!(
+            seen,
+            expect.map(|(a, ip)| (a.to_owned(), ip.to_owned())).to_vec()
+        );
+        // Only the read's own news (a moved) counts as missed.
+        let found = corrections(&held, &merged);
+        assert_eq!((found.added, found.removed, found.changed), (0, 0, 1));
     }
 
     #[test]
