@@ -6,7 +6,7 @@
 //! the new zone in service.
 //!
 //!   cargo bench --bench answer
-//!   cargo bench --bench answer -- one_event
+//!   cargo bench --bench answer -- publish
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -141,6 +141,24 @@ fn one_event(c: &mut Criterion) {
                 task.ipv4 = vec![std::net::Ipv4Addr::from(0x0b00_0000 + round % 2)];
                 let change = publisher.publish(next);
                 assert!(change.changed);
+            })
+        });
+        // A poll that found nothing new: every task read again (new
+        // allocations, equal facts), compared, nothing rebuilt.
+        let copies: Vec<_> = (0..4)
+            .map(|_| {
+                let mut copy = (*base).clone();
+                for task in &mut copy.tasks {
+                    *task = Arc::new((**task).clone());
+                }
+                copy
+            })
+            .collect();
+        let mut copy = 0;
+        group.bench_function(BenchmarkId::new("poll_unchanged", tasks), |b| {
+            b.iter(|| {
+                copy = (copy + 1) % copies.len();
+                publisher.publish(copies[copy].clone())
             })
         });
     }
