@@ -742,9 +742,25 @@ impl Reader {
         let pause = pace_over.map_or(Duration::ZERO, |interval| {
             reconcile::batch_pause(interval, arns.len().div_ceil(discovery::DESCRIBE_BATCH))
         });
-        let raw = api.describe_tasks(id, &arns, pause).await?;
-        let tasks = self.tasks_of(api, name, id, &raw).await?;
-        Ok(tasks.into_iter().map(Arc::new).collect())
+        // A few batches at a time, each converted before the next are
+        // read: the SDK's answers (kilobytes a task) never pile up for a
+        // whole cluster (they made most of a poll's peak memory).
+        let mut draining = None;
+        let mut tasks = Vec::with_capacity(arns.len());
+        let group = discovery::DESCRIBE_BATCH * discovery::DESCRIBE_CONCURRENCY;
+        for (i, arns) in arns.chunks(group).enumerate() {
+            if i > 0 && !pause.is_zero() {
+                tokio::time::sleep(pause).await;
+            }
+            let raw = api.describe_tasks(id, arns, pause).await?;
+            if draining.is_none() && raw.iter().any(|t| t.container_instance_arn().is_some()) {
+                draining = Some(api.list_draining(id).await?);
+            }
+            let converted = self.convert(api, name, id, &raw, draining.as_ref()).await?;
+            tasks.extend(converted.into_iter().map(Arc::new));
+        }
+        tasks.sort_by(|a, b| a.task_arn.cmp(&b.task_arn));
+        Ok(tasks)
     }
 
     /// The inventory facts of described tasks: their task definitions,
@@ -757,13 +773,25 @@ impl Reader {
         id: &str,
         raw: &[ecs::Task],
     ) -> Result<Vec<Task>, CallError> {
+        let draining = match raw.iter().any(|t| t.container_instance_arn().is_some()) {
+            true => Some(api.list_draining(id).await?),
+            false => None,
+        };
+        self.convert(api, name, id, raw, draining.as_ref()).await
+    }
+
+    /// [`Reader::tasks_of`], with the cluster's DRAINING container
+    /// instances already listed (`None`: no task of `raw` is on one).
+    async fn convert(
+        &self,
+        api: &Api,
+        name: &str,
+        id: &str,
+        raw: &[ecs::Task],
+        draining: Option<&HashSet<String>>,
+    ) -> Result<Vec<Task>, CallError> {
         self.learn_task_definitions(api, raw).await?;
         self.learn_instances(api, id, raw).await?;
-        let draining = if raw.iter().any(|t| t.container_instance_arn().is_some()) {
-            api.list_draining(id).await?
-        } else {
-            HashSet::new()
-        };
         let aliases = self.service_aliases(api, name, id, raw).await;
 
         let mut tasks = Vec::with_capacity(raw.len());
@@ -786,7 +814,8 @@ impl Reader {
             let placement = Placement {
                 ec2_instance_id: ec2_instance_id.as_deref(),
                 instance: instance.as_deref(),
-                instance_draining: container_instance.is_some_and(|arn| draining.contains(arn)),
+                instance_draining: container_instance
+                    .is_some_and(|arn| draining.is_some_and(|d| d.contains(arn))),
             };
             let alias = service_of(task)
                 .and_then(|s| aliases.get(s))
