@@ -12,6 +12,12 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
+/// A short string held inline (up to 24 bytes, no allocation): statuses,
+/// launch types, cluster, service and container names. A task has a dozen
+/// of them, each a separate allocation as a `String` (about a quarter of a
+/// task's memory).
+pub type Text = compact_str::CompactString;
+
 /// The tag whose value adds a service name (`ecs-dns:name`): set on a task
 /// or its service by whoever starts it, read by the naming rules.
 pub const ALIAS_TAG: &str = "ecs-dns:name";
@@ -56,32 +62,32 @@ pub struct ClusterStatus {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Task {
-    pub cluster: String,
+    pub cluster: Text,
     /// Service name (from the task's `group`, `service:NAME`); `None` for a
     /// standalone task.
-    pub service: Option<String>,
+    pub service: Option<Text>,
     /// Task-definition family: the name of a standalone task.
-    pub family: String,
+    pub family: Text,
     pub task_arn: String,
     pub task_id: String,
     pub task_definition_arn: String,
     /// `EC2`, `FARGATE` or `EXTERNAL`, as ECS reports it.
-    pub launch_type: String,
+    pub launch_type: Text,
     pub network_mode: NetworkMode,
     /// ECS `lastStatus`: `PROVISIONING`, `PENDING`, `RUNNING`, `STOPPED`, ...
-    pub last_status: String,
+    pub last_status: Text,
     /// ECS `desiredStatus`.
-    pub desired_status: String,
+    pub desired_status: Text,
     /// ECS `healthStatus`: `HEALTHY`, `UNHEALTHY` or `UNKNOWN`.
-    pub health_status: String,
+    pub health_status: Text,
     /// Whether an essential container of the task definition defines a health
     /// check (then only a HEALTHY task can take traffic).
     pub has_health_check: bool,
     pub container_instance_arn: Option<String>,
-    pub ec2_instance_id: Option<String>,
+    pub ec2_instance_id: Option<Text>,
     /// Whether the container instance is DRAINING.
     pub instance_draining: bool,
-    pub eni_id: Option<String>,
+    pub eni_id: Option<Text>,
     /// Addresses the task is reached at: the ENI's (awsvpc) or the EC2
     /// instance's (bridge, host).
     pub ipv4: Vec<Ipv4Addr>,
@@ -108,7 +114,7 @@ pub enum NetworkMode {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PortBinding {
-    pub container_name: String,
+    pub container_name: Text,
     pub container_port: u16,
     /// The port on the host (bridge, host); `None` while ECS has not bound it
     /// yet, and for awsvpc tasks, which are reached on the container port.
@@ -118,7 +124,7 @@ pub struct PortBinding {
     pub protocol: Protocol,
     /// The port mapping's name in the task definition, if it has one.
     #[serde(default)]
-    pub name: Option<String>,
+    pub name: Option<Text>,
 }
 
 #[derive(

@@ -64,9 +64,9 @@ pub fn inventory(tasks: usize) -> Inventory {
                 (Ipv4Addr::from(0x0a00_0000 + (i / 10) as u32 + 1), None)
             };
             Arc::new(Task {
-                cluster: format!("cluster-{cluster}"),
-                service: Some(format!("svc-{service}")),
-                family: format!("svc-{service}"),
+                cluster: format!("cluster-{cluster}").into(),
+                service: Some(format!("svc-{service}").into()),
+                family: format!("svc-{service}").into(),
                 task_arn: format!(
                     "arn:aws:ecs:us-east-1:123456789012:task/cluster-{cluster}/{}",
                     task_id(i)

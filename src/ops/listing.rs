@@ -551,8 +551,8 @@ mod tests {
     fn snapshot(n: usize) -> Arc<Snapshot> {
         let mut tasks: Vec<Task> = (0..n)
             .map(|i| Task {
-                cluster: format!("c{}", i % 2),
-                service: Some(format!("s{}", i % 3)),
+                cluster: format!("c{}", i % 2).into(),
+                service: Some(format!("s{}", i % 3).into()),
                 task_arn: format!("arn:aws:ecs:r:1:task/c{}/{:04}", i % 2, n - i),
                 task_id: format!("t{i}"),
                 last_status: "RUNNING".into(),

@@ -18,7 +18,7 @@ fn task(cluster: &str, service: &str, id: &str, ip: [u8; 4]) -> Task {
     Task {
         cluster: cluster.into(),
         service: Some(service.into()),
-        family: format!("{service}-family"),
+        family: format!("{service}-family").into(),
         task_arn: format!("arn:aws:ecs:us-east-1:1:task/{cluster}/{id}"),
         task_id: id.into(),
         last_status: "RUNNING".into(),

@@ -147,7 +147,7 @@ fn fill_defaults(task: &mut Task) {
         (&mut task.launch_type, "EC2"),
     ] {
         if field.is_empty() {
-            *field = default.to_owned();
+            *field = default.into();
         }
     }
     if task.task_id.is_empty() {

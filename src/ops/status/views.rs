@@ -45,19 +45,21 @@ pub fn task_rows(snapshot: &Snapshot, positions: &[usize], raw: bool) -> Vec<Tas
             Some(TaskRow {
                 task_id: task.id().to_owned(),
                 task_arn: task.task_arn.clone(),
-                cluster: task.cluster.clone(),
-                service: task.service.clone(),
-                family: task.family.clone(),
+                cluster: task.cluster.to_string(),
+                service: task.service.as_deref().map(str::to_owned),
+                family: task.family.to_string(),
                 verdict: verdict.map(verdict_name),
                 served: verdict.is_some_and(|v| v.is_served()),
                 reason: explain::reason(task, verdict, service),
-                last_status: task.last_status.clone(),
-                desired_status: task.desired_status.clone(),
-                health_status: task.health_status.clone(),
+                last_status: task.last_status.to_string(),
+                desired_status: task.desired_status.to_string(),
+                health_status: task.health_status.to_string(),
                 addresses: (task.ipv4.iter().map(ToString::to_string))
                     .chain(task.ipv6.iter().map(ToString::to_string))
                     .collect(),
-                instance: task.ec2_instance_id.clone().or_else(|| task.eni_id.clone()),
+                instance: (task.ec2_instance_id.as_deref())
+                    .or(task.eni_id.as_deref())
+                    .map(str::to_owned),
                 tags: task
                     .tags
                     .iter()

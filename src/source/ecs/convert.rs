@@ -167,23 +167,20 @@ pub fn task(
         .unwrap_or_default();
 
     let mut out = Task {
-        cluster: cluster.to_owned(),
-        service,
-        family,
+        cluster: cluster.into(),
+        service: service.map(Into::into),
+        family: family.into(),
         task_id: task_arn.rsplit('/').next().unwrap_or_default().to_owned(),
         task_arn,
         task_definition_arn: raw.task_definition_arn().unwrap_or_default().to_owned(),
-        launch_type,
+        launch_type: launch_type.into(),
         network_mode,
-        last_status: raw.last_status().unwrap_or_default().to_owned(),
-        desired_status: raw.desired_status().unwrap_or_default().to_owned(),
-        health_status: raw
-            .health_status()
-            .map(|h| h.as_str().to_owned())
-            .unwrap_or_else(|| "UNKNOWN".to_owned()),
+        last_status: raw.last_status().unwrap_or_default().into(),
+        desired_status: raw.desired_status().unwrap_or_default().into(),
+        health_status: raw.health_status().map_or("UNKNOWN", |h| h.as_str()).into(),
         has_health_check: def.has_health_check,
         container_instance_arn: raw.container_instance_arn().map(str::to_owned),
-        ec2_instance_id: placement.ec2_instance_id.map(str::to_owned),
+        ec2_instance_id: placement.ec2_instance_id.map(Into::into),
         instance_draining: placement.instance_draining,
         tags,
         service_tags,
@@ -193,7 +190,7 @@ pub fn task(
     match network_mode {
         NetworkMode::Awsvpc => {
             let eni = eni(raw);
-            out.eni_id = eni.id;
+            out.eni_id = eni.id.map(Into::into);
             out.ipv4 = eni.ipv4;
             out.ipv6 = eni.ipv6;
             out.ports = def.mappings.iter().map(|m| binding(m, None)).collect();
@@ -244,9 +241,9 @@ fn bridge_ports(raw: &ecs::Task, def: &TaskDefFacts) -> Vec<PortBinding> {
                         && m.container_port == container_port
                         && m.protocol == protocol
                 })
-                .and_then(|m| m.name.clone());
+                .and_then(|m| m.name.as_deref().map(Into::into));
             let binding = PortBinding {
-                container_name: container_name.to_owned(),
+                container_name: container_name.into(),
                 container_port,
                 host_port: Some(host_port),
                 protocol,
@@ -274,11 +271,11 @@ fn bridge_ports(raw: &ecs::Task, def: &TaskDefFacts) -> Vec<PortBinding> {
 
 fn binding(mapping: &MappingFacts, host_port: Option<u16>) -> PortBinding {
     PortBinding {
-        container_name: mapping.container_name.clone(),
+        container_name: mapping.container_name.as_str().into(),
         container_port: mapping.container_port,
         host_port,
         protocol: mapping.protocol,
-        name: mapping.name.clone(),
+        name: mapping.name.as_deref().map(Into::into),
     }
 }
 

@@ -18,7 +18,7 @@ fn inventory(n: usize) -> Arc<Inventory> {
     let tasks: Vec<Task> = (0..n)
         .map(|i| Task {
             cluster: "prod".into(),
-            service: Some(format!("svc{}", i % 7)),
+            service: Some(format!("svc{}", i % 7).into()),
             task_id: format!("task{i:05}"),
             last_status: "RUNNING".into(),
             desired_status: "RUNNING".into(),

@@ -62,7 +62,7 @@ fn port(container: u16, host: Option<u16>, name: Option<&str>) -> PortBinding {
         container_port: container,
         host_port: host,
         protocol: Protocol::Tcp,
-        name: name.map(str::to_owned),
+        name: name.map(Into::into),
     }
 }
 
