@@ -26,7 +26,7 @@ pub mod queue;
 pub mod reconcile;
 pub mod retry;
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -295,11 +295,15 @@ impl EcsSource {
         let newer = self.ledger.applied_since(started_at);
         for (name, result) in results {
             // Read before: its last good tasks are those served now.
+            // (Events mode keeps its tasks, and never empties one for want
+            // of a published inventory.)
+            let served = match self.events {
+                None => self.published_tasks(&name),
+                Some(_) => Vec::new(),
+            };
             let kept = match (&result, self.state.get(&name)) {
-                // (Events mode keeps its tasks, and never empties one
-                // for want of a published inventory.)
                 (Err(_), Some(state)) if state.refreshed_at.is_some() && self.events.is_none() => {
-                    Some(self.published_tasks(&name))
+                    Some(served.clone())
                 }
                 _ => None,
             };
@@ -314,6 +318,12 @@ impl EcsSource {
                     if state.error.is_some() {
                         tracing::info!(cluster = %name, "cluster recovered");
                     }
+                    let before = if served.is_empty() {
+                        &state.tasks
+                    } else {
+                        &served
+                    };
+                    reuse_unchanged(before, &mut tasks);
                     if !newer.is_empty() {
                         tasks = reconcile::with_newer_events(&state.tasks, tasks, &|arn| {
                             newer.contains(arn)
@@ -933,6 +943,22 @@ impl Reader {
     }
 }
 
+/// Replaces each task of `read` that equals the task of `before` with its
+/// ARN by that task: a read keeps one allocation of every task that did not
+/// change (the new copies go at once), and the publication tells them by
+/// pointer.
+fn reuse_unchanged(before: &[Arc<Task>], read: &mut [Arc<Task>]) {
+    let before: HashMap<&str, &Arc<Task>> =
+        (before.iter()).map(|t| (t.task_arn.as_str(), t)).collect();
+    for task in read {
+        if let Some(&old) = before.get(task.task_arn.as_str())
+            && **old == **task
+        {
+            *task = old.clone();
+        }
+    }
+}
+
 /// RUNNING, meant to run, with a health check that has not passed yet:
 /// the serving rule's `starting`.
 fn waits_for_health(task: &Task) -> bool {
@@ -960,4 +986,33 @@ fn service_of(task: &ecs::Task) -> Option<&str> {
     task.group()
         .and_then(|g| g.strip_prefix("service:"))
         .filter(|s| !s.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A read's copy of a task that did not change is dropped for the task
+    /// already held; a changed or new task is kept as read.
+    #[test]
+    fn a_read_keeps_the_tasks_that_did_not_change() {
+        let held = crate::testing::web_inventory(&[[10, 0, 0, 1], [10, 0, 0, 2]]).tasks;
+        let mut arns = held.iter().enumerate().map(|(i, t)| {
+            let mut t = (**t).clone();
+            t.task_arn = format!("arn:aws:ecs:r:1:task/prod/t{i}");
+            Arc::new(t)
+        });
+        let (a, b) = (arns.next().unwrap(), arns.next().unwrap());
+        let held = vec![a.clone(), b.clone()];
+        let mut moved = (*b).clone();
+        moved.ipv4 = vec![std::net::Ipv4Addr::new(10, 0, 0, 9)];
+        let mut new = (*a).clone();
+        new.task_arn.push('x');
+        let mut read = vec![Arc::new((*a).clone()), Arc::new(moved), Arc::new(new)];
+        reuse_unchanged(&held, &mut read);
+        assert!(Arc::ptr_eq(&read[0], &a), "unchanged: the held task");
+        assert!(!Arc::ptr_eq(&read[1], &b), "changed: as read");
+        assert_eq!(read[1].ipv4, [std::net::Ipv4Addr::new(10, 0, 0, 9)]);
+        assert!(read[2].task_arn.ends_with('x'), "new: as read");
+    }
 }
