@@ -125,6 +125,13 @@ pub fn parse(path: &Path, text: &str, modified: SystemTime) -> Result<Inventory,
     // The list grew by doubling while it was read: up to twice the room of
     // its tasks (some 440 bytes each), held for as long as it is served.
     tasks.shrink_to_fit();
+    // In ARN order, as a snapshot serves them (a stable sort: tasks that
+    // share an ARN keep the file's order): a publication matches them with
+    // the served ones in one pass and patches the zone instead of building
+    // it again.
+    if !tasks.is_sorted_by(|a, b| a.task_arn <= b.task_arn) {
+        tasks.sort_by(|a, b| a.task_arn.cmp(&b.task_arn));
+    }
     let mut names: Vec<&str> = tasks.iter().map(|t| t.cluster.as_str()).collect();
     names.sort_unstable();
     names.dedup();
@@ -171,5 +178,27 @@ mod tests {
         assert_eq!(inventory.tasks.len(), 1000);
         assert_eq!(inventory.tasks.capacity(), 1000);
         assert_eq!(inventory.tasks[999].last_status, "RUNNING");
+    }
+
+    fn json_task(i: usize, ip: &str) -> String {
+        format!(
+            r#"{{"cluster": "c{}", "service": "s{}", "task_arn": "arn:aws:ecs:us-east-1:1:task/c/t{i:04}", "ipv4": ["{ip}"]}}"#,
+            i % 3,
+            i % 7
+        )
+    }
+
+    /// Tasks come out in ARN order whatever the file's order (the order a
+    /// snapshot serves them in); the file's order still names the entry at
+    /// fault.
+    #[test]
+    fn tasks_in_arn_order_errors_in_file_order() {
+        let tasks: Vec<String> = (0..50).rev().map(|i| json_task(i, "10.0.0.1")).collect();
+        let text = format!(r#"{{"tasks": [{}]}}"#, tasks.join(","));
+        let inventory = parse(Path::new("i.json"), &text, SystemTime::UNIX_EPOCH).unwrap();
+        assert!(inventory.tasks.is_sorted_by(|a, b| a.task_arn < b.task_arn));
+        let text = r#"{"tasks": [{"cluster": "c", "service": "s", "task_id": "a"}, {"service": "s", "task_id": "b"}]}"#;
+        let error = parse(Path::new("i.json"), text, SystemTime::UNIX_EPOCH).unwrap_err();
+        assert_eq!(error, "tasks[1]: cluster is missing");
     }
 }
