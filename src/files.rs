@@ -56,20 +56,6 @@ pub fn read(path: &Path, cap: u64) -> Result<Vec<u8>, ReadError> {
     Ok(bytes)
 }
 
-/// The regular file at `path`, to read as it goes: at most `cap` bytes
-/// (a file that grows past the cap while it is read is cut there).
-pub fn open(path: &Path, cap: u64) -> Result<std::io::Take<std::fs::File>, ReadError> {
-    let file = std::fs::File::open(path)?;
-    let metadata = file.metadata()?;
-    if !metadata.is_file() {
-        return Err(ReadError::NotRegular);
-    }
-    if metadata.len() > cap {
-        return Err(ReadError::TooLarge { cap });
-    }
-    Ok(file.take(cap))
-}
-
 /// [`read`], as UTF-8 text.
 pub fn read_text(path: &Path, cap: u64) -> Result<String, ReadError> {
     String::from_utf8(read(path, cap)?).map_err(|_| ReadError::NotText)

@@ -50,24 +50,10 @@ impl FileSource {
         if self.seen == Some(stamp) {
             return Ok(None);
         }
-        let inventory = if is_json(&self.path) {
-            // Read as it is parsed: the file's text is never held whole.
-            let file = crate::files::open(&self.path, crate::files::INVENTORY_CAP)
-                .map_err(|e| self.error(e))?;
-            let reader = std::io::BufReader::with_capacity(1 << 16, file);
-            let mut json = serde_json::Deserializer::from_reader(reader);
-            let seed = FileSeed {
-                previous: &self.previous,
-            };
-            let tasks = (seed.deserialize(&mut json))
-                .and_then(|tasks| json.end().map(|()| tasks))
-                .map_err(|e| self.error(e))?;
-            finish(tasks, modified).map_err(|e| self.error(e))?
-        } else {
-            let text = crate::files::read_text(&self.path, crate::files::INVENTORY_CAP)
-                .map_err(|e| self.error(e))?;
-            parse_reusing(&self.path, &text, modified, &self.previous).map_err(|e| self.error(e))?
-        };
+        let text = crate::files::read_text(&self.path, crate::files::INVENTORY_CAP)
+            .map_err(|e| self.error(e))?;
+        let inventory = parse_reusing(&self.path, &text, modified, &self.previous)
+            .map_err(|e| self.error(e))?;
         self.seen = Some(stamp);
         self.previous.clone_from(&inventory.tasks);
         tracing::info!(
@@ -126,7 +112,7 @@ fn parse_reusing(
     previous: &[Arc<Task>],
 ) -> Result<Inventory, String> {
     let seed = FileSeed { previous };
-    let tasks = if is_json(path) {
+    let tasks = if path.extension().is_some_and(|e| e == "json") {
         let mut json = serde_json::Deserializer::from_str(text);
         let tasks = seed.deserialize(&mut json).map_err(|e| e.to_string())?;
         json.end().map_err(|e| e.to_string())?;
@@ -135,15 +121,6 @@ fn parse_reusing(
         seed.deserialize(toml::Deserializer::new(text))
             .map_err(|e| e.to_string())?
     };
-    finish(tasks, modified)
-}
-
-fn is_json(path: &Path) -> bool {
-    path.extension().is_some_and(|e| e == "json")
-}
-
-/// The inventory of the tasks read (`None`: no `tasks` key), checked.
-fn finish(tasks: Option<Vec<Arc<Task>>>, modified: SystemTime) -> Result<Inventory, String> {
     let Some(mut tasks) = tasks else {
         return Err(
             "no `tasks` key: an empty or comment-only file is taken for a mistake and the last good data kept; write `tasks = []` (JSON: {\"tasks\": []}) for no tasks"
