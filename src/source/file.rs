@@ -5,6 +5,10 @@
 //! `tasks`, each with the fields of [`Task`]. For brevity, `last_status` and
 //! `desired_status` default to `RUNNING`, `health_status` to `UNKNOWN`,
 //! `launch_type` to `EC2`, and `task_id` to the last part of `task_arn`.
+//!
+//! The inventory lists the tasks in ARN order. A re-read hands back the
+//! previous read's allocation of every task that did not change, so that
+//! it never holds the tasks twice and the publication patches the zone.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -29,9 +33,9 @@ pub struct FileSource {
 }
 
 /// The tasks of a read, in ARN order, and where each was in the file: the
-/// next read looks each task up first where the file had it (a file
-/// rewritten with a few changes keeps its order), and puts the tasks it
-/// reuses back in ARN order without sorting them again.
+/// next read looks each task up first where the file had it (cheap when
+/// the file keeps its order, as a rewrite with a few changes may), and
+/// puts the tasks it reuses back in ARN order without sorting them again.
 #[derive(Default)]
 struct Previous {
     tasks: Vec<Arc<Task>>,
