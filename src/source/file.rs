@@ -5,6 +5,10 @@
 //! `tasks`, each with the fields of [`Task`]. For brevity, `last_status` and
 //! `desired_status` default to `RUNNING`, `health_status` to `UNKNOWN`,
 //! `launch_type` to `EC2`, and `task_id` to the last part of `task_arn`.
+//!
+//! The inventory lists the tasks in ARN order. A re-read hands back the
+//! previous read's allocation of every task that did not change, so that
+//! it never holds the tasks twice and the publication patches the zone.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -21,12 +25,26 @@ pub struct FileSource {
     path: PathBuf,
     /// Modification time and length of the file last read successfully.
     seen: Option<(SystemTime, u64)>,
-    /// The tasks of the last good read (in ARN order), shared with the
-    /// inventory published from it: a re-read hands back these very
-    /// allocations for the tasks that did not change, so that it holds one
-    /// copy of the tasks, not two, and the publication tells the unchanged
-    /// tasks by pointer.
-    previous: Vec<Arc<Task>>,
+    /// The tasks of the last good read, shared with the inventory published
+    /// from it: a re-read hands back these very allocations for the tasks
+    /// that did not change, so that it holds one copy of the tasks, not
+    /// two, and the publication tells the unchanged tasks by pointer.
+    previous: Previous,
+}
+
+/// The tasks of a read, in ARN order, and where each was in the file: the
+/// next read looks each task up first where the file had it (cheap when
+/// the file keeps its order, as a rewrite with a few changes may), and
+/// puts the tasks it reuses back in ARN order without sorting them again.
+#[derive(Default)]
+struct Previous {
+    tasks: Vec<Arc<Task>>,
+    /// For each task, its index in the file.
+    file_of_sorted: Vec<u32>,
+    /// For each index in the file, the task's place in `tasks`.
+    sorted_of_file: Vec<u32>,
+    /// Whether no two tasks share an ARN.
+    strict: bool,
 }
 
 impl FileSource {
@@ -34,7 +52,7 @@ impl FileSource {
         FileSource {
             path,
             seen: None,
-            previous: Vec::new(),
+            previous: Previous::default(),
         }
     }
 
@@ -52,10 +70,10 @@ impl FileSource {
         }
         let text = crate::files::read_text(&self.path, crate::files::INVENTORY_CAP)
             .map_err(|e| self.error(e))?;
-        let inventory = parse_reusing(&self.path, &text, modified, &self.previous)
+        let (inventory, previous) = parse_reusing(&self.path, &text, modified, &self.previous)
             .map_err(|e| self.error(e))?;
         self.seen = Some(stamp);
-        self.previous.clone_from(&inventory.tasks);
+        self.previous = previous;
         tracing::info!(
             path = %self.path.display(),
             tasks = inventory.tasks.len(),
@@ -98,20 +116,23 @@ pub fn check(path: &Path, must_exist: bool) -> Result<(), ConfigError> {
 
 /// Parses an inventory file's text; `modified` dates every cluster in it.
 pub fn parse(path: &Path, text: &str, modified: SystemTime) -> Result<Inventory, String> {
-    parse_reusing(path, text, modified, &[])
+    parse_reusing(path, text, modified, &Previous::default()).map(|(inventory, _)| inventory)
 }
 
-/// [`parse`], handing back the allocation of each task of `previous` (in
-/// ARN order, as a parse returns them) that a parsed task equals once its
-/// defaults are filled in. Each task is compared as soon as it is read, so
-/// that the unchanged ones are never held twice.
+/// [`parse`], handing back the allocation of each task of `previous` that
+/// a parsed task equals once its defaults are filled in. Each task is
+/// compared as soon as it is read, so that the unchanged ones are never
+/// held twice. Also returns what the next read needs.
 fn parse_reusing(
     path: &Path,
     text: &str,
     modified: SystemTime,
-    previous: &[Arc<Task>],
-) -> Result<Inventory, String> {
-    let seed = FileSeed { previous };
+    previous: &Previous,
+) -> Result<(Inventory, Previous), String> {
+    let mut matcher = Matcher::new(previous);
+    let seed = FileSeed {
+        matcher: &mut matcher,
+    };
     let tasks = if path.extension().is_some_and(|e| e == "json") {
         let mut json = serde_json::Deserializer::from_str(text);
         let tasks = seed.deserialize(&mut json).map_err(|e| e.to_string())?;
@@ -121,13 +142,13 @@ fn parse_reusing(
         seed.deserialize(toml::Deserializer::new(text))
             .map_err(|e| e.to_string())?
     };
-    let Some(mut tasks) = tasks else {
+    let Some(read) = tasks else {
         return Err(
             "no `tasks` key: an empty or comment-only file is taken for a mistake and the last good data kept; write `tasks = []` (JSON: {\"tasks\": []}) for no tasks"
                 .into(),
         );
     };
-    for (index, task) in tasks.iter().enumerate() {
+    for (index, (task, _)) in read.iter().enumerate() {
         if task.cluster.is_empty() {
             return Err(format!("tasks[{index}]: cluster is missing"));
         }
@@ -141,16 +162,30 @@ fn parse_reusing(
             ));
         }
     }
-    // The list grew by doubling while it was read: up to twice the room of
-    // its tasks, held for as long as it is served.
-    tasks.shrink_to_fit();
-    // In ARN order, as a snapshot serves them (a stable sort: tasks that
-    // share an ARN keep the file's order): the next read looks tasks up
-    // here by ARN, and a publication matches them with the served ones in
-    // one pass and patches the zone instead of building it again.
-    if !tasks.is_sorted_by(|a, b| a.task_arn <= b.task_arn) {
-        tasks.sort_by(|a, b| a.task_arn.cmp(&b.task_arn));
+    // In ARN order, as a snapshot serves them (as a stable sort orders
+    // them: tasks that share an ARN keep the file's order): a publication
+    // matches them with the served ones in one pass and patches the zone
+    // instead of building it again.
+    let (order, strict) = match merged_order(previous, &read) {
+        Some(order) => (order, true),
+        None => sorted_order(&read),
+    };
+    // Collected from an exact-size iterator: no spare room, held for as
+    // long as it is served.
+    let tasks: Vec<Arc<Task>> = (order.iter())
+        .map(|&j| read[j as usize].0.clone())
+        .collect();
+    let mut sorted_of_file = vec![0; order.len()];
+    for (k, &j) in order.iter().enumerate() {
+        sorted_of_file[j as usize] = k as u32;
     }
+    drop(read);
+    let next = Previous {
+        tasks: tasks.clone(),
+        file_of_sorted: order,
+        sorted_of_file,
+        strict,
+    };
     let mut names: Vec<&str> = tasks.iter().map(|t| t.cluster.as_str()).collect();
     names.sort_unstable();
     names.dedup();
@@ -162,29 +197,140 @@ fn parse_reusing(
             error: None,
         })
         .collect();
-    Ok(Inventory { clusters, tasks })
+    Ok((Inventory { clusters, tasks }, next))
+}
+
+/// A read task, and its place in the previous read's ARN order when it is
+/// that task's allocation (each place at most once).
+type Read = (Arc<Task>, Option<u32>);
+
+/// The file indices of `read` in ARN order, without sorting the tasks
+/// reused from `previous`: they keep their order, and the few others are
+/// sorted and merged in. `None` (sort them all) unless the result is
+/// strictly increasing, so that it is the order a stable sort would give.
+fn merged_order(previous: &Previous, read: &[Read]) -> Option<Vec<u32>> {
+    if !previous.strict || read.len() > u32::MAX as usize {
+        return None;
+    }
+    // For each task of the previous read that is read again, where.
+    let mut file_of_previous: Vec<Option<u32>> = vec![None; previous.tasks.len()];
+    let mut others: Vec<u32> = Vec::new();
+    for (j, (_, place)) in read.iter().enumerate() {
+        match place {
+            Some(k) => *file_of_previous.get_mut(*k as usize)? = Some(j as u32),
+            None => others.push(j as u32),
+        }
+    }
+    let arn = |j: u32| read[j as usize].0.task_arn.as_str();
+    others.sort_by(|&a, &b| arn(a).cmp(arn(b)));
+    if !others.windows(2).all(|w| arn(w[0]) < arn(w[1])) {
+        return None;
+    }
+    let mut order = Vec::with_capacity(read.len());
+    let mut others = others.into_iter().peekable();
+    for (k, file) in file_of_previous.into_iter().enumerate() {
+        let Some(j) = file else { continue };
+        let here = previous.tasks[k].task_arn.as_str();
+        while let Some(&o) = others.peek() {
+            match arn(o).cmp(here) {
+                std::cmp::Ordering::Less => order.push(others.next()?),
+                std::cmp::Ordering::Equal => return None,
+                std::cmp::Ordering::Greater => break,
+            }
+        }
+        order.push(j);
+    }
+    order.extend(others);
+    Some(order)
+}
+
+/// The file indices of `read` in ARN order (a stable sort), and whether no
+/// two tasks share an ARN.
+fn sorted_order(read: &[Read]) -> (Vec<u32>, bool) {
+    let arn = |j: u32| read[j as usize].0.task_arn.as_str();
+    let mut order: Vec<u32> = (0..read.len() as u32).collect();
+    order.sort_by(|&a, &b| arn(a).cmp(arn(b)));
+    let strict = order.windows(2).all(|w| arn(w[0]) < arn(w[1]));
+    (order, strict)
+}
+
+/// Finds the task of the previous read a parsed task equals: first where
+/// the file had it (shifted as far as the last task found elsewhere was),
+/// then among the tasks with its ARN.
+struct Matcher<'a> {
+    previous: &'a Previous,
+    /// Places of `previous` handed out already.
+    used: Vec<bool>,
+    /// Index in the previous file minus index in this one, of the last task
+    /// found.
+    shift: i64,
+    /// Tasks read so far.
+    index: i64,
+}
+
+impl<'a> Matcher<'a> {
+    fn new(previous: &'a Previous) -> Matcher<'a> {
+        Matcher {
+            previous,
+            used: vec![false; previous.tasks.len()],
+            shift: 0,
+            index: 0,
+        }
+    }
+
+    fn read(&mut self, task: Task) -> Read {
+        let index = self.index;
+        self.index += 1;
+        let previous = self.previous;
+        let hint = usize::try_from(index + self.shift).ok();
+        let hinted = (hint.and_then(|j| previous.sorted_of_file.get(j)))
+            .map(|&k| k as usize)
+            .filter(|&k| (previous.tasks.get(k)).is_some_and(|p| **p == task));
+        let found = hinted.or_else(|| {
+            let first = previous
+                .tasks
+                .partition_point(|p| p.task_arn < task.task_arn);
+            let k = (first..previous.tasks.len())
+                .take_while(|&k| previous.tasks[k].task_arn == task.task_arn)
+                .take(SAME_ARN_SCAN)
+                .find(|&k| *previous.tasks[k] == task)?;
+            if let Some(&j) = previous.file_of_sorted.get(k) {
+                self.shift = i64::from(j) - index;
+            }
+            Some(k)
+        });
+        match found {
+            Some(k) if !self.used[k] => {
+                self.used[k] = true;
+                (previous.tasks[k].clone(), Some(k as u32))
+            }
+            // The same task twice in the file: shared, placed by the sort.
+            Some(k) => (previous.tasks[k].clone(), None),
+            None => (Arc::new(task), None),
+        }
+    }
 }
 
 /// The file's top level: a table (JSON: an object) whose one key is
 /// `tasks`. Required: an empty or comment-only file (a truncated rewrite,
 /// an editor's empty buffer) is a mistake, never "no tasks"; `tasks = []`
 /// says that. `None` when the key is missing.
-struct FileSeed<'a> {
-    previous: &'a [Arc<Task>],
+struct FileSeed<'a, 'p> {
+    matcher: &'a mut Matcher<'p>,
 }
 
 const FIELDS: &[&str] = &["tasks"];
 
-impl<'de> DeserializeSeed<'de> for FileSeed<'_> {
-    type Value = Option<Vec<Arc<Task>>>;
+impl<'de> DeserializeSeed<'de> for FileSeed<'_, '_> {
+    type Value = Option<Vec<Read>>;
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
         deserializer.deserialize_struct("InventoryFile", FIELDS, self)
     }
 }
 
-impl<'de> Visitor<'de> for FileSeed<'_> {
-    type Value = Option<Vec<Arc<Task>>>;
+impl<'de> Visitor<'de> for FileSeed<'_, '_> {
+    type Value = Option<Vec<Read>>;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a table with a list `tasks`")
@@ -202,7 +348,7 @@ impl<'de> Visitor<'de> for FileSeed<'_> {
             seen = true;
             // `"tasks": null` (JSON) is no key, as it was for serde's derive.
             tasks = map.next_value_seed(TasksSeed {
-                previous: self.previous,
+                matcher: &mut *self.matcher,
             })?;
         }
         Ok(tasks)
@@ -211,20 +357,20 @@ impl<'de> Visitor<'de> for FileSeed<'_> {
 
 /// The list `tasks`: each task read, its defaults filled in, and replaced
 /// at once by the equal task of the previous read when there is one.
-struct TasksSeed<'a> {
-    previous: &'a [Arc<Task>],
+struct TasksSeed<'a, 'p> {
+    matcher: &'a mut Matcher<'p>,
 }
 
-impl<'de> DeserializeSeed<'de> for TasksSeed<'_> {
-    type Value = Option<Vec<Arc<Task>>>;
+impl<'de> DeserializeSeed<'de> for TasksSeed<'_, '_> {
+    type Value = Option<Vec<Read>>;
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
         deserializer.deserialize_option(self)
     }
 }
 
-impl<'de> Visitor<'de> for TasksSeed<'_> {
-    type Value = Option<Vec<Arc<Task>>>;
+impl<'de> Visitor<'de> for TasksSeed<'_, '_> {
+    type Value = Option<Vec<Read>>;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a list of tasks")
@@ -240,18 +386,18 @@ impl<'de> Visitor<'de> for TasksSeed<'_> {
 
     fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
         let list = TaskList {
-            previous: self.previous,
+            matcher: self.matcher,
         };
         deserializer.deserialize_seq(list).map(Some)
     }
 }
 
-struct TaskList<'a> {
-    previous: &'a [Arc<Task>],
+struct TaskList<'a, 'p> {
+    matcher: &'a mut Matcher<'p>,
 }
 
-impl<'de> Visitor<'de> for TaskList<'_> {
-    type Value = Vec<Arc<Task>>;
+impl<'de> Visitor<'de> for TaskList<'_, '_> {
+    type Value = Vec<Read>;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a list of tasks")
@@ -261,7 +407,7 @@ impl<'de> Visitor<'de> for TaskList<'_> {
         let mut tasks = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1 << 16));
         while let Some(mut task) = seq.next_element::<Task>()? {
             fill_defaults(&mut task);
-            tasks.push(reuse(self.previous, task));
+            tasks.push(self.matcher.read(task));
         }
         Ok(tasks)
     }
@@ -270,21 +416,6 @@ impl<'de> Visitor<'de> for TaskList<'_> {
 /// Tasks of one ARN compared, at most (a file of tasks without ARNs
 /// shares the empty one: those are not reused past this many).
 const SAME_ARN_SCAN: usize = 16;
-
-/// The task of `previous` (in ARN order) equal to `task`, shared, or
-/// `task` in a new allocation.
-fn reuse(previous: &[Arc<Task>], task: Task) -> Arc<Task> {
-    let first = previous.partition_point(|p| p.task_arn < task.task_arn);
-    let same_arn = (previous.get(first..).unwrap_or_default().iter())
-        .take_while(|p| p.task_arn == task.task_arn)
-        .take(SAME_ARN_SCAN);
-    for candidate in same_arn {
-        if **candidate == task {
-            return candidate.clone();
-        }
-    }
-    Arc::new(task)
-}
 
 fn fill_defaults(task: &mut Task) {
     for (field, default) in [
@@ -395,6 +526,92 @@ mod tests {
                     );
                 }
             }
+        }
+    }
+
+    /// Re-reads of a file edited at random (tasks replaced, changed,
+    /// inserted, removed, moved, and sometimes two sharing an ARN) give
+    /// what a first read of the same file gives, in the same order, and
+    /// every task equal to one of the previous read with its ARN is that
+    /// task's allocation.
+    #[test]
+    fn rereads_after_random_edits_equal_a_first_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("inventory.json");
+        let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = move |n: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n as u64) as usize
+        };
+        let mut tasks: Vec<(usize, String)> = (0..300).map(|i| (i, "10.0.0.1".into())).collect();
+        let mut fresh = 1000;
+        let mut source = FileSource::new(path.clone());
+        let mut before: Vec<Arc<Task>> = Vec::new();
+        for round in 0..60 {
+            for _ in 0..next(6) {
+                let at = next(tasks.len());
+                match next(6) {
+                    0 => {
+                        tasks[at].0 = {
+                            fresh += 1;
+                            fresh
+                        }
+                    }
+                    1 => tasks[at].1 = format!("10.1.{}.{}", round, next(250)),
+                    2 => {
+                        fresh += 1;
+                        tasks.insert(at, (fresh, "10.0.0.2".into()));
+                    }
+                    3 => drop(tasks.remove(at)),
+                    4 => {
+                        let task = tasks.remove(at);
+                        tasks.insert(next(tasks.len()), task);
+                    }
+                    // A second task with an ARN already there, for a while.
+                    _ if (20..25).contains(&round) => {
+                        tasks.push((tasks[at].0, "10.2.0.1".into()));
+                    }
+                    _ => {}
+                }
+            }
+            if round == 30 {
+                let mut seen = std::collections::HashSet::new();
+                tasks.retain(|(i, _)| seen.insert(*i));
+            }
+            let listed: Vec<String> = tasks.iter().map(|(i, ip)| json_task(*i, ip)).collect();
+            // Padded to a new length, so that the rewrite is seen.
+            let text = format!(
+                r#"{{"tasks": [{}]}}{}"#,
+                listed.join(","),
+                " ".repeat(round)
+            );
+            std::fs::write(&path, &text).unwrap();
+            let read = source.refresh().unwrap().unwrap();
+            let first = parse(&path, &text, SystemTime::UNIX_EPOCH).unwrap();
+            assert_eq!(read.tasks, first.tasks, "round {round}");
+            for task in &read.tasks {
+                let same: Vec<&Arc<Task>> = (before.iter())
+                    .filter(|b| b.task_arn == task.task_arn)
+                    .collect();
+                if let [only] = same[..]
+                    && **only == **task
+                    && read
+                        .tasks
+                        .iter()
+                        .filter(|t| t.task_arn == task.task_arn)
+                        .count()
+                        == 1
+                {
+                    assert!(
+                        Arc::ptr_eq(only, task),
+                        "round {round}: {} copied",
+                        task.task_arn
+                    );
+                }
+            }
+            before = read.tasks;
         }
     }
 
