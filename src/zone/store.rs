@@ -90,17 +90,7 @@ impl Store {
             *at += 1;
         }
 
-        let mut store = Store {
-            first_set: Vec::with_capacity(names.len() + 1),
-            sets: Vec::with_capacity(names.len()),
-            data: Vec::with_capacity(by_owner.len()),
-            nodes: is_node.iter().filter(|n| **n).count(),
-            is_node,
-            names: NameTable::default(),
-            children,
-            generation: next_generation(),
-            patched_from: None,
-        };
+        let mut store = Store::filling(is_node, children, names.len(), by_owner.len());
         for id in 0..names.len() {
             store.first_set.push(store.sets.len() as u32);
             let own = &mut by_owner[first[id] as usize..first[id + 1] as usize];
@@ -112,6 +102,23 @@ impl Store {
         store.data.shrink_to_fit();
         store.names = names;
         store
+    }
+
+    /// A store whose nodes are known and whose records are about to be
+    /// appended name by name (room for `sets` RRsets and `data` records);
+    /// its name table comes last.
+    fn filling(is_node: Vec<bool>, children: Vec<u32>, sets: usize, data: usize) -> Store {
+        Store {
+            first_set: Vec::with_capacity(is_node.len() + 1),
+            sets: Vec::with_capacity(sets),
+            data: Vec::with_capacity(data),
+            nodes: is_node.iter().filter(|n| **n).count(),
+            is_node,
+            names: NameTable::default(),
+            children,
+            generation: next_generation(),
+            patched_from: None,
+        }
     }
 
     /// Appends the RRsets of one name from its sorted records.
@@ -206,17 +213,12 @@ impl Store {
         is_node.resize(names.len(), false);
         children.resize(names.len(), 0);
 
-        let mut store = Store {
-            first_set: Vec::with_capacity(names.len() + 1),
-            sets: Vec::with_capacity(self.sets.len() + owners.len()),
-            data: Vec::with_capacity(self.data.len() + owners.len()),
-            nodes: is_node.iter().filter(|n| **n).count(),
+        let mut store = Store::filling(
             is_node,
-            names: NameTable::default(),
             children,
-            generation: next_generation(),
-            patched_from: None,
-        };
+            self.sets.len() + owners.len(),
+            self.data.len() + owners.len(),
+        );
         // Runs of names the patch leaves alone are copied whole.
         let mut from: NameId = 0;
         for (id, records) in &owners {
