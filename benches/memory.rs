@@ -67,7 +67,7 @@ fn measure(tasks: usize) {
     let after = rss();
     // Every name's templates, as after a query for each name.
     let render_start = Instant::now();
-    served.answers().render_all(snapshot);
+    served.answers().render_all(snapshot, &Default::default());
     let render_took = render_start.elapsed();
     let warm = rss();
     // One AXFR, as a secondary's first transfer: its peak memory and time.

@@ -91,6 +91,8 @@ pub async fn serve(config: Config, args: ConfigArgs) -> anyhow::Result<()> {
     let summaries = tokio::spawn(crate::throttled_log::summarise());
     let limits = Limits {
         max_udp_payload: config.max_udp_payload,
+        spread: config.spread,
+        pick: 0,
     };
     let running_config = config.clone();
     let mut dns = Box::pin(async move {

@@ -9,6 +9,7 @@
 //! key in its error.
 
 use std::fmt;
+use std::num::NonZeroU16;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -160,6 +161,14 @@ pub struct Settings {
     #[arg(long, env = "ECS_DNS_MAX_UDP_PAYLOAD")]
     pub max_udp_payload: Option<u16>,
 
+    /// Rotate A, AAAA and SRV answers of more than one record: each query starts at a random record, so clients that take the first address spread over the tasks [default: true]
+    #[arg(long, env = "ECS_DNS_ROTATE_ANSWERS")]
+    pub rotate_answers: Option<bool>,
+
+    /// Most records in an A, AAAA or SRV answer (1-1000), taken from a random start when `rotate_answers` is on; large services then answer without truncation [default: all that fit]
+    #[arg(long, env = "ECS_DNS_MAX_ANSWERS")]
+    pub max_answers: Option<u16>,
+
     /// Log format: `human` or `json` [default: human]
     #[arg(long, env = "ECS_DNS_LOG_FORMAT")]
     pub log_format: Option<LogFormat>,
@@ -289,6 +298,8 @@ impl Settings {
             soa_expire,
             nameservers,
             max_udp_payload,
+            rotate_answers,
+            max_answers,
             log_format,
             front,
             tcp_max_connections,
@@ -465,6 +476,8 @@ pub struct Config {
     pub poll_interval: Duration,
     pub zone: ZoneConfig,
     pub max_udp_payload: u16,
+    /// How A, AAAA and SRV answers spread load over tasks.
+    pub spread: Spread,
     pub log_format: LogFormat,
     pub front: FrontKind,
     pub tcp: TcpLimits,
@@ -512,6 +525,48 @@ pub struct EventsConfig {
     /// The least time between two publications of events: a burst is a
     /// few snapshots, not one per event.
     pub publish_min_interval: Duration,
+}
+
+/// How an answer of several A, AAAA or SRV records spreads load (keys
+/// `rotate_answers`, `max_answers`). Zone transfers and `records` keep the
+/// canonical order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Spread {
+    /// Each answer starts at a random record of the set (cyclically).
+    pub rotate: bool,
+    /// Most records in one answer; `None` for all of them.
+    pub max_answers: Option<NonZeroU16>,
+}
+
+impl Default for Spread {
+    fn default() -> Self {
+        Spread {
+            rotate: true,
+            max_answers: None,
+        }
+    }
+}
+
+impl Spread {
+    /// The records an answer of a set of `len` records carries, as (first,
+    /// count): `count` records from `first` on, wrapping around. `pick` is
+    /// a random number drawn per query.
+    pub fn window(&self, len: usize, pick: u32) -> (usize, usize) {
+        let count = match self.max_answers {
+            Some(max) => len.min(usize::from(max.get())),
+            None => len,
+        };
+        let first = match self.rotate && len > 1 {
+            true => pick as usize % len,
+            false => 0,
+        };
+        (first, count)
+    }
+
+    /// Whether an answer of `len` records may differ from the canonical one.
+    pub fn changes(&self, len: usize) -> bool {
+        len > 1 && (self.rotate || self.max_answers.is_some_and(|m| usize::from(m.get()) < len))
+    }
 }
 
 /// Serving rules that are settings rather than fixed.
@@ -834,6 +889,8 @@ impl Config {
             soa_expire: Some(zone.soa_expire),
             nameservers: Some(nameservers),
             max_udp_payload: Some(self.max_udp_payload),
+            rotate_answers: Some(self.spread.rotate),
+            max_answers: self.spread.max_answers.map(NonZeroU16::get),
             log_format: Some(self.log_format),
             front: Some(self.front),
             tcp_max_connections: Some(self.tcp.max_connections),
@@ -1009,6 +1066,21 @@ impl Config {
             ));
         }
 
+        let spread = Spread {
+            rotate: s.rotate_answers.unwrap_or(true),
+            max_answers: match s.max_answers {
+                None => None,
+                Some(n @ 1..=1000) => NonZeroU16::new(n),
+                Some(n) => {
+                    return Err(invalid(
+                        "max_answers",
+                        n,
+                        "must be between 1 and 1000 records (leave it out for all that fit)",
+                    ));
+                }
+            },
+        };
+
         let max_stale = s.max_stale.unwrap_or(Duration::from_secs(3600));
         if max_stale.is_zero() {
             return Err(invalid("max_stale", "0s", "must be more than zero"));
@@ -1061,6 +1133,7 @@ impl Config {
             poll_interval,
             zone,
             max_udp_payload,
+            spread,
             log_format: s.log_format.unwrap_or_default(),
             http: s.http,
             http_limits,
@@ -1472,6 +1545,20 @@ mod tests {
                 },
             ),
             (
+                "max_answers",
+                Settings {
+                    max_answers: Some(0),
+                    ..base()
+                },
+            ),
+            (
+                "max_answers",
+                Settings {
+                    max_answers: Some(1001),
+                    ..base()
+                },
+            ),
+            (
                 "zone",
                 Settings {
                     zone: Some(".".into()),
@@ -1651,6 +1738,8 @@ mod tests {
             soa_expire = 86401
             nameservers = ["ns1.ecs.internal=127.0.0.1"]
             max_udp_payload = 1400
+            rotate_answers = false
+            max_answers = 8
             log_format = "json"
             front = "own"
             tcp_max_connections = 9

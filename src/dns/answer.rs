@@ -11,6 +11,10 @@
 //!   never an open resolver.
 //! - EDNS(0) (RFC 6891): OPT answered with our buffer size when the query had
 //!   one; BADVERS for version > 0; the DO bit copied (RFC 3225).
+//! - A, AAAA and SRV answers of several records carry the window of the set
+//!   that [`Limits::spread`] and [`Limits::pick`] choose: rotated from a
+//!   random record, at most `max_answers` of them (the additional section
+//!   holds the addresses of the chosen SRV targets only).
 //! - ANY over UDP is answered with one RRset (RFC 8482 §4.2); in full over TCP.
 //! - Over UDP, additional records are dropped first, and TC is set only when
 //!   the answer itself does not fit (RFC 2181 §9).
@@ -23,25 +27,50 @@
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, ResponseCode};
 use hickory_proto::rr::{DNSClass, LowerName, RData, Record, RecordType};
 
+use crate::config::Spread;
 use crate::wire::Transport;
 use crate::zone::Snapshot;
 
 /// The smallest UDP payload every client accepts (RFC 1035 §4.2.1).
 const MIN_UDP: u16 = 512;
 
-/// Per-server answer settings.
+/// Per-server answer settings, and the one per-query choice they leave.
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {
     /// Largest UDP response, and the EDNS buffer size advertised.
     pub max_udp_payload: u16,
+    /// How answers of several A, AAAA or SRV records spread load.
+    pub spread: Spread,
+    /// Which window of such a set this answer carries (see
+    /// [`Spread::window`]): the dispatch draws it at random for each query,
+    /// and the fast path and this function take the same one, so that both
+    /// give the same bytes.
+    pub pick: u32,
 }
 
 impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_udp_payload: 1232,
+            spread: Spread::default(),
+            pick: 0,
         }
     }
+}
+
+impl Limits {
+    /// These limits with a fresh random `pick`, for one query.
+    pub fn for_query(&self) -> Limits {
+        Limits {
+            pick: fastrand::u32(..),
+            ..*self
+        }
+    }
+}
+
+/// The types whose answers spread load: one record per task.
+pub fn spreads(rtype: RecordType) -> bool {
+    matches!(rtype, RecordType::A | RecordType::AAAA | RecordType::SRV)
 }
 
 /// Answers the wire-format `request`. Returns the wire-format response, or
@@ -165,7 +194,12 @@ pub fn answer(
             Transport::Udp => response.answers.extend(sets.next().into_iter().flatten()),
             Transport::Tcp => response.answers.extend(sets.flatten()),
         }
-    } else if let Some(set) = node.rrset(qtype) {
+    } else if let Some(mut set) = node.rrset(qtype) {
+        if spreads(qtype) {
+            let (first, count) = limits.spread.window(set.len(), limits.pick);
+            set.rotate_left(first);
+            set.truncate(count);
+        }
         response.answers.extend(set);
     }
     // Owners as the question wrote them (RFC 4343 §4.1: case is kept where

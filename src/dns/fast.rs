@@ -11,11 +11,24 @@
 //! the owner, such as SRV targets or the SOA's, an answer that would be cut
 //! to fit, ...) returns `None` and the front calls `respond`. The tests check
 //! `fast == respond` over every name and type of a snapshot.
+//!
+//! A set that spreads load (A, AAAA or SRV of several records, with
+//! rotation or a cap on) is kept as one piece per record, each rendered by
+//! `respond` as the answer of that record alone: its answer record and the
+//! addresses of its SRV target. A query's window of the set (the same one
+//! `respond` takes, from [`Limits::pick`]) is then spliced from the pieces,
+//! their counts added up and the pointers of the additional records to
+//! their targets moved. That gives `respond`'s bytes only while no piece
+//! compresses against another, which [`Pieces::build`] checks: each answer
+//! record's owner is the question, an SRV target is written whole (hickory
+//! never compresses it) and differs from every other, and each additional
+//! record's owner points at its own piece's target.
 
 use std::sync::OnceLock;
 
 use hickory_proto::rr::{RData, RecordType};
 
+use crate::config::Spread;
 use crate::dns::Served;
 use crate::dns::answer::{self, Limits};
 use crate::wire::Transport;
@@ -33,6 +46,18 @@ const OPT_LEN: usize = 11;
 /// compression candidates, and a very deep question would use them up and
 /// change how the SOA of a negative answer is compressed.
 const MAX_FAST_LABELS: usize = 32;
+/// Most compressed names in a spliced answer, the question's included:
+/// hickory compresses the first 120 names of a message only
+/// (`COMPRESSED_NAME_LIMIT`), and a splice assumes every owner is. The
+/// window tests reach past it.
+const MAX_SPLICED_NAMES: usize = 120;
+/// Most label positions hickory keeps to compress later names against
+/// (`COMPRESSION_CANDIDATE_LIMIT`): the question's labels, then each SRV
+/// target's. A target past them is not pointed at by its addresses' owners,
+/// so a splice with additional records stays within them.
+const MAX_CANDIDATES: usize = 64;
+/// Pointers reach this far, and hickory keeps no candidate beyond it.
+const MAX_POINTER: usize = 0x3fff;
 
 /// One pre-rendered response: the header, then everything after the
 /// question, exactly as `respond` encoded it.
@@ -72,8 +97,61 @@ struct Negative {
     pointers: Box<[u16]>,
 }
 
+/// How the fast path answers one RRset of a name.
+#[derive(Debug)]
+enum Template {
+    /// Always these bytes: a set of `records` records, in canonical order.
+    Whole { rendered: Rendered, records: usize },
+    /// A set that spreads load: spliced per query from its pieces.
+    Spread(Pieces),
+    /// Neither: every query for it takes the slow path.
+    Slow,
+}
+
 /// The templates of one name, by query type.
-type Templates = Box<[(u16, Rendered)]>;
+type Templates = Box<[(u16, Template)]>;
+
+/// A set that spreads load, one piece per record, in the set's order.
+#[derive(Debug)]
+struct Pieces {
+    /// Header bytes 2 and 3 as `respond` wrote them (AA, rcode).
+    flags: [u8; 2],
+    /// Every piece's answer record, then its additional records.
+    bytes: Box<[u8]>,
+    pieces: Box<[Piece]>,
+    /// Piece indexes in the order `respond` lists additional records: by
+    /// SRV target name.
+    additional_order: Box<[u16]>,
+    /// The OPT record as rendered (patched per query).
+    opt: [u8; OPT_LEN],
+    /// Address records only: usable for a question in any case.
+    any_case: bool,
+}
+
+/// One record's part of a [`Pieces`].
+#[derive(Debug)]
+struct Piece {
+    /// Where its answer record starts in [`Pieces::bytes`]; its additional
+    /// records follow it.
+    start: u32,
+    answer_len: u16,
+    additional_len: u16,
+    additionals: u16,
+    /// For each additional record: the offset of its owner pointer within
+    /// the additional part, and the offset within the answer record it
+    /// points at (the SRV target).
+    pointers: Box<[(u16, u16)]>,
+    /// Labels of its SRV target, each a compression candidate.
+    labels: u16,
+}
+
+impl Piece {
+    /// Compressed names the piece writes: the answer's owner and each
+    /// additional record's.
+    fn names(&self) -> usize {
+        1 + usize::from(self.additionals)
+    }
+}
 
 /// The templates of one snapshot. The default (empty) table sends every
 /// query to the slow path.
@@ -146,16 +224,17 @@ impl Table {
         table
     }
 
-    /// The templates of node `id`, rendered now if no query asked before.
-    fn templates(&self, snapshot: &Snapshot, id: NameId) -> Option<&Templates> {
+    /// The templates of node `id`, rendered now if no query asked before
+    /// (a set that `spread` changes as pieces).
+    fn templates(&self, snapshot: &Snapshot, id: NameId, spread: &Spread) -> Option<&Templates> {
         let slot = self.templates.get(id as usize)?;
-        Some(slot.get_or_init(|| render_node(snapshot, id)))
+        Some(slot.get_or_init(|| render_node(snapshot, id, spread)))
     }
 
     /// Renders the templates of every name now (benches and tests).
-    pub fn render_all(&self, snapshot: &Snapshot) {
+    pub fn render_all(&self, snapshot: &Snapshot, spread: &Spread) {
         for node in snapshot.nodes() {
-            self.templates(snapshot, node.id());
+            self.templates(snapshot, node.id(), spread);
         }
     }
 
@@ -179,7 +258,7 @@ impl Table {
         };
         let mut query = Vec::new();
         write_query(&mut query, &name, rtype, true);
-        let rendered = render(snapshot, &query, name.len(), true)?;
+        let rendered = render(snapshot, &query, name.len(), true, &canonical())?;
         if !rendered.full || rendered.bytes[3] & 0x0f != kind.rcode() {
             return None;
         }
@@ -198,13 +277,25 @@ impl Table {
 
     /// Bytes held by the rendered templates (for the benches).
     pub fn template_bytes(&self) -> usize {
-        let size = |r: &Rendered| r.bytes.len() + r.small.as_ref().map_or(0, |s| s.len());
+        let size = |t: &Template| match t {
+            Template::Whole { rendered: r, .. } => {
+                r.bytes.len() + r.small.as_ref().map_or(0, |s| s.len())
+            }
+            Template::Spread(p) => {
+                p.bytes.len()
+                    + p.additional_order.len() * size_of::<u16>()
+                    + (p.pieces.iter())
+                        .map(|piece| size_of::<Piece>() + piece.pointers.len() * 4)
+                        .sum::<usize>()
+            }
+            Template::Slow => 0,
+        };
         let slots = self.templates.len() * size_of::<OnceLock<Templates>>();
         slots
             + (self.templates.iter().filter_map(OnceLock::get))
                 .map(|t| {
                     t.iter()
-                        .map(|(_, r)| size_of::<(u16, Rendered)>() + size(r))
+                        .map(|(_, t)| size_of::<(u16, Template)>() + size(t))
                         .sum::<usize>()
                 })
                 .sum::<usize>()
@@ -225,11 +316,20 @@ impl Table {
         let name = &q.lower[..q.len];
         let question_end = HEADER + q.len + 4;
         let node = snapshot.store().lookup(name);
-        let (rendered, negative) = match node.and_then(|id| self.templates(snapshot, id)) {
-            Some(sets) => match sets.iter().find(|(t, _)| *t == q.qtype) {
+        let templates = node.and_then(|id| self.templates(snapshot, id, &limits.spread));
+        let (rendered, negative) = match templates {
+            Some(sets) => match sets.iter().find(|(t, _)| *t == q.qtype).map(|(_, t)| t) {
+                Some(Template::Spread(pieces)) => {
+                    return splice(pieces, &q, request, transport, limits, out);
+                }
+                Some(Template::Whole { records, .. }) if limits.spread.changes(*records) => {
+                    return None;
+                }
                 // The answer's owner names point back at the question: its
                 // bytes must be those the template was rendered with.
-                Some((_, rendered)) if !q.has_upper || rendered.any_case => (rendered, None),
+                Some(Template::Whole { rendered, .. }) if !q.has_upper || rendered.any_case => {
+                    (rendered, None)
+                }
                 Some(_) => return None,
                 None => {
                     let n = self.nodata.as_ref()?;
@@ -446,26 +546,310 @@ fn parse(request: &[u8]) -> Option<Question> {
 }
 
 /// The templates of node `id`: each RRset's answer, and for an answer too
-/// big for 512 bytes without its OPT, the answer without EDNS.
-fn render_node(snapshot: &Snapshot, id: NameId) -> Templates {
+/// big for 512 bytes without its OPT, the answer without EDNS; a set that
+/// `spread` changes, as pieces.
+fn render_node(snapshot: &Snapshot, id: NameId, spread: &Spread) -> Templates {
     let key = snapshot.store().names().wire(id);
     let mut query = Vec::with_capacity(300);
     let mut answers = Vec::new();
     for set in snapshot.store().sets(id) {
         let rtype = u16::from(set.rtype);
+        let records = snapshot.store().data(set).len();
         write_query(&mut query, key, rtype, true);
-        let Some(mut rendered) = render(snapshot, &query, key.len(), true) else {
+        if answer::spreads(set.rtype) && spread.changes(records) {
+            let pieces = Pieces::build(snapshot, key, set.rtype, &query, records);
+            answers.push((rtype, pieces.map_or(Template::Slow, Template::Spread)));
+            continue;
+        }
+        let Some(mut rendered) = render(snapshot, &query, key.len(), true, &canonical()) else {
+            answers.push((rtype, Template::Slow));
             continue;
         };
         if rendered.bytes.len() - OPT_LEN + key.len() + 4 > MIN_UDP {
             write_query(&mut query, key, rtype, false);
-            let small = render(snapshot, &query, key.len(), false);
+            let small = render(snapshot, &query, key.len(), false, &canonical());
             rendered.any_case &= small.as_ref().is_some_and(|small| small.any_case);
             rendered.small = small.map(|small| small.bytes);
         }
-        answers.push((rtype, rendered));
+        answers.push((rtype, Template::Whole { rendered, records }));
     }
     answers.into_boxed_slice()
+}
+
+impl Pieces {
+    /// The pieces of the `records` records of `rtype` at node `id`, each
+    /// the answer `respond` gives to `query` (for the node's lower-case
+    /// name, `name_len` bytes, with an OPT) when its window is that record
+    /// alone; `None` when some piece could compress against another (see
+    /// the module's doc), and the set then takes the slow path.
+    fn build(
+        snapshot: &Snapshot,
+        key: &[u8],
+        rtype: RecordType,
+        query: &[u8],
+        records: usize,
+    ) -> Option<Pieces> {
+        let name_len = key.len();
+        let question_end = HEADER + name_len + 4;
+        let mut bytes = Vec::new();
+        let mut pieces = Vec::with_capacity(records);
+        let mut targets: Vec<&[u8]> = Vec::new();
+        let mut flags = None;
+        let mut opt = None;
+        let mut rendered_all = Vec::with_capacity(records);
+        for record in 0..records {
+            let alone = Limits {
+                spread: Spread {
+                    rotate: true,
+                    max_answers: std::num::NonZeroU16::new(1),
+                },
+                pick: u32::try_from(record).ok()?,
+                ..Limits::default()
+            };
+            let rendered = render(snapshot, query, name_len, true, &alone)?;
+            if !rendered.full {
+                return None;
+            }
+            rendered_all.push(rendered);
+        }
+        for rendered in &rendered_all {
+            let message = &rendered.bytes;
+            // Header, then the answer record, the additional records, the OPT.
+            let counts = message.get(4..HEADER)?;
+            let additionals = u16::from_be_bytes([counts[6], counts[7]]).checked_sub(1)?;
+            // One question, one answer, no authority.
+            if counts[..6] != [0, 1, 0, 1, 0, 0] {
+                return None;
+            }
+            let flags_now = [message[2], message[3]];
+            if *flags.get_or_insert(flags_now) != flags_now {
+                return None;
+            }
+            // Offsets in the message as sent: the question sits before
+            // what `rendered` keeps.
+            let at = |i: usize| i + question_end - HEADER;
+            let answer = record_at(message, HEADER)?;
+            if message.get(HEADER..HEADER + 2) != Some(&[0xc0, 0x0c][..])
+                || answer.rtype != u16::from(rtype)
+            {
+                return None;
+            }
+            let (target, labels) = match rtype {
+                RecordType::SRV => {
+                    let target = message.get(answer.rdata + 6..answer.end)?;
+                    // Written whole, never compressed.
+                    let labels = plain_labels(target)?;
+                    if targets.contains(&target) {
+                        return None;
+                    }
+                    targets.push(target);
+                    (Some((at(answer.rdata + 6), at(answer.end))), labels)
+                }
+                _ => (None, 0),
+            };
+            let start = bytes.len();
+            bytes.extend_from_slice(&message[HEADER..answer.end]);
+            let mut pointers = Vec::new();
+            let mut next = answer.end;
+            for _ in 0..additionals {
+                let rr = record_at(message, next)?;
+                let owner = message.get(next..next + 2)?;
+                let points = usize::from(u16::from_be_bytes([owner[0], owner[1]]) & 0x3fff);
+                let (target_start, target_end) = target?;
+                if owner[0] & 0xc0 != 0xc0
+                    || rr.rdata != next + 12
+                    || !matches!(rr.rtype, 1 | 28)
+                    || !(target_start..target_end).contains(&points)
+                {
+                    return None;
+                }
+                pointers.push((
+                    u16::try_from(next - answer.end).ok()?,
+                    u16::try_from(points - at(HEADER)).ok()?,
+                ));
+                next = rr.end;
+            }
+            bytes.extend_from_slice(&message[answer.end..next]);
+            let opt_now: [u8; OPT_LEN] = message.get(next..)?.try_into().ok()?;
+            if *opt.get_or_insert(opt_now) != opt_now {
+                return None;
+            }
+            pieces.push(Piece {
+                start: u32::try_from(start).ok()?,
+                answer_len: u16::try_from(answer.end - HEADER).ok()?,
+                additional_len: u16::try_from(next - answer.end).ok()?,
+                additionals,
+                pointers: pointers.into_boxed_slice(),
+                labels,
+            });
+        }
+        // `respond` lists additional records by target name.
+        let mut additional_order: Vec<u16> = (0..u16::try_from(records).ok()?).collect();
+        if rtype == RecordType::SRV {
+            let set = snapshot.lookup(key)?.rrset(rtype)?;
+            let target_of = |i: u16| match set.get(usize::from(i)).map(|r| &r.data) {
+                Some(RData::SRV(srv)) => Some(hickory_proto::rr::LowerName::new(&srv.target)),
+                _ => None,
+            };
+            additional_order.sort_by_key(|&i| target_of(i));
+        }
+        Some(Pieces {
+            flags: flags?,
+            bytes: bytes.into_boxed_slice(),
+            pieces: pieces.into_boxed_slice(),
+            additional_order: additional_order.into_boxed_slice(),
+            opt: opt?,
+            any_case: matches!(rtype, RecordType::A | RecordType::AAAA),
+        })
+    }
+}
+
+/// The answer to query `q` from a set's pieces: the window `limits` picks,
+/// whole if it fits, else without its additional records, else truncated.
+/// Writes into `out`.
+fn splice(
+    pieces: &Pieces,
+    q: &Question,
+    request: &[u8],
+    transport: Transport,
+    limits: &Limits,
+    out: &mut Vec<u8>,
+) -> Option<()> {
+    if q.has_upper && !pieces.any_case {
+        return None;
+    }
+    let n = pieces.pieces.len();
+    let (first, count) = limits.spread.window(n, limits.pick);
+    let window = || (0..count).map(|i| &pieces.pieces[(first + i) % n]);
+    let question_end = HEADER + q.len + 4;
+    let answers: usize = window().map(|p| usize::from(p.answer_len)).sum();
+    let additionals: usize = window().map(|p| usize::from(p.additional_len)).sum();
+    let (limit, opt) = match q.edns {
+        Some((payload, _)) => (udp_limit(transport, usize::from(payload), limits), OPT_LEN),
+        None if transport == Transport::Udp => (MIN_UDP, 0),
+        None => (usize::from(u16::MAX), 0),
+    };
+    // As `answer::fit`: whole, else without additional records, else
+    // truncated (TC, no records).
+    let whole = question_end + answers + additionals + opt;
+    let with_additionals = whole <= limit;
+    let truncated = !with_additionals && whole - additionals > limit;
+    let (count, additional_count) = match (truncated, with_additionals) {
+        (true, _) => (0, 0),
+        (false, true) => (count, window().map(|p| usize::from(p.additionals)).sum()),
+        (false, false) => (count, 0),
+    };
+    let names = match additional_count {
+        0 => 1 + count,
+        _ => 1 + window().map(Piece::names).sum::<usize>(),
+    };
+    if names > MAX_SPLICED_NAMES {
+        return None;
+    }
+    // The additional records' owners point at targets hickory still kept.
+    if additional_count > 0
+        && (q.labels + window().map(|p| usize::from(p.labels)).sum::<usize>() > MAX_CANDIDATES
+            || question_end + answers >= MAX_POINTER)
+    {
+        return None;
+    }
+
+    out.clear();
+    out.extend_from_slice(&request[..2]);
+    let tc = if truncated { 0x02 } else { 0 };
+    out.push((pieces.flags[0] & !0x01) | (request[2] & 0x01) | tc);
+    out.push((pieces.flags[1] & !0x10) | (request[3] & 0x10));
+    out.extend_from_slice(&[0, 1]);
+    out.extend_from_slice(&u16::try_from(count).ok()?.to_be_bytes());
+    out.extend_from_slice(&[0, 0]);
+    let arcount = additional_count + usize::from(opt > 0);
+    out.extend_from_slice(&u16::try_from(arcount).ok()?.to_be_bytes());
+    out.extend_from_slice(&request[HEADER..question_end]);
+    // Where each piece's answer record lands, by piece index; a window
+    // that fits MAX_SPLICED_NAMES has fewer pieces than this.
+    let mut placed = [0u16; MAX_SPLICED_NAMES];
+    for (i, place) in placed.iter_mut().take(count).enumerate() {
+        let piece = &pieces.pieces[(first + i) % n];
+        *place = u16::try_from(out.len()).ok()?;
+        let start = piece.start as usize;
+        out.extend_from_slice(&pieces.bytes[start..start + usize::from(piece.answer_len)]);
+    }
+    if additional_count > 0 {
+        for &index in &pieces.additional_order {
+            let index = usize::from(index);
+            let i = (index + n - first) % n;
+            if i >= count {
+                continue;
+            }
+            let piece = &pieces.pieces[index];
+            let from = piece.start as usize + usize::from(piece.answer_len);
+            let at = out.len();
+            out.extend_from_slice(&pieces.bytes[from..from + usize::from(piece.additional_len)]);
+            for &(offset, target) in &piece.pointers {
+                // Below MAX_POINTER: the answers end before it.
+                let pointer = 0xc000 | (placed[i] + target);
+                let offset = at + usize::from(offset);
+                out[offset..offset + 2].copy_from_slice(&pointer.to_be_bytes());
+            }
+        }
+    }
+    if let Some((_, dnssec_ok)) = q.edns {
+        let at = out.len();
+        out.extend_from_slice(&pieces.opt);
+        let ours = limits.max_udp_payload.max(MIN_UDP as u16);
+        out[at + 3..at + 5].copy_from_slice(&ours.to_be_bytes());
+        if dnssec_ok {
+            out[at + 7] |= 0x80;
+        }
+    }
+    Some(())
+}
+
+/// Limits that answer every set whole, in canonical order.
+fn canonical() -> Limits {
+    Limits {
+        spread: Spread {
+            rotate: false,
+            max_answers: None,
+        },
+        ..Limits::default()
+    }
+}
+
+/// Where a resource record of `message` starting at `at` keeps its type,
+/// its data and its end.
+struct RecordAt {
+    rtype: u16,
+    rdata: usize,
+    end: usize,
+}
+
+fn record_at(message: &[u8], at: usize) -> Option<RecordAt> {
+    let fixed = skip_name(message, at, &mut Vec::new())?;
+    let head = message.get(fixed..fixed + 10)?;
+    let rdata = fixed + 10;
+    let end = rdata + usize::from(u16::from_be_bytes([head[8], head[9]]));
+    (end <= message.len()).then_some(RecordAt {
+        rtype: u16::from_be_bytes([head[0], head[1]]),
+        rdata,
+        end,
+    })
+}
+
+/// The number of labels of `name` when it is one whole name in wire
+/// format, without a pointer.
+fn plain_labels(name: &[u8]) -> Option<u16> {
+    let (mut at, mut labels) = (0, 0u16);
+    loop {
+        match usize::from(*name.get(at)?) {
+            0 => return (at + 1 == name.len()).then_some(labels),
+            len @ 1..=63 => {
+                at += len + 1;
+                labels += 1;
+            }
+            _ => return None,
+        }
+    }
 }
 
 /// Whether `options` (an OPT record's data) is well formed and holds only
@@ -512,9 +896,16 @@ fn write_query(out: &mut Vec<u8>, name: &[u8], rtype: u16, edns: bool) {
 /// `respond`'s answer to `query` (whose name is `name_len` bytes long, with
 /// an OPT if `edns`), without its question; `None` if it is not the shape
 /// templates need.
-fn render(snapshot: &Snapshot, query: &[u8], name_len: usize, edns: bool) -> Option<Rendered> {
+fn render(
+    snapshot: &Snapshot,
+    query: &[u8],
+    name_len: usize,
+    edns: bool,
+    limits: &Limits,
+) -> Option<Rendered> {
     let limits = Limits {
         max_udp_payload: RENDER_LIMIT as u16,
+        ..*limits
     };
     let (mut message, limit) =
         answer::respond_message(Some(snapshot), query, Transport::Udp, &limits)?;

@@ -107,8 +107,11 @@ impl Dispatch {
         response: &mut Vec<u8>,
     ) -> (Reply, Path) {
         let snapshot = served.map(|s| s.snapshot().as_ref());
+        // One random window of a rotated set for this query, the same for
+        // the fast path and the answer function.
+        let limits = self.limits.for_query();
         if let Some(served) = served
-            && fast::answer(served, request, transport, &self.limits, response)
+            && fast::answer(served, request, transport, &limits, response)
         {
             return (Reply::One, Path::Fast);
         }
@@ -138,7 +141,7 @@ impl Dispatch {
             let signed =
                 transfers.respond_signed(request, self.limits.max_udp_payload, |query, room| {
                     let (mut message, limit) =
-                        answer::answer(snapshot, query, transport, &self.limits)?;
+                        answer::answer(snapshot, query, transport, &limits)?;
                     Some(answer::fit(&mut message, limit.saturating_sub(room)))
                 });
             match signed {
@@ -150,7 +153,7 @@ impl Dispatch {
                 Signed::Nothing => return (Reply::Nothing, Path::Full),
             }
         }
-        match answer::respond(snapshot, request, transport, &self.limits) {
+        match answer::respond(snapshot, request, transport, &limits) {
             Some(bytes) => {
                 *response = bytes;
                 (Reply::One, Path::Full)

@@ -31,6 +31,7 @@ pub fn needs_restart(running: &Config, new: &Config) -> Vec<(&'static str, Strin
         source,
         poll_interval,
         max_udp_payload,
+        spread,
         log_format,
         state_file,
         front,

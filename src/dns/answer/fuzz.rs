@@ -287,8 +287,18 @@ fn mutate(mut packet: Vec<u8>, mutations: &[Mutation]) -> Vec<u8> {
 }
 
 fn any_limits() -> impl Strategy<Value = Limits> {
-    prop_oneof![Just(1232u16), Just(512), Just(4096), 512u16..=4096]
-        .prop_map(|max_udp_payload| Limits { max_udp_payload })
+    let payload = prop_oneof![Just(1232u16), Just(512), Just(4096), 512u16..=4096];
+    let spread = (any::<bool>(), prop_oneof![Just(0u16), 1u16..=10]).prop_map(|(rotate, max)| {
+        crate::config::Spread {
+            rotate,
+            max_answers: std::num::NonZeroU16::new(max),
+        }
+    });
+    (payload, spread, any::<u32>()).prop_map(|(max_udp_payload, spread, pick)| Limits {
+        max_udp_payload,
+        spread,
+        pick,
+    })
 }
 
 fn any_transport() -> impl Strategy<Value = Transport> {

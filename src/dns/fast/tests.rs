@@ -177,9 +177,6 @@ fn fast_path_equals_respond_for_every_name_and_type() {
     let mut out = Vec::new();
     let (mut fast, mut total, mut lower_fast, mut lower_total) = (0, 0, 0, 0);
     for max in [512u16, 1232, 4096] {
-        let limits = Limits {
-            max_udp_payload: max,
-        };
         for name in &names {
             for style in 0..3 {
                 let name = recase(name, style);
@@ -187,6 +184,13 @@ fn fast_path_equals_respond_for_every_name_and_type() {
                     for edns in EDNS {
                         for transport in [Transport::Udp, Transport::Tcp] {
                             let flags = [(total % 2) as u8, ((total / 2) % 2 * 0x10) as u8];
+                            // A window of the rotated sets that moves from
+                            // query to query.
+                            let limits = Limits {
+                                max_udp_payload: max,
+                                pick: total as u32 * 7,
+                                ..Limits::default()
+                            };
                             let q = query(total as u16, flags, &name, u16::from(rtype), edns);
                             total += 1;
                             let answered = same(&s, &q, transport, &limits, &mut out);
@@ -215,6 +219,106 @@ fn fast_path_equals_respond_for_every_name_and_type() {
         lower_fast * 10 > lower_total * 7,
         "fast path too rarely taken: {lower_fast}/{lower_total}"
     );
+}
+
+/// Every way to spread: off, rotated, capped, both; every window of each
+/// set, and the fast path still gives `respond`'s bytes, for address and
+/// SRV sets alike.
+#[test]
+fn fast_path_equals_respond_for_every_window() {
+    let spreads = [
+        (false, None),
+        (true, None),
+        (true, Some(3)),
+        (false, Some(8)),
+        (true, Some(1)),
+    ];
+    let names = [
+        "web.local.",
+        "web.prod.local.",
+        "api.local.",
+        "mid.local.",
+        "big.local.",
+        "_http._tcp.web.local.",
+        "_http._tcp.web.prod.local.",
+        "_http._tcp.mid.local.",
+        "_http._tcp.big.local.",
+        "WEB.local.",
+    ];
+    let mut out = Vec::new();
+    for (rotate, max) in spreads {
+        let spread = Spread {
+            rotate,
+            max_answers: max.and_then(std::num::NonZeroU16::new),
+        };
+        let s = snapshot();
+        let (mut fast, mut total) = (0, 0);
+        for name in names {
+            let name = wire(&Name::from_ascii(name).unwrap());
+            for rtype in [RecordType::A, RecordType::AAAA, RecordType::SRV] {
+                for pick in 0..130 {
+                    for edns in [None, Some((1232, false)), Some((4096, true))] {
+                        for transport in [Transport::Udp, Transport::Tcp] {
+                            let limits = Limits {
+                                spread,
+                                pick,
+                                ..Limits::default()
+                            };
+                            let q = query(pick as u16, [1, 0], &name, u16::from(rtype), edns);
+                            total += 1;
+                            fast += usize::from(same(&s, &q, transport, &limits, &mut out));
+                        }
+                    }
+                }
+            }
+        }
+        eprintln!("{spread:?}: fast path answered {fast} of {total}");
+        assert!(fast * 2 > total, "{spread:?}: fast path too rarely taken");
+    }
+}
+
+/// With rotation on, each address of a set comes first as often as the
+/// others over the windows, on the fast path; a cap returns that many
+/// distinct records.
+#[test]
+fn rotated_answers_start_at_every_record() {
+    let s = snapshot();
+    let mut out = Vec::new();
+    let name = wire(&Name::from_ascii("_http._tcp.mid.local.").unwrap());
+    let mut firsts = std::collections::HashMap::new();
+    for pick in 0..400 {
+        let limits = Limits {
+            spread: Spread {
+                rotate: true,
+                max_answers: std::num::NonZeroU16::new(8),
+            },
+            pick,
+            ..Limits::default()
+        };
+        let q = query(1, [1, 0], &name, u16::from(RecordType::SRV), Some((1232, false)));
+        assert!(same(&s, &q, Transport::Udp, &limits, &mut out), "slow path");
+        let message = hickory_proto::op::Message::from_vec(&out).unwrap();
+        let targets: std::collections::HashSet<_> = (message.answers.iter())
+            .map(|r| r.data.to_string())
+            .collect();
+        assert_eq!(message.answers.len(), 8);
+        assert_eq!(targets.len(), 8, "distinct records");
+        // The additional section holds the chosen targets' addresses only.
+        assert!(!message.additionals.is_empty());
+        for extra in &message.additionals {
+            assert!(
+                message.answers.iter().any(|a| match &a.data {
+                    RData::SRV(srv) => srv.target == extra.name,
+                    _ => false,
+                }),
+                "{extra} is no chosen target's"
+            );
+        }
+        *firsts.entry(message.answers[0].data.to_string()).or_insert(0) += 1;
+    }
+    // 40 records, 400 windows: each first 10 times.
+    assert_eq!(firsts.len(), 40);
+    assert!(firsts.values().all(|&n| n == 10), "{firsts:?}");
 }
 
 /// The queries a resolver sends most, lower-case, with and without EDNS,
