@@ -9,8 +9,8 @@
 //! key in its error.
 
 use std::fmt;
-use std::num::NonZeroU16;
 use std::net::{IpAddr, SocketAddr};
+use std::num::NonZeroU16;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;

@@ -140,8 +140,7 @@ impl Dispatch {
         if let Some(transfers) = &self.transfers {
             let signed =
                 transfers.respond_signed(request, self.limits.max_udp_payload, |query, room| {
-                    let (mut message, limit) =
-                        answer::answer(snapshot, query, transport, &limits)?;
+                    let (mut message, limit) = answer::answer(snapshot, query, transport, &limits)?;
                     Some(answer::fit(&mut message, limit.saturating_sub(room)))
                 });
             match signed {

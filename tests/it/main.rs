@@ -19,5 +19,6 @@ mod lifecycle;
 mod moto;
 mod ops;
 mod rrl;
+mod spread;
 mod status_page;
 mod xfr;

@@ -295,7 +295,13 @@ fn rotated_answers_start_at_every_record() {
             pick,
             ..Limits::default()
         };
-        let q = query(1, [1, 0], &name, u16::from(RecordType::SRV), Some((1232, false)));
+        let q = query(
+            1,
+            [1, 0],
+            &name,
+            u16::from(RecordType::SRV),
+            Some((1232, false)),
+        );
         assert!(same(&s, &q, Transport::Udp, &limits, &mut out), "slow path");
         let message = hickory_proto::op::Message::from_vec(&out).unwrap();
         let targets: std::collections::HashSet<_> = (message.answers.iter())
@@ -314,7 +320,9 @@ fn rotated_answers_start_at_every_record() {
                 "{extra} is no chosen target's"
             );
         }
-        *firsts.entry(message.answers[0].data.to_string()).or_insert(0) += 1;
+        *firsts
+            .entry(message.answers[0].data.to_string())
+            .or_insert(0) += 1;
     }
     // 40 records, 400 windows: each first 10 times.
     assert_eq!(firsts.len(), 40);
