@@ -6,6 +6,13 @@
 //! `desired_status` default to `RUNNING`, `health_status` to `UNKNOWN`,
 //! `launch_type` to `EC2`, and `task_id` to the last part of `task_arn`.
 //!
+//! Its data is dated by the read, not by the file's modification time: a
+//! file nobody edits is still current while it is read (the demo's file is
+//! hours old and ready all the same). While the file stays the same, its
+//! last inventory is handed out again, re-dated, every [`redate_every`]
+//! (30 s, or a quarter of `max_stale` when that is shorter), so that the
+//! data age stays well below `max_stale` without a publication every poll.
+//!
 //! The inventory lists the tasks in ARN order. A re-read hands back the
 //! previous read's allocation of every task that did not change, so that
 //! it never holds the tasks twice and the publication patches the zone.
@@ -13,7 +20,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
@@ -21,10 +28,20 @@ use super::SourceError;
 use crate::config::ConfigError;
 use crate::inventory::{ClusterStatus, Inventory, Task};
 
+/// How often an unchanged file's inventory is handed out again with the
+/// time of the read that found it unchanged: every 30 s, and at least four
+/// times within `max_stale`.
+pub fn redate_every(max_stale: Duration) -> Duration {
+    Duration::from_secs(30).min(max_stale / 4)
+}
+
 pub struct FileSource {
     path: PathBuf,
     /// Modification time and length of the file last read successfully.
     seen: Option<(SystemTime, u64)>,
+    /// When the last inventory was handed out: the time it was dated.
+    dated: SystemTime,
+    redate_every: Duration,
     /// The tasks of the last good read, shared with the inventory published
     /// from it: a re-read hands back these very allocations for the tasks
     /// that did not change, so that it holds one copy of the tasks, not
@@ -48,10 +65,13 @@ struct Previous {
 }
 
 impl FileSource {
-    pub fn new(path: PathBuf) -> FileSource {
+    /// The source of the file at `path`; see [`redate_every`].
+    pub fn new(path: PathBuf, redate_every: Duration) -> FileSource {
         FileSource {
             path,
             seen: None,
+            dated: SystemTime::UNIX_EPOCH,
+            redate_every,
             previous: Previous::default(),
         }
     }
@@ -60,19 +80,30 @@ impl FileSource {
         &self.path
     }
 
-    /// Reads the file if it changed since the last good read.
+    /// Reads the file if it changed since the last good read; an unchanged
+    /// file's last inventory, dated now, once every `redate_every`.
     pub fn refresh(&mut self) -> Result<Option<Inventory>, SourceError> {
         let metadata = std::fs::metadata(&self.path).map_err(|e| self.error(e))?;
         let modified = metadata.modified().map_err(|e| self.error(e))?;
         let stamp = (modified, metadata.len());
+        let now = SystemTime::now();
         if self.seen == Some(stamp) {
-            return Ok(None);
+            let due = now.duration_since(self.dated).unwrap_or_default() >= self.redate_every;
+            if !due {
+                return Ok(None);
+            }
+            self.dated = now;
+            return Ok(Some(Inventory {
+                clusters: clusters_of(&self.previous.tasks, now),
+                tasks: self.previous.tasks.clone(),
+            }));
         }
         let text = crate::files::read_text(&self.path, crate::files::INVENTORY_CAP)
             .map_err(|e| self.error(e))?;
-        let (inventory, previous) = parse_reusing(&self.path, &text, modified, &self.previous)
-            .map_err(|e| self.error(e))?;
+        let (inventory, previous) =
+            parse_reusing(&self.path, &text, now, &self.previous).map_err(|e| self.error(e))?;
         self.seen = Some(stamp);
+        self.dated = now;
         self.previous = previous;
         tracing::info!(
             path = %self.path.display(),
@@ -108,15 +139,28 @@ pub fn check(path: &Path, must_exist: bool) -> Result<(), ConfigError> {
     let text = crate::files::read_text(path, crate::files::INVENTORY_CAP)
         .map_err(|e| bad(e.to_string()))?;
     if must_exist {
-        let modified = metadata.modified().unwrap_or(SystemTime::UNIX_EPOCH);
-        parse(path, &text, modified).map_err(bad)?;
+        parse(path, &text, SystemTime::now()).map_err(bad)?;
     }
     Ok(())
 }
 
-/// Parses an inventory file's text; `modified` dates every cluster in it.
-pub fn parse(path: &Path, text: &str, modified: SystemTime) -> Result<Inventory, String> {
-    parse_reusing(path, text, modified, &Previous::default()).map(|(inventory, _)| inventory)
+/// Parses an inventory file's text; `read_at` dates every cluster in it.
+pub fn parse(path: &Path, text: &str, read_at: SystemTime) -> Result<Inventory, String> {
+    parse_reusing(path, text, read_at, &Previous::default()).map(|(inventory, _)| inventory)
+}
+
+/// The clusters `tasks` name, each read at `read_at`.
+fn clusters_of(tasks: &[Arc<Task>], read_at: SystemTime) -> Vec<ClusterStatus> {
+    let mut names: Vec<&str> = tasks.iter().map(|t| t.cluster.as_str()).collect();
+    names.sort_unstable();
+    names.dedup();
+    (names.into_iter())
+        .map(|name| ClusterStatus {
+            name: name.to_owned(),
+            refreshed_at: read_at,
+            error: None,
+        })
+        .collect()
 }
 
 /// [`parse`], handing back the allocation of each task of `previous` that
@@ -126,7 +170,7 @@ pub fn parse(path: &Path, text: &str, modified: SystemTime) -> Result<Inventory,
 fn parse_reusing(
     path: &Path,
     text: &str,
-    modified: SystemTime,
+    read_at: SystemTime,
     previous: &Previous,
 ) -> Result<(Inventory, Previous), String> {
     let mut matcher = Matcher::new(previous);
@@ -186,18 +230,13 @@ fn parse_reusing(
         sorted_of_file,
         strict,
     };
-    let mut names: Vec<&str> = tasks.iter().map(|t| t.cluster.as_str()).collect();
-    names.sort_unstable();
-    names.dedup();
-    let clusters = names
-        .into_iter()
-        .map(|name| ClusterStatus {
-            name: name.to_owned(),
-            refreshed_at: modified,
-            error: None,
-        })
-        .collect();
-    Ok((Inventory { clusters, tasks }, next))
+    Ok((
+        Inventory {
+            clusters: clusters_of(&tasks, read_at),
+            tasks,
+        },
+        next,
+    ))
 }
 
 /// A read task, and its place in the previous read's ARN order when it is
@@ -499,7 +538,7 @@ mod tests {
                 };
                 std::fs::write(&path, text).unwrap();
             };
-            let mut source = FileSource::new(path.clone());
+            let mut source = FileSource::new(path.clone(), Duration::from_secs(30));
             write(None);
             let first = source.refresh().unwrap().unwrap();
             // A longer file: seen as changed whatever the clock's resolution.
@@ -547,7 +586,7 @@ mod tests {
         };
         let mut tasks: Vec<(usize, String)> = (0..300).map(|i| (i, "10.0.0.1".into())).collect();
         let mut fresh = 1000;
-        let mut source = FileSource::new(path.clone());
+        let mut source = FileSource::new(path.clone(), Duration::from_secs(30));
         let mut before: Vec<Arc<Task>> = Vec::new();
         for round in 0..60 {
             for _ in 0..next(6) {

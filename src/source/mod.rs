@@ -53,7 +53,10 @@ pub enum Source {
 impl Source {
     pub fn from_config(config: &Config) -> anyhow::Result<Source> {
         match &config.source {
-            SourceConfig::File { path } => Ok(Source::File(file::FileSource::new(path.clone()))),
+            SourceConfig::File { path } => Ok(Source::File(file::FileSource::new(
+                path.clone(),
+                file::redate_every(config.max_stale),
+            ))),
             SourceConfig::Ecs {
                 clusters,
                 region,

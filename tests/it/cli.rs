@@ -287,6 +287,10 @@ fn ports_that_cannot_be_had_are_reported_with_a_hint() {
         .arg(crate::harness::bin())
         .args(["serve", "--config", demo_config().to_str().unwrap()])
         .args(["--listen", "127.0.0.1:53"])
+        .args([
+            "--http",
+            &format!("127.0.0.1:{}", crate::harness::free_port()),
+        ])
         .env_remove("ECS_DNS_CONFIG")
         .output()
         .unwrap();
@@ -302,6 +306,10 @@ fn ports_that_cannot_be_had_are_reported_with_a_hint() {
     let out = Command::new(crate::harness::bin())
         .args(["serve", "--config", demo_config().to_str().unwrap()])
         .args(["--listen", &first.addr().to_string()])
+        .args([
+            "--http",
+            &format!("127.0.0.1:{}", crate::harness::free_port()),
+        ])
         .env_remove("ECS_DNS_CONFIG")
         .output()
         .unwrap();

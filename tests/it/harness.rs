@@ -103,11 +103,19 @@ impl Server {
         let log = dir.path().join("ecs-dns.log");
         let log_file = std::fs::File::create(&log).expect("log file");
         let listen = format!("127.0.0.1:{port}");
+        // The demo's configuration has an ops listener on a fixed port: each
+        // server gets a port of its own unless the test chose one.
+        let http = format!("127.0.0.1:{}", free_port());
+        let own_http = match args.contains(&"--http") {
+            true => vec![],
+            false => vec!["--http", http.as_str()],
+        };
         let child = Command::new(bin())
             .arg("serve")
             .arg("--config")
             .arg(config)
             .args(["--listen", &listen])
+            .args(&own_http)
             .args(args)
             .env_remove("ECS_DNS_CONFIG")
             .stdout(Stdio::null())

@@ -328,7 +328,28 @@ fn readiness_follows_load_and_staleness() {
     });
     eprintln!("ready {took:?} after the inventory appeared: {body}");
 
-    // No more updates: the file's mtime ages past max_stale.
+    // A file nobody edits stays current while it is read: dated by the
+    // read, not by its modification time (here 3 hours old), and re-dated
+    // within max_stale while unchanged.
+    let inventory = dir.path().join("inventory.toml");
+    let touched = std::process::Command::new("touch")
+        .args(["-d", "3 hours ago"])
+        .arg(&inventory)
+        .status()
+        .unwrap();
+    assert!(touched.success());
+    let until = std::time::Instant::now() + Duration::from_secs(5);
+    let mut checks = 0;
+    while std::time::Instant::now() < until {
+        let (code, body) = server.get("/readyz");
+        assert_eq!(code, 200, "an unchanged, readable file went stale: {body}");
+        checks += 1;
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    eprintln!("ready through {checks} checks over 5 s (max_stale 2 s, file mtime 3 h old)");
+
+    // The file cannot be read any more: its data ages past max_stale.
+    std::fs::remove_file(&inventory).unwrap();
     let (body, took) = wait_for("/readyz 503 (stale)", DEADLINE, || {
         let (code, body) = server.get("/readyz");
         (code == 503).then_some(body)
