@@ -44,6 +44,30 @@ impl Inventory {
             tasks: tasks.into_iter().map(Arc::new).collect(),
         }
     }
+
+    /// Tasks that repeat an earlier task's identity (its ARN, or cluster
+    /// and id without one): how many, and the first such identity. A file
+    /// can list a task twice; ECS never does.
+    pub fn duplicates(&self) -> (usize, Option<String>) {
+        // By ARN; cluster and id tell tasks without one apart.
+        let mut keys: Vec<(&str, &str, &str)> = (self.tasks.iter())
+            .map(|t| (t.task_arn.as_str(), t.cluster.as_str(), t.id()))
+            .collect();
+        keys.sort_unstable();
+        let mut count = 0;
+        let mut first = None;
+        for pair in keys.windows(2) {
+            if pair[0] == pair[1] {
+                count += 1;
+                let (arn, cluster, id) = pair[1];
+                first.get_or_insert_with(|| match arn.is_empty() {
+                    true => format!("{cluster}/{id}"),
+                    false => arn.to_owned(),
+                });
+            }
+        }
+        (count, first)
+    }
 }
 
 /// How fresh one cluster's part of the inventory is.

@@ -9,6 +9,7 @@ use std::time::SystemTime;
 use crate::config::ZoneConfig;
 use crate::dns::{Served, SharedZone};
 use crate::inventory::Inventory;
+use crate::records::Verdict;
 use crate::wire::name_table;
 use crate::zone::{Snapshot, serial};
 
@@ -251,6 +252,30 @@ impl Publisher {
                 name = %first,
                 skipped = report.skipped.len(),
                 "name not served"
+            );
+        }
+        let (duplicates, first) = snapshot.inventory.duplicates();
+        metrics::gauge!("ecs_dns_duplicate_tasks").set(duplicates as f64);
+        if let Some(first) = first {
+            crate::warn_throttled!(
+                "tasks listed twice",
+                task = %first,
+                duplicates,
+                "a task is listed more than once: served once"
+            );
+        }
+        let unnamed = |v: &&Verdict| **v == Verdict::Unnamed;
+        if let Some(index) = report.verdicts.iter().position(|v| unnamed(&v))
+            && let Some(task) = snapshot.inventory.tasks.get(index)
+        {
+            crate::warn_throttled!(
+                "tasks without a name",
+                cluster = %task.cluster,
+                task = %task.id(),
+                service = ?task.service,
+                family = %task.family,
+                unnamed = report.verdicts.iter().filter(unnamed).count(),
+                "a served task's service and family make no usable label: not served"
             );
         }
         if change.changed {

@@ -112,6 +112,12 @@ const FAMILIES: &[Family] = &[
         &[("verdict", &VERDICT_NAMES)],
     ),
     family(
+        "ecs_dns_duplicate_tasks",
+        Kind::Gauge,
+        "Tasks the inventory lists more than once (by ARN): served once.",
+        &[],
+    ),
+    family(
         "ecs_dns_name_collisions",
         Kind::Gauge,
         "Names that several inputs map to (merged), or that a task may not take (reserved), by kind.",

@@ -108,3 +108,37 @@ fn servfail_until_the_first_load_never_nxdomain() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// A task listed twice is served once, and warned about and counted; a
+/// served task whose service and family make no label is warned about and
+/// counted as unnamed.
+#[test]
+fn duplicate_and_unnamed_tasks_are_warned_about_and_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let inventory = dir.path().join("inventory.toml");
+    let twice = "[[tasks]]\ncluster = \"c1\"\nservice = \"svc\"\ntask_arn = \"arn:aws:ecs:us-east-1:1:task/c1/t1\"\nipv4 = [\"10.5.0.1\"]\n";
+    let nameless = "[[tasks]]\ncluster = \"c1\"\nservice = \"___\"\nfamily = \"___\"\ntask_id = \"t9\"\nipv4 = [\"10.5.0.9\"]\n";
+    std::fs::write(&inventory, format!("{twice}{twice}{nameless}")).unwrap();
+    let http = crate::harness::free_port();
+    let s = Server::start(
+        &config(dir.path()),
+        &["--http", &format!("127.0.0.1:{http}")],
+        "ecs.internal",
+    );
+    assert_eq!(dig_short(s.port, &["svc.ecs.internal"]), ["10.5.0.1"]);
+    let (_, metrics) = crate::ops::http_get(http, "/metrics").expect("/metrics");
+    assert!(metrics.contains("ecs_dns_duplicate_tasks 1"), "{metrics}");
+    assert!(
+        metrics.contains("ecs_dns_tasks{verdict=\"unnamed\"} 1"),
+        "{metrics}"
+    );
+    let log = s.log();
+    assert!(
+        log.contains("listed more than once") && log.contains("task/c1/t1"),
+        "{log}"
+    );
+    assert!(
+        log.contains("make no usable label") && log.contains("t9"),
+        "{log}"
+    );
+}
