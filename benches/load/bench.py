@@ -198,7 +198,8 @@ def main():
     p.add_argument("--clients", type=int, default=int(os.environ.get("CLIENTS", 4)))
     p.add_argument("--mixed-case", type=float, default=float(os.environ.get("MIXED_CASE", 0.05)),
                    help="share of queries with names in mixed case")
-    p.add_argument("--servers", default=os.environ.get("SERVERS", "ecs-dns,knot,nsd"))
+    p.add_argument("--servers", default=os.environ.get("SERVERS", "ecs-dns,knot,nsd,nsd-rr"),
+                   help="nsd-rr is NSD with round-robin: yes, rotating answers as ecs-dns does")
     a = p.parse_args()
 
     os.makedirs(a.out, exist_ok=True)
@@ -210,7 +211,7 @@ def main():
         with open(inv, "w") as f:
             json.dump(inventory(a.tasks, a.services, a.clusters), f)
         config = os.path.join(work, "ecs-dns.toml")
-        ports = {name: free_port() for name in ("ecs-dns", "knot", "nsd")}
+        ports = {name: free_port() for name in ("ecs-dns", "knot", "nsd", "nsd-rr")}
         with open(config, "w") as f:
             f.write(f'zone = "{ZONE}"\nsource = "file"\ninventory = "{inv}"\n'
                     f'poll_interval = "60s"\nnameservers = ["ns1.{ZONE}=127.0.0.1"]\n'
@@ -246,11 +247,13 @@ zone:
     zonefile-load: whole
     journal-content: none
 """)
-        nsd_dir = os.path.join(work, "nsd")
-        os.makedirs(nsd_dir)
-        with open(os.path.join(nsd_dir, "nsd.conf"), "w") as f:
-            f.write(f"""server:
-    ip-address: 127.0.0.1@{ports["nsd"]}
+        def nsd_conf(name, round_robin):
+            nsd_dir = os.path.join(work, name)
+            os.makedirs(nsd_dir)
+            conf = os.path.join(nsd_dir, "nsd.conf")
+            with open(conf, "w") as f:
+                f.write(f"""server:
+    ip-address: 127.0.0.1@{ports[name]}
     server-count: 2
     username: ""
     chroot: ""
@@ -263,6 +266,7 @@ zone:
     rrl-ratelimit: 0
     rrl-whitelist-ratelimit: 0
     minimal-responses: yes
+    round-robin: {"yes" if round_robin else "no"}
     verbosity: 0
 remote-control:
     control-enable: no
@@ -270,12 +274,14 @@ zone:
     name: {ZONE}
     zonefile: "{zone_file}"
 """)
+            return conf
         logs = {name: open(os.path.join(work, f"{name}.log"), "w") for name in ports}
         wanted = a.servers.split(",")
         commands = {
             "ecs-dns": [a.bin, "serve", "--config", config],
             "knot": ["knotd", "-c", os.path.join(knot_dir, "knot.conf")],
-            "nsd": ["nsd", "-d", "-c", os.path.join(nsd_dir, "nsd.conf")],
+            "nsd": ["nsd", "-d", "-c", nsd_conf("nsd", False)],
+            "nsd-rr": ["nsd", "-d", "-c", nsd_conf("nsd-rr", True)],
         }
         for name in wanted:
             started = time.time()

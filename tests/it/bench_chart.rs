@@ -9,7 +9,7 @@ use crate::harness::repo;
 #[test]
 fn the_bench_chart_has_a_bar_per_server_and_run() {
     let dir = tempfile::tempdir().unwrap();
-    let servers = ["ecs-dns", "knot", "nsd"];
+    let servers = ["ecs-dns", "knot", "nsd", "nsd-rr"];
     let runs = 3;
     let detail: serde_json::Map<String, serde_json::Value> = servers
         .iter()
