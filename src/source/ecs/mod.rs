@@ -324,10 +324,10 @@ impl EcsSource {
                         &served
                     };
                     reuse_unchanged(before, &mut tasks);
+                    let is_newer =
+                        |arn: &str| newer.contains(events::task_key(&name, arn).as_str());
                     if !newer.is_empty() {
-                        tasks = reconcile::with_newer_events(&state.tasks, tasks, &|arn| {
-                            newer.contains(arn)
-                        });
+                        tasks = reconcile::with_newer_events(&state.tasks, tasks, &is_newer);
                     }
                     // A cluster read for the first time corrects nothing.
                     if self.reconciling && state.refreshed_at.is_some() {
@@ -347,7 +347,7 @@ impl EcsSource {
                     // The read gave every task's tags: none waits for them,
                     // but those an event started while it ran.
                     if let Some(waiting) = self.awaiting_tags.get_mut(&name) {
-                        waiting.retain(|arn| newer.contains(arn.as_str()));
+                        waiting.retain(|arn| is_newer(arn));
                     }
                     state.refreshed_at = Some(SystemTime::now());
                     state.error = None;
@@ -403,13 +403,17 @@ impl EcsSource {
 
         self.caches
             .evict_unreferenced(self.state.values().flat_map(|s| s.tasks.iter()));
-        let running: HashSet<&str> = self
-            .state
-            .values()
-            .flat_map(|s| s.tasks.iter().map(|t| t.task_arn.as_str()))
+        let running: HashSet<String> = (self.state.values())
+            .flat_map(|s| s.tasks.iter())
+            .map(|t| events::task_key(&t.cluster, &t.task_arn))
             .collect();
         self.ledger
-            .trim(SystemTime::now(), &|arn| running.contains(arn));
+            .trim(SystemTime::now(), &|key| running.contains(key));
+        let in_use: HashSet<&str> = (self.state.values())
+            .flat_map(|s| s.tasks.iter())
+            .filter_map(|t| t.container_instance_arn.as_deref())
+            .collect();
+        self.ledger.trim_instances(&|arn| in_use.contains(arn));
         // The last reference to the published inventory goes with the
         // snapshot that serves it.
         self.published = None;
@@ -455,7 +459,9 @@ impl EcsSource {
     /// [`EcsSource::refresh_waiting`]; stopped tasks are withdrawn;
     /// container instance events set the drain state. Events of clusters
     /// not served, duplicates and stale events are judged and dropped;
-    /// malformed messages are counted and dropped. `Err`: a read of the
+    /// malformed messages are counted and dropped. A task is known by its
+    /// cluster and id ([`events::task_key`]), whatever its ARN's format.
+    /// `Err`: a read of the
     /// caches failed; nothing of the batch is recorded, so its messages
     /// come back and are applied then.
     pub async fn apply_events(
@@ -480,10 +486,15 @@ impl EcsSource {
                 Ok(Event::Other { .. }) => "ignored",
                 Ok(Event::Instance(change)) => {
                     let cluster = convert::cluster_name(&change.cluster_arn);
-                    match self.state.get_mut(&cluster) {
-                        None => "ignored",
-                        Some(state) => {
-                            let draining = change.status.eq_ignore_ascii_case("DRAINING");
+                    match (
+                        self.state.get_mut(&cluster),
+                        self.ledger.judge_instance(&change),
+                    ) {
+                        (None, _) => "ignored",
+                        (Some(_), Judgement::Duplicate) => "duplicate",
+                        (Some(_), Judgement::Stale | Judgement::AfterStop) => "stale",
+                        (Some(state), Judgement::Apply) => {
+                            let draining = change.is_draining();
                             for task in state.tasks.iter_mut().filter(|t| {
                                 t.container_instance_arn.as_deref()
                                     == Some(change.container_instance_arn.as_str())
@@ -493,6 +504,7 @@ impl EcsSource {
                                     changed = true;
                                 }
                             }
+                            self.ledger.record_instance(&change);
                             "applied"
                         }
                     }
@@ -504,7 +516,7 @@ impl EcsSource {
                     } else {
                         match self.ledger.judge(&change) {
                             Judgement::Apply => {
-                                observe_lag(change.time.as_deref());
+                                observe_lag(change.time);
                                 tasks.push(change);
                                 // Counted once applied, below.
                                 applied.done.push(message.receipt.clone());
@@ -520,9 +532,19 @@ impl EcsSource {
                 .increment(1);
             applied.done.push(message.receipt.clone());
         }
-        // Newest first per task, so that two versions in one batch apply once.
-        tasks.sort_by(|a, b| a.task_arn.cmp(&b.task_arn).then(b.version.cmp(&a.version)));
-        tasks.dedup_by(|later, first| later.task_arn == first.task_arn);
+        // Newest first per task, so that two versions in one batch apply
+        // once; the others are counted as the ledger would judge them.
+        tasks.sort_by_cached_key(|t| (t.key(), std::cmp::Reverse(t.version)));
+        let (mut in_batch_duplicates, mut in_batch_stale) = (0, 0);
+        tasks.dedup_by(|later, first| {
+            let same = later.key() == first.key();
+            match (same, later.version == first.version) {
+                (true, true) => in_batch_duplicates += 1,
+                (true, false) => in_batch_stale += 1,
+                (false, _) => {}
+            }
+            same
+        });
         // What the events say, converted like a poll's tasks (task
         // definition, instance and aliases from the caches): no DescribeTasks
         // on the way to the answer. Their tags (and health) are read in the
@@ -531,11 +553,12 @@ impl EcsSource {
         for change in &tasks {
             let cluster = convert::cluster_name(&change.cluster_arn);
             if change.is_stopped() {
+                let id = events::task_id(&change.task_arn);
                 if let Some(state) = self.state.get_mut(&cluster) {
-                    state.tasks.retain(|t| t.task_arn != change.task_arn);
+                    state.tasks.retain(|t| t.task_id != id);
                 }
                 if let Some(waiting) = self.awaiting_tags.get_mut(&cluster) {
-                    waiting.remove(&change.task_arn);
+                    waiting.retain(|arn| events::task_id(arn) != id);
                 }
                 changed = true;
             } else {
@@ -559,9 +582,13 @@ impl EcsSource {
             };
             let waiting = self.awaiting_tags.entry(cluster).or_default();
             for mut task in found {
-                match state.tasks.iter_mut().find(|t| t.task_arn == task.task_arn) {
+                // By id within the cluster: an old-format ARN in the event
+                // and a new-format one read (or the reverse) are one task.
+                match state.tasks.iter_mut().find(|t| t.task_id == task.task_id) {
                     Some(existing) => {
-                        // What an event cannot say, a read said before.
+                        // What an event cannot say, a read said before; the
+                        // ARN stays the one read.
+                        task.task_arn.clone_from(&existing.task_arn);
                         task.health_status = existing.health_status.clone();
                         task.tags = existing.tags.clone();
                         if **existing != task {
@@ -582,6 +609,15 @@ impl EcsSource {
             self.ledger.record(change, now);
             metrics::counter!("ecs_dns_events_total", "type" => "task", "outcome" => "applied")
                 .increment(1);
+        }
+        for (outcome, count) in [
+            ("duplicate", in_batch_duplicates),
+            ("stale", in_batch_stale),
+        ] {
+            if count > 0 {
+                metrics::counter!("ecs_dns_events_total", "type" => "task", "outcome" => outcome)
+                    .increment(count);
+            }
         }
         if changed {
             applied.inventory = Some(self.inventory());
@@ -971,10 +1007,9 @@ fn waits_for_health(task: &Task) -> bool {
         && !health.eq_ignore_ascii_case("UNHEALTHY")
 }
 
-/// Records how old an event is when it is applied (`time`: the envelope's,
-/// RFC 3339).
-fn observe_lag(time: Option<&str>) {
-    let Some(at) = time.and_then(|t| humantime::parse_rfc3339_weak(t).ok()) else {
+/// Records how old an event is when it is applied (`time`: the envelope's).
+fn observe_lag(time: Option<SystemTime>) {
+    let Some(at) = time else {
         return;
     };
     let lag = SystemTime::now().duration_since(at).unwrap_or_default();
