@@ -149,7 +149,14 @@ const FAMILIES: &[Family] = &[
             ("type", &EVENT_TYPES),
             (
                 "outcome",
-                &["applied", "stale", "duplicate", "ignored", "malformed"],
+                &[
+                    "applied",
+                    "stale",
+                    "duplicate",
+                    "ignored",
+                    "malformed",
+                    "foreign",
+                ],
             ),
         ],
     ),

@@ -17,6 +17,8 @@ use std::time::{Duration, SystemTime};
 
 use serde::Deserialize;
 
+use super::origin::Place;
+
 /// The `source` of every ECS event.
 const ECS_SOURCE: &str = "aws.ecs";
 const TASK_CHANGE: &str = "ECS Task State Change";
@@ -307,6 +309,48 @@ pub enum Malformed {
 pub const EVENT_TYPES: [&str; 4] = ["task", "instance", "other", "unknown"];
 
 impl Event {
+    /// The accounts and regions the event names: its envelope's, and its
+    /// ARNs' (cluster, task, container instance), for
+    /// [`super::origin::route`].
+    pub fn places(&self) -> Vec<Place<'_>> {
+        let (account, region, arns): (&Option<String>, &Option<String>, Vec<&str>) = match self {
+            Event::Task(change) => (
+                &change.account,
+                &change.region,
+                [&change.cluster_arn, &change.task_arn]
+                    .into_iter()
+                    .map(String::as_str)
+                    .chain(change.container_instance_arn.as_deref())
+                    .collect(),
+            ),
+            Event::Instance(change) => (
+                &change.account,
+                &change.region,
+                vec![
+                    change.cluster_arn.as_str(),
+                    change.container_instance_arn.as_str(),
+                ],
+            ),
+            Event::Other { .. } => return Vec::new(),
+        };
+        let envelope = Place {
+            account: account.as_deref(),
+            region: region.as_deref(),
+        };
+        std::iter::once(envelope)
+            .chain(arns.into_iter().filter_map(Place::of_arn))
+            .collect()
+    }
+
+    /// The cluster it is of (task and container instance events).
+    pub fn cluster_arn(&self) -> Option<&str> {
+        match self {
+            Event::Task(change) => Some(&change.cluster_arn),
+            Event::Instance(change) => Some(&change.cluster_arn),
+            Event::Other { .. } => None,
+        }
+    }
+
     /// Its `type` label (one of [`EVENT_TYPES`]).
     pub fn type_label(&self) -> &'static str {
         match self {
@@ -511,6 +555,7 @@ impl Ledger {
 #[cfg(test)]
 mod tests {
     use super::super::convert::{self, InstanceFacts, MappingFacts, Placement, TaskDefFacts};
+    use super::super::origin::{self, Scope};
     use super::*;
     use crate::inventory::{NetworkMode, PortBinding, Protocol, Task};
 
@@ -1020,6 +1065,51 @@ mod tests {
             ledger.judge_instance(&active),
             Judgement::Apply,
             "forgotten"
+        );
+    }
+
+    /// What each documented event names, and which of them the source of
+    /// account 111122223333 in us-east-1 reads: not the Fargate one (of
+    /// us-west-2), nor one whose envelope or ARNs name another account.
+    #[test]
+    fn events_of_another_account_or_region_are_foreign() {
+        let ours = [(
+            Scope {
+                region: Some("us-east-1".into()),
+                account: Some("111122223333".into()),
+            },
+            (),
+        )];
+        let reads = |body: &str| {
+            let event = parse(body).unwrap_or_else(|e| panic!("{e}"));
+            origin::route(&ours, &event.places()).is_some()
+        };
+        assert!(reads(EC2_SIDECAR));
+        assert!(reads(INSTANCE));
+        assert!(!reads(FARGATE), "us-west-2");
+        let other_account = EC2_SIDECAR.replace("111122223333", "444455556666");
+        assert!(!reads(&other_account), "every part of another account");
+        let envelope_only = EC2_SIDECAR.replace(
+            "\"account\": \"111122223333\"",
+            "\"account\": \"444455556666\"",
+        );
+        assert_ne!(envelope_only, EC2_SIDECAR);
+        assert!(!reads(&envelope_only), "the envelope of another account");
+        let cluster_only = INSTANCE.replace(
+            "111122223333:cluster/default",
+            "444455556666:cluster/default",
+        );
+        assert!(
+            !reads(&cluster_only),
+            "a cluster of the same name in another account"
+        );
+        let Ok(event) = parse(EC2_SIDECAR) else {
+            panic!("an event");
+        };
+        assert_eq!(
+            event.places().len(),
+            4,
+            "envelope, cluster, task, container instance"
         );
     }
 }

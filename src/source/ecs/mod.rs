@@ -22,6 +22,7 @@ pub mod calls;
 pub mod convert;
 pub mod discovery;
 pub mod events;
+pub mod origin;
 pub mod queue;
 pub mod reconcile;
 pub mod retry;
@@ -37,6 +38,7 @@ use self::calls::{CallCounts, CallSnapshot};
 use self::convert::Placement;
 use self::discovery::{Api, CallError};
 use self::events::{Event, Judgement, Ledger, TaskChange};
+use self::origin::Scope;
 use self::queue::Queue;
 use super::SourceError;
 use crate::config::EventsConfig;
@@ -73,6 +75,9 @@ pub struct EcsSource {
     /// Whether the next full reads are events mode's reconciles (see
     /// [`EcsSource::set_reconciling`]).
     reconciling: bool,
+    /// The account and region the source reads: events that name another
+    /// are foreign (see [`origin`]).
+    scope: Scope,
 }
 
 /// What one batch of event messages came to.
@@ -102,6 +107,10 @@ impl EcsSource {
         request_timeout: Duration,
         events: Option<EventsConfig>,
     ) -> Self {
+        let scope = Scope {
+            region: region.clone(),
+            account: None,
+        };
         EcsSource {
             clusters,
             region,
@@ -116,6 +125,7 @@ impl EcsSource {
             awaiting_tags: BTreeMap::new(),
             published: None,
             reconciling: false,
+            scope,
         }
     }
 
@@ -213,6 +223,9 @@ impl EcsSource {
             return Err(SourceError::Other(
                 "ecs source: no AWS region: set `region` (ECS_DNS_REGION) or AWS_REGION".into(),
             ));
+        }
+        if self.scope.region.is_none() {
+            self.scope.region = config.region().map(|r| r.as_ref().to_owned());
         }
         let api = Api {
             ecs: aws_sdk_ecs::Client::new(&config),
@@ -324,6 +337,11 @@ impl EcsSource {
                         &served
                     };
                     reuse_unchanged(before, &mut tasks);
+                    // The account of what the API returned: events that name
+                    // another are foreign.
+                    if let Some(task) = tasks.first() {
+                        self.scope.learn(&task.task_arn);
+                    }
                     let is_newer =
                         |arn: &str| newer.contains(events::task_key(&name, arn).as_str());
                     if !newer.is_empty() {
@@ -443,6 +461,8 @@ impl EcsSource {
         };
         let mut wanted = HashSet::new();
         for id in ids {
+            // A listed or configured cluster ARN says the account.
+            self.scope.learn(&id);
             let name = convert::cluster_name(&id);
             wanted.insert(name.clone());
             self.state.entry(name).or_default().id = id;
@@ -457,13 +477,15 @@ impl EcsSource {
     /// definition and instance from the caches, read only when new), with
     /// the health a read gave before and its tags left for
     /// [`EcsSource::refresh_waiting`]; stopped tasks are withdrawn;
-    /// container instance events set the drain state. Events of clusters
-    /// not served, duplicates and stale events are judged and dropped;
+    /// container instance events set the drain state. Events of another
+    /// account or region (`foreign`, see [`origin`]), of clusters not
+    /// served, duplicates and stale events are judged and dropped;
     /// malformed messages are counted and dropped. A task is known by its
     /// cluster and id ([`events::task_key`]), whatever its ARN's format.
-    /// `Err`: a read of the
-    /// caches failed; nothing of the batch is recorded, so its messages
-    /// come back and are applied then.
+    /// `Err`: a read of the caches failed; none of the batch's task events
+    /// is recorded, so their messages come back and are applied then (its
+    /// container instance events are in the state already, and judged
+    /// duplicates then).
     pub async fn apply_events(
         &mut self,
         messages: &[queue::Received],
@@ -472,16 +494,33 @@ impl EcsSource {
         let mut applied = Applied::default();
         let mut tasks: Vec<TaskChange> = Vec::new();
         let mut changed = false;
+        // Which source reads what: (account, region) → source. One source
+        // today.
+        let routes = [(self.scope.clone(), ())];
         for message in messages {
             let parsed = events::parse(&message.body);
             let kind = match &parsed {
                 Ok(event) => event.type_label(),
                 Err(error) => error.type_label(),
             };
+            let foreign = match &parsed {
+                Ok(event) => {
+                    origin::route(&routes, &event.places()).is_none()
+                        || self.another_cluster_of_that_name(event)
+                }
+                Err(_) => false,
+            };
             let outcome = match parsed {
                 Err(error) => {
                     crate::warn_throttled!("malformed event", %error, "event message not used: deleted");
                     "malformed"
+                }
+                Ok(_) if foreign => {
+                    crate::warn_throttled!(
+                        "foreign event",
+                        "an event of another account or region than the source reads: not used"
+                    );
+                    "foreign"
                 }
                 Ok(Event::Other { .. }) => "ignored",
                 Ok(Event::Instance(change)) => {
@@ -623,6 +662,16 @@ impl EcsSource {
             applied.inventory = Some(self.inventory());
         }
         Ok(applied)
+    }
+
+    /// Whether `event` is of a cluster that has the name of a served one but
+    /// is another (see [`origin::other_cluster`]).
+    fn another_cluster_of_that_name(&self, event: &Event) -> bool {
+        let Some(arn) = event.cluster_arn() else {
+            return false;
+        };
+        (self.state.get(&convert::cluster_name(arn)))
+            .is_some_and(|state| origin::other_cluster(&state.id, arn))
     }
 
     /// Re-reads known tasks (ARNs per cluster name) with DescribeTasks,
