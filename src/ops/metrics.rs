@@ -155,7 +155,14 @@ const FAMILIES: &[Family] = &[
             ("type", &EVENT_TYPES),
             (
                 "outcome",
-                &["applied", "stale", "duplicate", "ignored", "malformed"],
+                &[
+                    "applied",
+                    "stale",
+                    "duplicate",
+                    "ignored",
+                    "malformed",
+                    "foreign",
+                ],
             ),
         ],
     ),

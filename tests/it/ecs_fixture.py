@@ -31,6 +31,11 @@ result per step. Steps ({"op": ..., ...}):
               it is now (DescribeTasks' shape, no healthStatus, no tags), put
               through EventBridge (PutEvents)
   events      cluster tasks[] version  -> {}  the same for several tasks, 10 a PutEvents
+  foreign_event cluster task version url account? region? -> {}
+              the same event as EventBridge delivers it (the envelope), as if
+              from another account and/or region: the envelope and the
+              cluster, task and container ARNs name them; sent straight into
+              the queue at `url` (moto's PutEvents stamps its own account)
   stack_rule  name clusters            -> {"url", "pattern"}
               an SQS queue and a rule whose pattern is the EventsRule's of
               docker/cloudformation.yaml, resolved as CloudFormation would
@@ -41,13 +46,17 @@ result per step. Steps ({"op": ..., ...}):
   pending     url                      -> {"messages"}  visible + in flight
 """
 
+import datetime
 import json
 import os
 import sys
+import uuid
 
 import boto3
 
 REGION = "us-east-1"
+# moto's default account: the one its ARNs name.
+ACCOUNT = "123456789012"
 
 
 ENDPOINT = None
@@ -227,6 +236,31 @@ def run_step(ecs, ec2, step):
             result = client("events").put_events(Entries=entries[i:i + 10])
             if result.get("FailedEntryCount"):
                 raise SystemExit(f"put_events failed: {result}")
+        return {}
+    if op == "foreign_event":
+        entry = task_event(ecs, step["cluster"], step["task"], step["version"])
+        detail = json.loads(entry["Detail"])
+        account, region = step.get("account", ACCOUNT), step.get("region", REGION)
+
+        def moved(arn):
+            return arn.replace(f":{REGION}:{ACCOUNT}:", f":{region}:{account}:")
+
+        # The task definition's ARN is left as moto knows it, so that an
+        # event that is not refused is applied (and served).
+        for key in ("clusterArn", "taskArn", "containerInstanceArn"):
+            if key in detail:
+                detail[key] = moved(detail[key])
+        for container in detail.get("containers", []):
+            for key in ("containerArn", "taskArn"):
+                if key in container:
+                    container[key] = moved(container[key])
+        body = {
+            "version": "0", "id": str(uuid.uuid4()), "detail-type": entry["DetailType"],
+            "source": "aws.ecs", "account": account, "region": region,
+            "time": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "resources": [detail["taskArn"]], "detail": detail,
+        }
+        client("sqs").send_message(QueueUrl=step["url"], MessageBody=json.dumps(body))
         return {}
     if op == "stack_rule":
         pattern = stack_events_pattern({"ServedClusters": step["clusters"], "EventsMode": "true"})

@@ -210,6 +210,50 @@ fn task_events_are_served_without_a_poll() {
     assert!(ready.contains("source: events from"), "{ready}");
 }
 
+/// Events of another account or region than the source reads (a central
+/// bus, a cross-account rule), even of a cluster with a served cluster's
+/// name, are counted as `foreign` and never served; the same task's own
+/// event is. Two copies of one event in one delivery apply once and the
+/// second counts as a duplicate.
+#[test]
+fn events_of_another_account_or_region_are_foreign() {
+    let setup = Setup::new("vpc", false);
+    let http = free_port();
+    let server = setup.serve(None, &["--http", &format!("127.0.0.1:{http}")]);
+    assert_eq!(events_of(http, "task", "foreign"), Some(0.0), "at zero");
+    let task = setup.run("vpc", 1, json!({}))[0].clone();
+    let (arn, ip) = (str_of(&task, "arn"), str_of(&task, "ip").to_owned());
+    for (account, region) in [("210987654321", "us-east-1"), ("123456789012", "eu-west-1")] {
+        setup.moto.steps(json!([{
+            "op": "foreign_event", "cluster": "alpha", "task": arn, "version": 2,
+            "url": setup.url, "account": account, "region": region
+        }]));
+    }
+    wait_for("both foreign events counted", DEADLINE, || {
+        (events_of(http, "task", "foreign") == Some(2.0)).then_some(())
+    });
+    assert!(
+        a(server.port, "vpc").is_empty(),
+        "served from a foreign event"
+    );
+    assert_eq!(events(http, "applied"), 0.0);
+
+    setup.event(arn, 2);
+    wait_for("the task's own event served", DEADLINE, || {
+        (a(server.port, "vpc") == [ip.clone()]).then_some(())
+    });
+    setup.moto.steps(json!([
+        {"op": "events", "cluster": "alpha", "tasks": [arn, arn], "version": 3}
+    ]));
+    wait_for("both copies judged", DEADLINE, || {
+        (events_of(http, "task", "applied") == Some(2.0)
+            && events_of(http, "task", "duplicate") == Some(1.0))
+        .then_some(())
+    });
+    assert_eq!(events_of(http, "task", "foreign"), Some(2.0));
+    assert_eq!(server.polls(), 1, "events only");
+}
+
 /// The queue is deleted: ecs-dns polls every `poll_interval` (1 s here),
 /// says so, and goes back to events when the queue is back.
 #[test]

@@ -297,11 +297,15 @@ struct Eni {
 }
 
 /// The task's ENI from its attachment, else from its containers'
-/// `networkInterfaces` (older tasks report only those).
+/// `networkInterfaces` (older tasks report only those). DescribeTasks calls
+/// the attachment `ElasticNetworkInterface`, task state change events `eni`.
 fn eni(raw: &ecs::Task) -> Eni {
     let mut out = Eni::default();
+    let is_eni = |kind: &str| {
+        kind.eq_ignore_ascii_case("ElasticNetworkInterface") || kind.eq_ignore_ascii_case("eni")
+    };
     for attachment in raw.attachments() {
-        if attachment.r#type() != Some("ElasticNetworkInterface") {
+        if !attachment.r#type().is_some_and(is_eni) {
             continue;
         }
         for detail in attachment.details() {

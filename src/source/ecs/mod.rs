@@ -22,6 +22,7 @@ pub mod calls;
 pub mod convert;
 pub mod discovery;
 pub mod events;
+pub mod origin;
 pub mod queue;
 pub mod reconcile;
 pub mod retry;
@@ -37,6 +38,7 @@ use self::calls::{CallCounts, CallSnapshot};
 use self::convert::Placement;
 use self::discovery::{Api, CallError};
 use self::events::{Event, Judgement, Ledger, TaskChange};
+use self::origin::Scope;
 use self::queue::Queue;
 use super::SourceError;
 use crate::config::EventsConfig;
@@ -73,6 +75,9 @@ pub struct EcsSource {
     /// Whether the next full reads are events mode's reconciles (see
     /// [`EcsSource::set_reconciling`]).
     reconciling: bool,
+    /// The account and region the source reads: events that name another
+    /// are foreign (see [`origin`]).
+    scope: Scope,
 }
 
 /// What one batch of event messages came to.
@@ -102,6 +107,10 @@ impl EcsSource {
         request_timeout: Duration,
         events: Option<EventsConfig>,
     ) -> Self {
+        let scope = Scope {
+            region: region.clone(),
+            account: None,
+        };
         EcsSource {
             clusters,
             region,
@@ -116,6 +125,7 @@ impl EcsSource {
             awaiting_tags: BTreeMap::new(),
             published: None,
             reconciling: false,
+            scope,
         }
     }
 
@@ -213,6 +223,9 @@ impl EcsSource {
             return Err(SourceError::Other(
                 "ecs source: no AWS region: set `region` (ECS_DNS_REGION) or AWS_REGION".into(),
             ));
+        }
+        if self.scope.region.is_none() {
+            self.scope.region = config.region().map(|r| r.as_ref().to_owned());
         }
         let api = Api {
             ecs: aws_sdk_ecs::Client::new(&config),
@@ -324,10 +337,15 @@ impl EcsSource {
                         &served
                     };
                     reuse_unchanged(before, &mut tasks);
+                    // The account of what the API returned: events that name
+                    // another are foreign.
+                    if let Some(task) = tasks.first() {
+                        self.scope.learn(&task.task_arn);
+                    }
+                    let is_newer =
+                        |arn: &str| newer.contains(events::task_key(&name, arn).as_str());
                     if !newer.is_empty() {
-                        tasks = reconcile::with_newer_events(&state.tasks, tasks, &|arn| {
-                            newer.contains(arn)
-                        });
+                        tasks = reconcile::with_newer_events(&state.tasks, tasks, &is_newer);
                     }
                     // A cluster read for the first time corrects nothing.
                     if self.reconciling && state.refreshed_at.is_some() {
@@ -347,7 +365,7 @@ impl EcsSource {
                     // The read gave every task's tags: none waits for them,
                     // but those an event started while it ran.
                     if let Some(waiting) = self.awaiting_tags.get_mut(&name) {
-                        waiting.retain(|arn| newer.contains(arn.as_str()));
+                        waiting.retain(|arn| is_newer(arn));
                     }
                     state.refreshed_at = Some(SystemTime::now());
                     state.error = None;
@@ -403,13 +421,17 @@ impl EcsSource {
 
         self.caches
             .evict_unreferenced(self.state.values().flat_map(|s| s.tasks.iter()));
-        let running: HashSet<&str> = self
-            .state
-            .values()
-            .flat_map(|s| s.tasks.iter().map(|t| t.task_arn.as_str()))
+        let running: HashSet<String> = (self.state.values())
+            .flat_map(|s| s.tasks.iter())
+            .map(|t| events::task_key(&t.cluster, &t.task_arn))
             .collect();
         self.ledger
-            .trim(SystemTime::now(), &|arn| running.contains(arn));
+            .trim(SystemTime::now(), &|key| running.contains(key));
+        let in_use: HashSet<&str> = (self.state.values())
+            .flat_map(|s| s.tasks.iter())
+            .filter_map(|t| t.container_instance_arn.as_deref())
+            .collect();
+        self.ledger.trim_instances(&|arn| in_use.contains(arn));
         // The last reference to the published inventory goes with the
         // snapshot that serves it.
         self.published = None;
@@ -439,6 +461,8 @@ impl EcsSource {
         };
         let mut wanted = HashSet::new();
         for id in ids {
+            // A listed or configured cluster ARN says the account.
+            self.scope.learn(&id);
             let name = convert::cluster_name(&id);
             wanted.insert(name.clone());
             self.state.entry(name).or_default().id = id;
@@ -453,11 +477,15 @@ impl EcsSource {
     /// definition and instance from the caches, read only when new), with
     /// the health a read gave before and its tags left for
     /// [`EcsSource::refresh_waiting`]; stopped tasks are withdrawn;
-    /// container instance events set the drain state. Events of clusters
-    /// not served, duplicates and stale events are judged and dropped;
-    /// malformed messages are counted and dropped. `Err`: a read of the
-    /// caches failed; nothing of the batch is recorded, so its messages
-    /// come back and are applied then.
+    /// container instance events set the drain state. Events of another
+    /// account or region (`foreign`, see [`origin`]), of clusters not
+    /// served, duplicates and stale events are judged and dropped;
+    /// malformed messages are counted and dropped. A task is known by its
+    /// cluster and id ([`events::task_key`]), whatever its ARN's format.
+    /// `Err`: a read of the caches failed; none of the batch's task events
+    /// is recorded, so their messages come back and are applied then (its
+    /// container instance events are in the state already, and judged
+    /// duplicates then).
     pub async fn apply_events(
         &mut self,
         messages: &[queue::Received],
@@ -466,24 +494,46 @@ impl EcsSource {
         let mut applied = Applied::default();
         let mut tasks: Vec<TaskChange> = Vec::new();
         let mut changed = false;
+        // Which source reads what: (account, region) → source. One source
+        // today.
+        let routes = [(self.scope.clone(), ())];
         for message in messages {
             let parsed = events::parse(&message.body);
             let kind = match &parsed {
                 Ok(event) => event.type_label(),
                 Err(error) => error.type_label(),
             };
+            let foreign = match &parsed {
+                Ok(event) => {
+                    origin::route(&routes, &event.places()).is_none()
+                        || self.another_cluster_of_that_name(event)
+                }
+                Err(_) => false,
+            };
             let outcome = match parsed {
                 Err(error) => {
                     crate::warn_throttled!("malformed event", %error, "event message not used: deleted");
                     "malformed"
                 }
+                Ok(_) if foreign => {
+                    crate::warn_throttled!(
+                        "foreign event",
+                        "an event of another account or region than the source reads: not used"
+                    );
+                    "foreign"
+                }
                 Ok(Event::Other { .. }) => "ignored",
                 Ok(Event::Instance(change)) => {
                     let cluster = convert::cluster_name(&change.cluster_arn);
-                    match self.state.get_mut(&cluster) {
-                        None => "ignored",
-                        Some(state) => {
-                            let draining = change.status.eq_ignore_ascii_case("DRAINING");
+                    match (
+                        self.state.get_mut(&cluster),
+                        self.ledger.judge_instance(&change),
+                    ) {
+                        (None, _) => "ignored",
+                        (Some(_), Judgement::Duplicate) => "duplicate",
+                        (Some(_), Judgement::Stale | Judgement::AfterStop) => "stale",
+                        (Some(state), Judgement::Apply) => {
+                            let draining = change.is_draining();
                             for task in state.tasks.iter_mut().filter(|t| {
                                 t.container_instance_arn.as_deref()
                                     == Some(change.container_instance_arn.as_str())
@@ -493,6 +543,7 @@ impl EcsSource {
                                     changed = true;
                                 }
                             }
+                            self.ledger.record_instance(&change);
                             "applied"
                         }
                     }
@@ -504,7 +555,7 @@ impl EcsSource {
                     } else {
                         match self.ledger.judge(&change) {
                             Judgement::Apply => {
-                                observe_lag(change.time.as_deref());
+                                observe_lag(change.time);
                                 tasks.push(change);
                                 // Counted once applied, below.
                                 applied.done.push(message.receipt.clone());
@@ -520,9 +571,19 @@ impl EcsSource {
                 .increment(1);
             applied.done.push(message.receipt.clone());
         }
-        // Newest first per task, so that two versions in one batch apply once.
-        tasks.sort_by(|a, b| a.task_arn.cmp(&b.task_arn).then(b.version.cmp(&a.version)));
-        tasks.dedup_by(|later, first| later.task_arn == first.task_arn);
+        // Newest first per task, so that two versions in one batch apply
+        // once; the others are counted as the ledger would judge them.
+        tasks.sort_by_cached_key(|t| (t.key(), std::cmp::Reverse(t.version)));
+        let (mut in_batch_duplicates, mut in_batch_stale) = (0, 0);
+        tasks.dedup_by(|later, first| {
+            let same = later.key() == first.key();
+            match (same, later.version == first.version) {
+                (true, true) => in_batch_duplicates += 1,
+                (true, false) => in_batch_stale += 1,
+                (false, _) => {}
+            }
+            same
+        });
         // What the events say, converted like a poll's tasks (task
         // definition, instance and aliases from the caches): no DescribeTasks
         // on the way to the answer. Their tags (and health) are read in the
@@ -531,11 +592,12 @@ impl EcsSource {
         for change in &tasks {
             let cluster = convert::cluster_name(&change.cluster_arn);
             if change.is_stopped() {
+                let id = events::task_id(&change.task_arn);
                 if let Some(state) = self.state.get_mut(&cluster) {
-                    state.tasks.retain(|t| t.task_arn != change.task_arn);
+                    state.tasks.retain(|t| t.task_id != id);
                 }
                 if let Some(waiting) = self.awaiting_tags.get_mut(&cluster) {
-                    waiting.remove(&change.task_arn);
+                    waiting.retain(|arn| events::task_id(arn) != id);
                 }
                 changed = true;
             } else {
@@ -559,9 +621,13 @@ impl EcsSource {
             };
             let waiting = self.awaiting_tags.entry(cluster).or_default();
             for mut task in found {
-                match state.tasks.iter_mut().find(|t| t.task_arn == task.task_arn) {
+                // By id within the cluster: an old-format ARN in the event
+                // and a new-format one read (or the reverse) are one task.
+                match state.tasks.iter_mut().find(|t| t.task_id == task.task_id) {
                     Some(existing) => {
-                        // What an event cannot say, a read said before.
+                        // What an event cannot say, a read said before; the
+                        // ARN stays the one read.
+                        task.task_arn.clone_from(&existing.task_arn);
                         task.health_status = existing.health_status.clone();
                         task.tags = existing.tags.clone();
                         if **existing != task {
@@ -583,10 +649,29 @@ impl EcsSource {
             metrics::counter!("ecs_dns_events_total", "type" => "task", "outcome" => "applied")
                 .increment(1);
         }
+        for (outcome, count) in [
+            ("duplicate", in_batch_duplicates),
+            ("stale", in_batch_stale),
+        ] {
+            if count > 0 {
+                metrics::counter!("ecs_dns_events_total", "type" => "task", "outcome" => outcome)
+                    .increment(count);
+            }
+        }
         if changed {
             applied.inventory = Some(self.inventory());
         }
         Ok(applied)
+    }
+
+    /// Whether `event` is of a cluster that has the name of a served one but
+    /// is another (see [`origin::other_cluster`]).
+    fn another_cluster_of_that_name(&self, event: &Event) -> bool {
+        let Some(arn) = event.cluster_arn() else {
+            return false;
+        };
+        (self.state.get(&convert::cluster_name(arn)))
+            .is_some_and(|state| origin::other_cluster(&state.id, arn))
     }
 
     /// Re-reads known tasks (ARNs per cluster name) with DescribeTasks,
@@ -971,10 +1056,9 @@ fn waits_for_health(task: &Task) -> bool {
         && !health.eq_ignore_ascii_case("UNHEALTHY")
 }
 
-/// Records how old an event is when it is applied (`time`: the envelope's,
-/// RFC 3339).
-fn observe_lag(time: Option<&str>) {
-    let Some(at) = time.and_then(|t| humantime::parse_rfc3339_weak(t).ok()) else {
+/// Records how old an event is when it is applied (`time`: the envelope's).
+fn observe_lag(time: Option<SystemTime>) {
+    let Some(at) = time else {
         return;
     };
     let lag = SystemTime::now().duration_since(at).unwrap_or_default();
