@@ -14,10 +14,11 @@ result per step. Steps ({"op": ..., ...}):
   deregister  cluster container_instance -> {}
   drain       cluster container_instance -> {}
   activate    cluster container_instance -> {}  back to ACTIVE
-  instance_event cluster container_instance version -> {}
+  instance_event cluster container_instance version agent_connected? -> {}
               the ECS Container Instance State Change event ECS would send for
               the container instance as it is now (DescribeContainerInstances'
-              shape), put through EventBridge
+              shape; `agent_connected` overrides its agentConnected), put
+              through EventBridge
   bulk        cluster subnet tasks per_instance? per_service? families?
               N bridge tasks (dynamic ports) on N/per_instance instances, in
               services of per_service tasks, over `families` task definitions
@@ -197,7 +198,7 @@ def run_step(ecs, ec2, step):
             "containerInstanceArn": described["containerInstanceArn"],
             "ec2InstanceId": described.get("ec2InstanceId"),
             "status": described["status"],
-            "agentConnected": described.get("agentConnected", True),
+            "agentConnected": step.get("agent_connected", described.get("agentConnected", True)),
             "registeredResources": described.get("registeredResources", []),
             "remainingResources": described.get("remainingResources", []),
             "attributes": described.get("attributes", []),

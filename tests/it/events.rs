@@ -588,6 +588,28 @@ fn instance_events_drain_and_restore_its_tasks() {
     });
     eprintln!("ACTIVE event to served again: {:?}", sent.elapsed());
     assert_eq!(events_of(http, "instance", "applied"), Some(2.0));
+
+    // A DRAINING event older than the ACTIVE one applied (delivered out of
+    // order) drains nothing.
+    setup.moto.steps(json!([
+        {"op": "drain", "cluster": "alpha", "container_instance": drained},
+        {"op": "instance_event", "cluster": "alpha", "container_instance": drained, "version": 2},
+        {"op": "activate", "cluster": "alpha", "container_instance": drained},
+    ]));
+    wait_for("the older DRAINING event judged stale", DEADLINE, || {
+        (events_of(http, "instance", "stale") == Some(1.0)).then_some(())
+    });
+    assert_eq!(web(), both, "drained by an older event");
+    // The agent disconnects (as it does several times an hour): ACTIVE, no
+    // drain.
+    setup.moto.steps(json!([{
+        "op": "instance_event", "cluster": "alpha", "container_instance": drained,
+        "version": 4, "agent_connected": false
+    }]));
+    wait_for("the disconnected agent's event applied", DEADLINE, || {
+        (events_of(http, "instance", "applied") == Some(3.0)).then_some(())
+    });
+    assert_eq!(web(), both, "a disconnected agent taken for a drain");
     assert_eq!(server.polls(), 1, "events only");
 }
 
