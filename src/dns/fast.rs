@@ -375,22 +375,14 @@ impl Table {
 
         out.clear();
         out.extend_from_slice(&request[..2]);
-        out.push((bytes[2] & !0x01) | (request[2] & 0x01));
-        out.push((bytes[3] & !0x10) | (request[3] & 0x10));
+        push_flags(out, [bytes[2], bytes[3]], request);
         out.extend_from_slice(&bytes[4..HEADER]);
         out.extend_from_slice(&request[HEADER..question_end]);
         let tail_start = out.len();
         out.extend_from_slice(tail);
         match (q.edns, small) {
             (None, Some(_)) => {}
-            (Some((_, dnssec_ok)), _) => {
-                let opt = out.len() - OPT_LEN;
-                let ours = limits.max_udp_payload.max(MIN_UDP as u16);
-                out[opt + 3..opt + 5].copy_from_slice(&ours.to_be_bytes());
-                if dnssec_ok {
-                    out[opt + 7] |= 0x80;
-                }
-            }
+            (Some((_, dnssec_ok)), _) => patch_opt(out, limits, dnssec_ok),
             (None, None) => {
                 let additional = u16::from_be_bytes([out[10], out[11]]).checked_sub(1)?;
                 out[10..12].copy_from_slice(&additional.to_be_bytes());
@@ -757,8 +749,7 @@ fn splice(
     out.clear();
     out.extend_from_slice(&request[..2]);
     let tc = if truncated { 0x02 } else { 0 };
-    out.push((pieces.flags[0] & !0x01) | (request[2] & 0x01) | tc);
-    out.push((pieces.flags[1] & !0x10) | (request[3] & 0x10));
+    push_flags(out, [pieces.flags[0] | tc, pieces.flags[1]], request);
     out.extend_from_slice(&[0, 1]);
     out.extend_from_slice(&u16::try_from(count).ok()?.to_be_bytes());
     out.extend_from_slice(&[0, 0]);
@@ -794,15 +785,28 @@ fn splice(
         }
     }
     if let Some((_, dnssec_ok)) = q.edns {
-        let at = out.len();
         out.extend_from_slice(&pieces.opt);
-        let ours = limits.max_udp_payload.max(MIN_UDP as u16);
-        out[at + 3..at + 5].copy_from_slice(&ours.to_be_bytes());
-        if dnssec_ok {
-            out[at + 7] |= 0x80;
-        }
+        patch_opt(out, limits, dnssec_ok);
     }
     Some(())
+}
+
+/// Header bytes 2 and 3 of a response: ours (`flags`), with the query's
+/// RD and CD copied.
+fn push_flags(out: &mut Vec<u8>, flags: [u8; 2], request: &[u8]) {
+    out.push((flags[0] & !0x01) | (request[2] & 0x01));
+    out.push((flags[1] & !0x10) | (request[3] & 0x10));
+}
+
+/// The OPT record that ends `out`, patched to our buffer size and the
+/// query's DO bit.
+fn patch_opt(out: &mut [u8], limits: &Limits, dnssec_ok: bool) {
+    let opt = out.len() - OPT_LEN;
+    let ours = limits.max_udp_payload.max(MIN_UDP as u16);
+    out[opt + 3..opt + 5].copy_from_slice(&ours.to_be_bytes());
+    if dnssec_ok {
+        out[opt + 7] |= 0x80;
+    }
 }
 
 /// Limits that answer every set whole, in canonical order.
