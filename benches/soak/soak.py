@@ -50,10 +50,42 @@ def status(pid):
     return values["VmRSS"], values["VmHWM"]
 
 
+def toml_value(value):
+    """One value of an inventory task in TOML (strings as JSON writes them:
+    TOML's basic strings take the same escapes)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        pairs = ", ".join(f"{json.dumps(k)} = {toml_value(v)}" for k, v in value.items())
+        return "{ " + pairs + " }" if pairs else "{}"
+    raise TypeError(f"no TOML for {value!r}")
+
+
+def toml_inventory(document):
+    """The inventory as `[[tasks]]` blocks, the shape people write by hand."""
+    if not document["tasks"]:
+        return "tasks = []\n"
+    blocks = []
+    for task in document["tasks"]:
+        lines = ["[[tasks]]"]
+        lines += [f"{k} = {toml_value(v)}" for k, v in task.items() if v is not None]
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks) + "\n"
+
+
 def write_atomically(path, document):
     tmp = f"{path}.tmp"
     with open(tmp, "w") as f:
-        json.dump(document, f)
+        if path.endswith(".toml"):
+            f.write(toml_inventory(document))
+        else:
+            json.dump(document, f)
     os.replace(tmp, path)
 
 
@@ -209,23 +241,24 @@ def sample_for(proc, duration, churn_step, every):
     return start_peak, samples
 
 
-def soak(binary, tasks, duration, churn, workdir, qps=0):
+def soak(binary, tasks, duration, churn, workdir, qps=0, fmt="json"):
     """Runs one server at `tasks` tasks for `duration` seconds with `churn`
-    tasks replaced each second and `qps` queries a second; returns the
-    samples of the resident set and the query load's summary."""
-    inventory_path = os.path.join(workdir, f"inventory-{tasks}.json")
+    tasks replaced each second and `qps` queries a second, its inventory
+    file in `fmt` (json or toml); returns the samples of the resident set
+    and the query load's summary."""
+    inventory_path = os.path.join(workdir, f"inventory-{tasks}.{fmt}")
     services = max(1, tasks // 10)
     document = bench.inventory(tasks, services, 3) if tasks else {"tasks": []}
     write_atomically(inventory_path, document)
     port = bench.free_port()
-    config = os.path.join(workdir, f"ecs-dns-{tasks}.toml")
+    config = os.path.join(workdir, f"ecs-dns-{tasks}-{fmt}.toml")
     with open(config, "w") as f:
         f.write(
             f'zone = "local"\nlisten = ["127.0.0.1:{port}"]\nsource = "file"\n'
             f'inventory = "{inventory_path}"\npoll_interval = "1s"\n'
             'nameservers = ["ns1=127.0.0.1"]\n'
         )
-    log_path = os.path.join(workdir, f"ecs-dns-{tasks}.log")
+    log_path = os.path.join(workdir, f"ecs-dns-{tasks}-{fmt}.log")
     proc, log = serve(binary, config, log_path)
     generation = 0
 
@@ -403,7 +436,7 @@ def row_of(source, size, measured, baseline, churn, duration, load):
         "load": load,
     }
     print(
-        f"{source:>6} {size:>7} tasks: steady {steady / MIB:7.1f} MiB "
+        f"{source:>11} {size:>7} tasks: steady {steady / MIB:7.1f} MiB "
         f"({row['steady_per_task'] / 1024:5.2f} KiB/task), "
         f"peak {peak / MIB:7.1f} MiB ({row['peak_over_steady']:.2f}x steady; "
         f"start {start_peak / MIB:.1f}, churn {churn_peak / MIB:.1f}); "
@@ -441,6 +474,8 @@ def main():
     p.add_argument("--bin", required=True)
     p.add_argument("--sizes", default=os.environ.get("SOAK_SIZES", "10000,100000"))
     p.add_argument("--duration", type=int, default=int(os.environ.get("SOAK_SECONDS", 150)))
+    p.add_argument("--formats", default=os.environ.get("SOAK_FORMATS", "json,toml"),
+                   help="inventory file formats for the file source rows")
     p.add_argument("--churn", type=int, default=int(os.environ.get("SOAK_CHURN", 50)))
     p.add_argument("--ecs-tasks", type=int, default=int(os.environ.get("SOAK_ECS_TASKS", 10000)))
     p.add_argument("--ecs-churn", type=int, default=int(os.environ.get("SOAK_ECS_CHURN", 20)))
@@ -457,8 +492,10 @@ def main():
         baseline = statistics.median(s[1] for s in base[1])
         print(f"baseline (tasks = []): {baseline / MIB:.1f} MiB", flush=True)
         for size in [int(s) for s in a.sizes.split(",") if s]:
-            measured, load = soak(a.bin, size, a.duration, a.churn, workdir, a.qps)
-            rows.append(row_of("file", size, measured, baseline, a.churn, a.duration, load))
+            for fmt in [f for f in a.formats.split(",") if f]:
+                measured, load = soak(a.bin, size, a.duration, a.churn, workdir, a.qps, fmt)
+                source = f"file ({fmt.upper()})"
+                rows.append(row_of(source, size, measured, baseline, a.churn, a.duration, load))
         if a.ecs_tasks and not moto_available():
             print("ecs: skipped, moto is not installed (scripts/install-test-deps)", flush=True)
         elif a.ecs_tasks:

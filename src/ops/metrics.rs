@@ -2,7 +2,7 @@
 //! Prometheus recorder installed in `serve`, plus the query path's atomics
 //! ([`crate::query_counters`]), rendered here.
 //!
-//! Every name starts with `ecs_dns_` (the README's "Metrics" table lists
+//! Every name starts with `ecs_dns_` (the table in docs/metrics.md lists
 //! them) and every series exists from the start, at zero until it happens:
 //! [`install`] registers them, so a dashboard or an alert never waits for a
 //! first event.

@@ -10,7 +10,7 @@ use crate::harness::{Server, demo_config, free_port, repo, require};
 use crate::ops::http_get;
 
 /// The alerts of `docker/prometheus-alerts.yml`, each with a runbook
-/// section in the README.
+/// section in `docs/operations.md`.
 const ALERTS: [&str; 7] = [
     "EcsDnsNotReady",
     "EcsDnsStaleClusterData",
@@ -37,13 +37,22 @@ fn alert_rules_pass_promtool_check() {
         String::from_utf8_lossy(&out.stderr)
     );
     let text = std::fs::read_to_string(&rules).unwrap();
+    let runbooks = std::fs::read_to_string(repo().join("docs/operations.md")).unwrap();
     for alert in ALERTS {
         assert!(
             text.contains(&format!("alert: {alert}\n")),
             "rules lack {alert}"
         );
-        let runbook = format!("runbook: \"README.md#{}\"", alert.to_ascii_lowercase());
+        let runbook = format!(
+            "runbook: \"docs/operations.md#{}\"",
+            alert.to_ascii_lowercase()
+        );
         assert!(text.contains(&runbook), "{alert} lacks `{runbook}`");
+        // The link's anchor is the runbook's heading.
+        assert!(
+            runbooks.contains(&format!("\n### {alert}\n")),
+            "docs/operations.md has no `### {alert}` runbook"
+        );
     }
 }
 

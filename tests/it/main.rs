@@ -6,6 +6,7 @@ mod cli;
 mod conformance;
 mod corpus;
 mod dns;
+mod doc_examples;
 mod ecs;
 mod events;
 mod file_source;

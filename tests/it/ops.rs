@@ -238,17 +238,17 @@ fn metrics_move_with_queries(front: &str) {
     assert!(!log.contains("nope.local"), "a query was logged:\n{log}");
 }
 
-/// The README's metrics table and a fresh server's `/metrics` name the same
+/// The metrics table of `docs/metrics.md` and a fresh server's `/metrics` name the same
 /// metrics, and the series of known label values are there at zero before
 /// anything happened.
 #[test]
-fn metrics_match_the_readme_table_and_exist_from_the_start() {
-    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
-    let section = readme
-        .split("### Metrics\n")
+fn metrics_match_the_documented_table_and_exist_from_the_start() {
+    let page = std::fs::read_to_string(repo().join("docs/metrics.md")).unwrap();
+    let section = page
+        .split("## Metrics\n")
         .nth(1)
         .and_then(|rest| rest.split("\n#").next())
-        .expect("a Metrics section in the README");
+        .expect("a Metrics section in docs/metrics.md");
     let mut documented = std::collections::BTreeSet::new();
     for row in section.lines().filter(|l| l.starts_with("| `")) {
         let first_cell = row.split(" | ").next().unwrap_or_default();
@@ -274,7 +274,7 @@ fn metrics_match_the_readme_table_and_exist_from_the_start() {
         .collect();
     assert_eq!(
         documented, exported,
-        "README table (left) and /metrics (right) differ"
+        "docs/metrics.md table (left) and /metrics (right) differ"
     );
     // The resident set keeps the name Prometheus clients give it.
     assert!(
