@@ -73,6 +73,9 @@ impl Inventory {
 /// How fresh one cluster's part of the inventory is.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ClusterStatus {
+    /// The source that reads the cluster (see [`Task::source`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
     pub name: String,
     /// When this cluster's tasks were last read successfully.
     #[serde(with = "humantime_serde")]
@@ -86,6 +89,11 @@ pub struct ClusterStatus {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Task {
+    /// The configured source (`[[sources]]` `name`) that read the task: a
+    /// host-name label that names the task's cluster apart from a cluster
+    /// of the same name elsewhere (`<service>.<cluster>.<source>.Z`).
+    /// `None` with a single unnamed source, as before several existed.
+    pub source: Option<Text>,
     pub cluster: Text,
     /// Service name (from the task's `group`, `service:NAME`); `None` for a
     /// standalone task.

@@ -70,6 +70,7 @@ mod tests {
             .iter()
             .enumerate()
             .map(|(i, age)| ClusterStatus {
+                source: None,
                 name: format!("c{i}"),
                 refreshed_at: now - Duration::from_secs(*age),
                 error: None,

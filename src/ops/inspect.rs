@@ -283,6 +283,7 @@ mod tests {
             crate::testing::web_inventory(&[[10, 0, 0, 1], [10, 0, 0, 2], [10, 0, 0, 3]]);
         Arc::make_mut(&mut inventory.tasks[1]).desired_status = "STOPPED".into();
         inventory.clusters.push(crate::inventory::ClusterStatus {
+            source: None,
             name: "prod".into(),
             refreshed_at: SystemTime::UNIX_EPOCH,
             error: None,

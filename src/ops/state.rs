@@ -227,6 +227,7 @@ mod tests {
             saved_at: SystemTime::now(),
             inventory: Inventory {
                 clusters: vec![ClusterStatus {
+                    source: None,
                     name: "c".into(),
                     refreshed_at: SystemTime::now(),
                     error: None,

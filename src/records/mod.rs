@@ -9,7 +9,12 @@
 //! | `<task-id>.<service>.Z` | A, AAAA | one task; the SRV targets |
 //! | `_<port>._<proto>.<service>.Z` | SRV | one per served task and port (0 1 port target) |
 //! | `_<port>._<proto>.<service>.<cluster>.Z` | SRV | the same, one cluster |
+//! | `<service>.<cluster>.<source>.Z` | A, AAAA | one cluster of one named source (`[[sources]]`) |
+//! | `_<port>._<proto>.<service>.<cluster>.<source>.Z` | SRV | the same |
 //!
+//! With several sources, a service or cluster name seen in several of them
+//! answers all their served tasks (a cluster set); the name with the source
+//! label is the one that is always one account's and region's cluster.
 //! `<service>` is the ECS service name, or the task-definition family of a
 //! standalone task; a tag `ecs-dns:name` on the task (or else its service)
 //! adds one more service name with every form above. `<port>` is the port
@@ -300,11 +305,17 @@ fn service_verdicts(inventory: &Inventory, rules: &Rules) -> Vec<Verdict> {
         .iter()
         .map(|t| serving::verdict(t))
         .collect();
-    let mut services: HashMap<(&str, &str), Vec<usize>, foldhash::fast::RandomState> =
+    // A cluster is one source's: clusters of one name in two accounts are
+    // two clusters to the service rules.
+    let mut services: HashMap<(&str, &str, &str), Vec<usize>, foldhash::fast::RandomState> =
         HashMap::default();
     for (index, task) in inventory.tasks.iter().enumerate() {
         services
-            .entry((&task.cluster, task.service_or_family()))
+            .entry((
+                task.source.as_deref().unwrap_or_default(),
+                &task.cluster,
+                task.service_or_family(),
+            ))
             .or_default()
             .push(index);
     }
@@ -342,6 +353,8 @@ fn apply_service_rules(
 
 /// The labels of one served task.
 struct TaskNames<'a> {
+    /// The source's label, or empty for a single unnamed source.
+    source: Cow<'a, str>,
     cluster: Cow<'a, str>,
     task: Cow<'a, str>,
     /// The service label first, then the alias if it differs.
@@ -351,6 +364,10 @@ struct TaskNames<'a> {
 
 impl<'a> TaskNames<'a> {
     fn of(task: &'a Task) -> Option<TaskNames<'a>> {
+        let source = match task.source.as_deref() {
+            Some(raw) => labels::host_label(raw)?,
+            None => Cow::Borrowed(""),
+        };
         let cluster = labels::host_label(&task.cluster)?;
         let id = labels::host_label(task.id())?;
         let service = labels::host_label(task.service_or_family())?;
@@ -366,6 +383,7 @@ impl<'a> TaskNames<'a> {
             services.push(alias);
         }
         Some(TaskNames {
+            source,
             cluster,
             task: id,
             services,
@@ -477,12 +495,22 @@ impl Builder<'_> {
 
     /// The records of `task` under its service label `service`.
     fn add_task(&mut self, index: usize, task: &Task, names: &TaskNames, service: &str) {
-        let cluster: &str = &names.cluster;
+        let (cluster, source): (&str, &str) = (&names.cluster, &names.source);
         self.under.clear();
         self.under.push_str(service);
-        let [by_cluster, by_service, own] = address_owners(&names.task, service, cluster);
+        let [by_cluster, by_service, own, by_source] =
+            address_owners(&names.task, service, cluster, source);
         let task_name = self.name(&own);
-        let owners = [self.name(&by_cluster), self.name(&by_service), task_name];
+        let by_source = match source.is_empty() {
+            true => None,
+            false => self.name(&by_source),
+        };
+        let owners = [
+            self.name(&by_cluster),
+            self.name(&by_service),
+            task_name,
+            by_source,
+        ];
         for owner in owners.into_iter().flatten() {
             let addresses = (task.ipv4.iter().map(|ip| Data::A(*ip)))
                 .chain(task.ipv6.iter().map(|ip| Data::Aaaa(*ip)));
@@ -507,8 +535,21 @@ impl Builder<'_> {
                 port,
                 target,
             };
-            let srv = srv_owners(&port_label, proto_label(binding.protocol), service, cluster);
-            for owner in srv.map(|labels| self.name(&labels)).into_iter().flatten() {
+            let srv = srv_owners(
+                &port_label,
+                proto_label(binding.protocol),
+                service,
+                cluster,
+                source,
+            );
+            for labels in &srv {
+                // Without a source, the last owner is the one before it.
+                if source.is_empty() && !labels[4].is_empty() {
+                    continue;
+                }
+                let Some(owner) = self.name(labels) else {
+                    continue;
+                };
                 self.entries.push(Entry {
                     owner,
                     data,
@@ -546,28 +587,42 @@ impl Builder<'_> {
 
 /// An owner name below the origin as labels, most specific first; empty
 /// strings at the end are no label (the lists have different lengths).
-type Labels<'a> = [&'a str; 4];
+type Labels<'a> = [&'a str; 5];
 
 /// The owners of a task's address records under one service label:
-/// `<service>.<cluster>`, `<service>` and the task's own name
-/// `<task>.<service>`, which SRV records target.
-fn address_owners<'a>(task: &'a str, service: &'a str, cluster: &'a str) -> [Labels<'a>; 3] {
+/// `<service>.<cluster>`, `<service>`, the task's own name
+/// `<task>.<service>`, which SRV records target, and, from a named source,
+/// `<service>.<cluster>.<source>` (with an empty `source`, the same name as
+/// the first: callers skip it).
+fn address_owners<'a>(
+    task: &'a str,
+    service: &'a str,
+    cluster: &'a str,
+    source: &'a str,
+) -> [Labels<'a>; 4] {
     [
-        [service, cluster, "", ""],
-        [service, "", "", ""],
-        [task, service, "", ""],
+        [service, cluster, "", "", ""],
+        [service, "", "", "", ""],
+        [task, service, "", "", ""],
+        [service, cluster, source, "", ""],
     ]
 }
 
 /// The owners of a port's SRV records under one service label: across
-/// clusters, and in the task's cluster.
+/// clusters, in the task's cluster, and in that cluster of its source (the
+/// last has `source` as its fifth label; callers skip it when empty).
 fn srv_owners<'a>(
     port: &'a str,
     proto: &'a str,
     service: &'a str,
     cluster: &'a str,
-) -> [Labels<'a>; 2] {
-    [[port, proto, service, ""], [port, proto, service, cluster]]
+    source: &'a str,
+) -> [Labels<'a>; 3] {
+    [
+        [port, proto, service, "", ""],
+        [port, proto, service, cluster, ""],
+        [port, proto, service, cluster, source],
+    ]
 }
 
 /// The names `task` owns records at when it is served, whatever its verdict
@@ -580,14 +635,15 @@ pub fn owner_names(task: &Task, origin: &Name) -> Vec<Vec<u8>> {
     };
     let mut table = NameTable::default();
     let mut out = Builder::new(origin, &mut table);
-    let cluster: &str = &names.cluster;
+    let (cluster, source): (&str, &str) = (&names.cluster, &names.source);
     for service in &names.services {
-        for labels in address_owners(&names.task, service, cluster) {
+        for labels in address_owners(&names.task, service, cluster, source) {
             out.name(&labels);
         }
         for binding in &task.ports {
             let port_label = labels::port_label(binding.name.as_deref(), binding.container_port);
-            for labels in srv_owners(&port_label, proto_label(binding.protocol), service, cluster) {
+            let protocol = proto_label(binding.protocol);
+            for labels in srv_owners(&port_label, protocol, service, cluster, source) {
                 out.name(&labels);
             }
         }

@@ -87,6 +87,15 @@ fn naming_table() {
     aliased.tags = BTreeMap::from([(ALIAS_TAG.into(), "www".into())]);
     let mut service_aliased = task("prod", "frontend-v3", "t6", [10, 0, 0, 4]);
     service_aliased.service_tags = BTreeMap::from([(ALIAS_TAG.into(), "Portal".into())]);
+    // Several sources: the same cluster and service names in two accounts.
+    let from = |source: &str, mut task: Task| {
+        task.source = Some(source.into());
+        task.task_arn = task.task_arn.replace(":1:", &format!(":{}:", source.len()));
+        task
+    };
+    let mut east = from("east", task("prod", "web", "e1", [10, 0, 0, 1]));
+    east.ports = vec![port(80, Some(32768), Some("http"))];
+    let west = from("West_2", task("prod", "web", "w1", [10, 2, 0, 1]));
     let mut ugly = task("Prod_EU", "My_Service.v2", "T7", [10, 0, 0, 6]);
     ugly.ports = vec![port(80, Some(31000), Some("Web_UI"))];
 
@@ -181,6 +190,37 @@ fn naming_table() {
                 "web.staging.local. A 10.0.0.1",
             ],
         },
+        Case {
+            what: "two sources: service and cluster names merge, the source name keeps them apart",
+            tasks: vec![east.clone(), west.clone()],
+            present: &[
+                "web.local. A 10.0.0.1",
+                "web.local. A 10.2.0.1",
+                "web.prod.local. A 10.0.0.1",
+                "web.prod.local. A 10.2.0.1",
+                "web.prod.east.local. A 10.0.0.1",
+                "web.prod.west-2.local. A 10.2.0.1",
+                "e1.web.local. A 10.0.0.1",
+                "w1.web.local. A 10.2.0.1",
+                "_http._tcp.web.local. SRV 0 1 32768 e1.web.local.",
+                "_http._tcp.web.prod.local. SRV 0 1 32768 e1.web.local.",
+                "_http._tcp.web.prod.east.local. SRV 0 1 32768 e1.web.local.",
+            ],
+            absent: &[
+                "web.prod.east.local. A 10.2.0.1",
+                "web.prod.west-2.local. A 10.0.0.1",
+                "e1.web.east.local. A 10.0.0.1",
+            ],
+        },
+        Case {
+            what: "one source's task next to an unnamed source's: only the named one gets the source name",
+            tasks: vec![east, task("prod", "web", "u1", [10, 3, 0, 1])],
+            present: &[
+                "web.prod.local. A 10.3.0.1",
+                "web.prod.east.local. A 10.0.0.1",
+            ],
+            absent: &["web.prod.east.local. A 10.3.0.1"],
+        },
     ];
 
     for case in cases {
@@ -200,6 +240,27 @@ fn naming_table() {
             );
         }
     }
+}
+
+/// Clusters of one name in two sources are two clusters to the service
+/// rules: one that has a healthy task does not hold back the other's fail
+/// open.
+#[test]
+fn service_rules_apply_per_source_cluster() {
+    let mut healthy = task("prod", "web", "h1", [10, 0, 0, 1]);
+    healthy.source = Some("east".into());
+    healthy.health_status = "HEALTHY".into();
+    let mut sick = task("prod", "web", "s1", [10, 1, 0, 1]);
+    sick.source = Some("west".into());
+    sick.task_arn = sick.task_arn.replace(":1:", ":2:");
+    sick.health_status = "UNHEALTHY".into();
+    let inventory = Inventory::of_tasks(vec![healthy, sick]);
+    let set = build(&inventory, &origin(), &Rules::default());
+    assert_eq!(
+        set.report.verdicts,
+        vec![Verdict::Served, Verdict::FailingOpen],
+        "west's only task fails open; in one cluster it would be withdrawn"
+    );
 }
 
 #[test]

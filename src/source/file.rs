@@ -149,13 +149,17 @@ pub fn parse(path: &Path, text: &str, read_at: SystemTime) -> Result<Inventory, 
     parse_reusing(path, text, read_at, &Previous::default()).map(|(inventory, _)| inventory)
 }
 
-/// The clusters `tasks` name, each read at `read_at`.
+/// The clusters `tasks` name (with their source, if the file names one),
+/// each read at `read_at`.
 fn clusters_of(tasks: &[Arc<Task>], read_at: SystemTime) -> Vec<ClusterStatus> {
-    let mut names: Vec<&str> = tasks.iter().map(|t| t.cluster.as_str()).collect();
+    let mut names: Vec<(Option<&str>, &str)> = (tasks.iter())
+        .map(|t| (t.source.as_deref(), t.cluster.as_str()))
+        .collect();
     names.sort_unstable();
     names.dedup();
     (names.into_iter())
-        .map(|name| ClusterStatus {
+        .map(|(source, name)| ClusterStatus {
+            source: source.map(str::to_owned),
             name: name.to_owned(),
             refreshed_at: read_at,
             error: None,

@@ -10,7 +10,7 @@
 //! and timestamps. `dig`'s lines are compared as a set, since answers
 //! rotate (`rotate_answers`); everything else line for line.
 
-use crate::harness::{bin, demo_config, free_port, repo, require, Server};
+use crate::harness::{Server, bin, demo_config, free_port, repo, require};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -38,7 +38,11 @@ fn pages() -> Vec<PathBuf> {
 
 fn examples_of(page: &Path) -> Vec<Example> {
     let text = std::fs::read_to_string(page).expect("read page");
-    let name = page.strip_prefix(repo()).unwrap_or(page).display().to_string();
+    let name = page
+        .strip_prefix(repo())
+        .unwrap_or(page)
+        .display()
+        .to_string();
     let mut examples: Vec<Example> = Vec::new();
     let mut in_console = false;
     for (index, line) in text.lines().enumerate() {
@@ -114,7 +118,11 @@ fn every_console_example_in_the_readme_and_docs_runs_as_shown() {
     let examples: Vec<Example> = pages().iter().flat_map(|p| examples_of(p)).collect();
     // The README's querying section alone has five: a parser that found
     // none would pass everything.
-    assert!(examples.len() >= 8, "only {} examples found", examples.len());
+    assert!(
+        examples.len() >= 8,
+        "only {} examples found",
+        examples.len()
+    );
 
     let http = free_port();
     let http_addr = format!("127.0.0.1:{http}");

@@ -759,6 +759,7 @@ impl EcsSource {
             let age = refreshed_at.elapsed().unwrap_or_default().as_secs_f64();
             metrics::gauge!("ecs_dns_cluster_data_age_seconds", "cluster" => name.clone()).set(age);
             inventory.clusters.push(ClusterStatus {
+                source: None,
                 name: name.clone(),
                 refreshed_at,
                 error: state.error.clone(),
