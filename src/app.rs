@@ -29,14 +29,14 @@ pub async fn serve(config: Config, args: ConfigArgs) -> anyhow::Result<()> {
     };
     let sockets = front::Sockets::bind(&config.listen, udp_per_address, config.udp_socket_buffer)?;
     let zone: SharedZone = Arc::default();
-    let source = Source::from_config(&config)?;
+    let sources = Source::all_from_config(&config);
     // First, so that a signal during start-up is handled, not fatal.
     let mut signals = ops::signals::Signals::install().context("cannot handle signals")?;
     ops::metrics::install().context("cannot install the metrics recorder")?;
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
         zone = %config.zone.origin,
-        source = %source.describe(),
+        source = %Source::describe_all(&sources),
         config = %config
             .file
             .as_deref()
@@ -63,10 +63,10 @@ pub async fn serve(config: Config, args: ConfigArgs) -> anyhow::Result<()> {
     }
     // Whatever the ops listener is asked, the DNS fronts keep descriptors.
     let http_limits = ops::limits::prepare(config.http_limits, config.tcp.max_connections);
-    let mode = source::Mode::new("starting".to_owned());
+    let (modes, mode_of_each) = source::Modes::of(&sources);
     let about = ops::status::About {
-        source: source.describe(),
-        mode: mode.clone(),
+        source: Source::describe_all(&sources),
+        mode: modes,
     };
     let ops_state = ops::http::OpsState::new(zone.clone(), config.max_stale)
         .with_status(about, publisher.changes());
@@ -82,11 +82,11 @@ pub async fn serve(config: Config, args: ConfigArgs) -> anyhow::Result<()> {
         }
         None => None,
     };
-    let refresher = tokio::spawn(source::run(
-        source,
+    let refresher = tokio::spawn(source::run_all(
+        sources,
         config.poll_interval,
         publisher.clone(),
-        mode,
+        mode_of_each,
     ));
     let summaries = tokio::spawn(crate::throttled_log::summarise());
     let limits = Limits {
@@ -215,14 +215,18 @@ fn reload(
 
 /// `ecs-dns records`: one read of the source, the zone on stdout.
 pub async fn records(config: Config) -> anyhow::Result<()> {
-    let mut source = Source::from_config(&config)?;
-    let inventory = source
-        .refresh()
-        .await
-        .with_context(|| format!("cannot read the source ({})", source.describe()))?
-        .context("the source returned no inventory")?;
     let zone: SharedZone = Arc::default();
-    Publisher::new(config.zone.clone(), zone.clone()).publish(inventory);
+    let publisher = Publisher::new(config.zone.clone(), zone.clone());
+    let sources = Source::all_from_config(&config);
+    // Every source must be read: a zone missing one is not the zone.
+    for mut source in sources {
+        let inventory = source
+            .refresh()
+            .await
+            .with_context(|| format!("cannot read the source ({})", source.describe()))?
+            .context("the source returned no inventory")?;
+        source.publisher(&publisher).publish(inventory);
+    }
     let served = zone.load_full().context("no zone was built")?;
     print!("{}", master::render(served.snapshot()));
     Ok(())

@@ -22,6 +22,9 @@ use hickory_proto::rr::rdata::tsig::TsigAlgorithm;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
+mod sources;
+pub use sources::{AssumeRole, Redacted, SourceTable, SourceTables};
+
 /// Where the configuration is looked for when `--config` is not given.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/ecs-dns/ecs-dns.toml";
 
@@ -105,6 +108,10 @@ pub struct Settings {
     /// SQS queue URL that EventBridge fills with ECS events (`ecs` source): events mode [default: none, polling]
     #[arg(long, env = "ECS_DNS_EVENTS_QUEUE")]
     pub events_queue: Option<String>,
+
+    /// Several accounts and regions (`ecs` source): `[[sources]]` tables in a file, the same list as JSON here (name, region, clusters, role_arn, external_id, events_queue, endpoint_url each) [default: one source of the flat keys]
+    #[arg(long, env = "ECS_DNS_SOURCES")]
+    pub sources: Option<SourceTables>,
 
     /// Events mode: how often the full read repairs what events missed, e.g. `10m` [default: 10m]
     #[arg(long, env = "ECS_DNS_RECONCILE_INTERVAL", value_parser = humantime::parse_duration)]
@@ -286,6 +293,7 @@ impl Settings {
             poll_interval,
             request_timeout,
             events_queue,
+            sources,
             reconcile_interval,
             publish_min_interval,
             record_ttl,
@@ -506,14 +514,46 @@ pub enum SourceConfig {
     File {
         path: PathBuf,
     },
-    Ecs {
-        /// Empty: every cluster (ListClusters).
-        clusters: Vec<String>,
-        region: Option<String>,
-        request_timeout: Duration,
-        /// `None`: polling only.
-        events: Option<EventsConfig>,
-    },
+    /// One unnamed source (the flat keys), or the `[[sources]]`, each
+    /// named: every one read on its own and served in the one zone.
+    Ecs(Vec<EcsConfig>),
+}
+
+/// One account and region the ECS source reads.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EcsConfig {
+    /// `[[sources]]` `name`: a label in the names of its clusters; `None`
+    /// for the one source of the flat keys.
+    pub name: Option<String>,
+    /// Empty: every cluster (ListClusters).
+    pub clusters: Vec<String>,
+    pub region: Option<String>,
+    pub request_timeout: Duration,
+    /// The role assumed for its calls; `None`: the default chain's
+    /// identity itself.
+    pub role: Option<AssumeRole>,
+    /// Another endpoint for its AWS calls.
+    pub endpoint_url: Option<String>,
+    /// `None`: polling only.
+    pub events: Option<EventsConfig>,
+}
+
+impl EcsConfig {
+    /// The `[[sources]]` table that gives this source, its external ID
+    /// shown as `<redacted>` (see `check-config`).
+    fn table(&self) -> SourceTable {
+        SourceTable {
+            name: self.name.clone(),
+            region: self.region.clone(),
+            clusters: (!self.clusters.is_empty()).then(|| self.clusters.clone()),
+            role_arn: self.role.as_ref().map(|r| r.role_arn.clone()),
+            external_id: (self.role.as_ref())
+                .and_then(|r| r.external_id.as_ref())
+                .map(|_| Redacted::shown()),
+            events_queue: self.events.as_ref().map(|e| e.queue_url.clone()),
+            endpoint_url: self.endpoint_url.clone(),
+        }
+    }
 }
 
 /// Events mode of the ECS source: ECS events from an SQS queue, and a slow
@@ -833,26 +873,40 @@ impl Config {
         let zone = &self.zone;
         let (inventory, clusters, region) = match &self.source {
             SourceConfig::File { path } => (Some(absolute(path)), None, None),
-            SourceConfig::Ecs {
-                clusters, region, ..
-            } => (None, Some(clusters.clone()), region.clone()),
+            SourceConfig::Ecs(list) => match list.as_slice() {
+                [one] if one.name.is_none() => {
+                    (None, Some(one.clusters.clone()), one.region.clone())
+                }
+                _ => (None, None, None),
+            },
         };
-        let (events_queue, reconcile_interval, publish_min_interval) = match &self.source {
-            SourceConfig::Ecs {
-                events: Some(events),
-                ..
-            } => (
-                Some(events.queue_url.clone()),
+        let events = |one: &EcsConfig| one.events.clone();
+        let first_events = match &self.source {
+            SourceConfig::Ecs(list) => list.iter().find_map(events),
+            SourceConfig::File { .. } => None,
+        };
+        let (reconcile_interval, publish_min_interval) = match &first_events {
+            Some(events) => (
                 Some(events.reconcile_interval),
                 Some(events.publish_min_interval),
             ),
-            _ => (None, None, None),
+            None => (None, None),
+        };
+        let (events_queue, sources) = match &self.source {
+            SourceConfig::Ecs(list) if list.iter().any(|s| s.name.is_some()) => {
+                let tables = list.iter().map(EcsConfig::table).collect();
+                (None, Some(SourceTables::Tables(tables)))
+            }
+            SourceConfig::Ecs(list) => (
+                list.iter()
+                    .find_map(|s| s.events.as_ref().map(|e| e.queue_url.clone())),
+                None,
+            ),
+            SourceConfig::File { .. } => (None, None),
         };
         // Only the ECS source has requests to time out.
         let request_timeout = match &self.source {
-            SourceConfig::Ecs {
-                request_timeout, ..
-            } => Some(*request_timeout),
+            SourceConfig::Ecs(list) => list.first().map(|s| s.request_timeout),
             SourceConfig::File { .. } => None,
         };
         let mut nameservers = Vec::new();
@@ -869,7 +923,7 @@ impl Config {
             listen: Some(self.listen.clone()),
             source: Some(match self.source {
                 SourceConfig::File { .. } => SourceKind::File,
-                SourceConfig::Ecs { .. } => SourceKind::Ecs,
+                SourceConfig::Ecs(_) => SourceKind::Ecs,
             }),
             inventory,
             clusters,
@@ -877,6 +931,7 @@ impl Config {
             poll_interval: Some(self.poll_interval),
             request_timeout,
             events_queue,
+            sources,
             reconcile_interval,
             publish_min_interval,
             record_ttl: Some(zone.record_ttl),
@@ -985,7 +1040,19 @@ impl Config {
             ));
         }
 
-        let source = match s.source {
+        if s.source == Some(SourceKind::File) && s.sources.is_some() {
+            return Err(invalid(
+                "sources",
+                "(set)",
+                "only the ecs source reads several accounts; the file source reads its file",
+            ));
+        }
+        // `[[sources]]` alone means the ECS source.
+        let kind = match (s.source, &s.sources) {
+            (None, Some(_)) => Some(SourceKind::Ecs),
+            (kind, _) => kind,
+        };
+        let source = match kind {
             None => {
                 return Err(ConfigError::Missing {
                     key: "source",
@@ -1000,22 +1067,69 @@ impl Config {
                     reason: "the file source needs an inventory file".into(),
                 })?,
             },
-            Some(SourceKind::Ecs) => {
-                let clusters = s.clusters.unwrap_or_default();
-                if let Some(bad) = clusters.iter().find(|c| c.trim().is_empty()) {
-                    return Err(invalid("clusters", bad, "a cluster name cannot be empty"));
+            Some(SourceKind::Ecs) => match &s.sources {
+                None => {
+                    let clusters = s.clusters.unwrap_or_default();
+                    if let Some(bad) = clusters.iter().find(|c| c.trim().is_empty()) {
+                        return Err(invalid("clusters", bad, "a cluster name cannot be empty"));
+                    }
+                    SourceConfig::Ecs(vec![EcsConfig {
+                        name: None,
+                        clusters,
+                        region: s.region,
+                        request_timeout,
+                        role: None,
+                        endpoint_url: None,
+                        events: events_config(
+                            s.events_queue,
+                            s.reconcile_interval,
+                            s.publish_min_interval,
+                        )?,
+                    }])
                 }
-                SourceConfig::Ecs {
-                    clusters,
-                    region: s.region,
-                    request_timeout,
-                    events: events_config(
-                        s.events_queue,
-                        s.reconcile_interval,
-                        s.publish_min_interval,
-                    )?,
+                Some(tables) => {
+                    for (key, set) in [
+                        ("clusters", s.clusters.is_some()),
+                        ("region", s.region.is_some()),
+                        ("events_queue", s.events_queue.is_some()),
+                    ] {
+                        if set {
+                            return Err(invalid(
+                                key,
+                                "(set)",
+                                "with `sources`, set it in each [[sources]] table",
+                            ));
+                        }
+                    }
+                    let checked = sources::resolve(tables)?;
+                    if checked.iter().all(|c| c.events_queue.is_none()) {
+                        // Reconcile timing without any queue is a mistake.
+                        events_config(None, s.reconcile_interval, s.publish_min_interval)?;
+                    }
+                    let mut list = Vec::with_capacity(checked.len());
+                    for c in checked {
+                        // The events timing is for the sources with a queue.
+                        let events = match c.events_queue {
+                            Some(queue) => events_config(
+                                Some(queue),
+                                s.reconcile_interval,
+                                s.publish_min_interval,
+                            )?,
+                            None => None,
+                        };
+                        list.push(EcsConfig {
+                            name: Some(c.name),
+                            clusters: c.clusters,
+                            region: c.region,
+                            request_timeout,
+                            role: c.role,
+                            endpoint_url: c.endpoint_url,
+                            events,
+                        });
+                    }
+                    SourceConfig::Ecs(list)
                 }
-            }
+            },
         };
 
         let nameservers = match s.nameservers {
@@ -1759,6 +1873,15 @@ mod tests {
             rrl_slip = 3
             udp_socket_buffer = 65536
             udp_io = "plain"
+
+            [[sources]]
+            name = "prod"
+            region = "eu-west-1"
+            clusters = ["web"]
+            role_arn = "arn:aws:iam::111111111111:role/ecs-dns-read"
+            external_id = "an-external-id"
+            events_queue = "https://sqs.eu-west-1.amazonaws.com/123456789012/prod"
+            endpoint_url = "https://ecs.eu-west-1.amazonaws.com"
         "#;
         let file = file_settings(every_key).unwrap();
         let shown = format!("{file:?}");
@@ -1768,6 +1891,73 @@ mod tests {
         );
         let merged = Settings::default().over(file);
         assert_eq!(format!("{merged:?}"), shown);
+    }
+
+    /// `[[sources]]`: each table one named ECS source, with what all share
+    /// (request timeout, events timing); bad combinations name the key.
+    #[test]
+    fn several_sources_resolve_and_bad_combinations_name_the_key() {
+        let text = r#"
+            request_timeout = "3s"
+            reconcile_interval = "11m"
+            [[sources]]
+            name = "prod"
+            region = "us-east-1"
+            role_arn = "arn:aws:iam::111111111111:role/ecs-dns-read"
+            external_id = "the-external-id"
+            events_queue = "https://sqs.us-east-1.amazonaws.com/222222222222/q"
+            [[sources]]
+            name = "staging"
+            region = "eu-west-2"
+            clusters = ["web"]
+        "#;
+        let config = Config::resolve(file_settings(text).unwrap()).unwrap();
+        let SourceConfig::Ecs(list) = &config.source else {
+            panic!("not ecs: {:?}", config.source);
+        };
+        assert_eq!(list.len(), 2);
+        assert_eq!(list[0].name.as_deref(), Some("prod"));
+        assert_eq!(list[0].request_timeout, Duration::from_secs(3));
+        let events = list[0].events.as_ref().unwrap();
+        assert_eq!(events.reconcile_interval, Duration::from_secs(660));
+        assert!(list[1].events.is_none());
+        assert_eq!(list[1].clusters, ["web"]);
+        assert_eq!(list[0].role.as_ref().unwrap().account, "111111111111");
+        // The effective settings (check-config) never carry the external ID.
+        let shown = toml::to_string(&config.effective_settings()).unwrap();
+        assert!(
+            shown.contains("role_arn") && shown.contains("<redacted>"),
+            "{shown}"
+        );
+        assert!(!shown.contains("the-external-id"), "{shown}");
+        assert!(!format!("{config:?}").contains("the-external-id"));
+
+        let sources = "[[sources]]\nname = \"prod\"\n";
+        for (head, key) in [
+            (
+                "clusters = [\"web\"]\n",
+                "clusters = \"(set)\": with `sources`",
+            ),
+            ("region = \"us-east-1\"\n", "region = \"(set)\""),
+            (
+                "source = \"file\"\ninventory = \"x\"\n",
+                "sources = \"(set)\": only the ecs source",
+            ),
+            ("reconcile_interval = \"5m\"\n", "reconcile_interval"),
+        ] {
+            let settings = file_settings(&format!("{head}{sources}")).unwrap();
+            let error = Config::resolve(settings).unwrap_err().to_string();
+            assert!(error.contains(key), "{head}: {error}");
+        }
+        // The environment's JSON form, parsed by resolve, not by clap.
+        let settings = Settings {
+            sources: Some(SourceTables::Json(
+                r#"[{"name": "a"}, {"name": "a"}]"#.into(),
+            )),
+            ..Settings::default()
+        };
+        let error = Config::resolve(settings).unwrap_err().to_string();
+        assert!(error.contains("sources = \"a\": two sources"), "{error}");
     }
 
     /// `front = "hickory"` cannot send transfers, rate-limit or apply the TCP

@@ -2,6 +2,8 @@
 //! pre-rendered answers, swaps both in at once (`arc-swap`), tells the
 //! observers (metrics, state file, transfer journal) and logs what changed.
 
+mod parts;
+
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::SystemTime;
@@ -32,9 +34,15 @@ pub struct Publisher {
     config: Arc<Mutex<ZoneConfig>>,
     zone: SharedZone,
     observers: Vec<Observer>,
-    /// Wakes the source loop for an early refresh (SIGHUP).
+    /// Wakes this publisher's source loop for an early refresh (SIGHUP).
     refresh: Arc<tokio::sync::Notify>,
+    /// Every source loop's wake-up: a SIGHUP refreshes them all.
+    refreshers: Arc<Mutex<Vec<Arc<tokio::sync::Notify>>>>,
     changes: ChangeLog,
+    /// Several sources: each one's last inventory. Locked before `config`.
+    parts: Arc<Mutex<parts::Parts>>,
+    /// The part this publisher publishes, if it is one source of several.
+    part: Option<Arc<str>>,
 }
 
 /// Why a snapshot was published.
@@ -147,12 +155,38 @@ impl std::fmt::Display for NameList {
 
 impl Publisher {
     pub fn new(config: ZoneConfig, zone: SharedZone) -> Publisher {
+        let refresh: Arc<tokio::sync::Notify> = Arc::default();
         Publisher {
             config: Arc::new(Mutex::new(config)),
             zone,
             observers: Vec::new(),
-            refresh: Arc::default(),
+            refreshers: Arc::new(Mutex::new(vec![refresh.clone()])),
+            refresh,
             changes: ChangeLog::default(),
+            parts: Arc::default(),
+            part: None,
+        }
+    }
+
+    /// The publisher of one source of several, named `name`: what it
+    /// publishes replaces that source's part, and the zone is built from
+    /// every part. Its refreshes are asked for with everyone's.
+    pub fn for_part(&self, name: &str) -> Publisher {
+        let refresh: Arc<tokio::sync::Notify> = Arc::default();
+        lock(&self.refreshers).push(refresh.clone());
+        Publisher {
+            refresh,
+            part: Some(name.into()),
+            ..self.clone()
+        }
+    }
+
+    /// The inventory its source last published: that source's part, or
+    /// the whole served inventory with one source.
+    pub fn served_part(&self) -> Option<Arc<Inventory>> {
+        match &self.part {
+            Some(name) => lock(&self.parts).get(name.as_ref()).cloned(),
+            None => Some(self.zone.load_full()?.snapshot().inventory.clone()),
         }
     }
 
@@ -161,9 +195,11 @@ impl Publisher {
         self.changes.clone()
     }
 
-    /// Asks the source loop to refresh now rather than at its next tick.
+    /// Asks every source loop to refresh now rather than at its next tick.
     pub fn request_refresh(&self) {
-        self.refresh.notify_one();
+        for refresh in lock(&self.refreshers).iter() {
+            refresh.notify_one();
+        }
     }
 
     /// Completes when [`Publisher::request_refresh`] is called.
@@ -190,6 +226,10 @@ impl Publisher {
     /// serial continues from `saved_serial`: it rises past it, so secondaries
     /// and caches never see a serial go back.
     pub fn restore(&self, inventory: Inventory, saved_serial: u32) -> Change {
+        // Several sources: each starts from its part of what was saved, so
+        // that the first one to read does not withdraw the others' tasks.
+        let mut parts = lock(&self.parts);
+        parts.extend(parts::split(&inventory));
         let config = self.lock_config();
         self.build_and_store(
             &config,
@@ -200,8 +240,7 @@ impl Publisher {
     }
 
     fn lock_config(&self) -> MutexGuard<'_, ZoneConfig> {
-        // A panic while holding the lock leaves a valid config behind.
-        self.config.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.config)
     }
 
     pub fn zone(&self) -> &SharedZone {
@@ -212,8 +251,15 @@ impl Publisher {
     /// served changed the serial stays; the snapshot is still replaced so that
     /// its inventory (task states, data ages) is current.
     pub fn publish(&self, inventory: Inventory) -> Change {
+        let Some(name) = &self.part else {
+            let config = self.lock_config();
+            return self.build_and_store(&config, Arc::new(inventory), None, Cause::Source);
+        };
+        let mut parts = lock(&self.parts);
+        parts.insert(name.to_string(), Arc::new(inventory));
+        let merged = parts::merge(&parts);
         let config = self.lock_config();
-        self.build_and_store(&config, Arc::new(inventory), None, Cause::Source)
+        self.build_and_store(&config, Arc::new(merged), None, Cause::Source)
     }
 
     fn build_and_store(
@@ -370,6 +416,12 @@ fn verdict_counts(verdicts: &[crate::records::Verdict]) -> String {
         .collect();
     shown.sort();
     shown.join(" ")
+}
+
+/// A lock whose holder panicked still guards valid data: every writer
+/// replaces whole values.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 #[cfg(test)]

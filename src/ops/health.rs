@@ -36,7 +36,10 @@ pub fn readiness(
                 .clusters
                 .iter()
                 .min_by_key(|c| c.refreshed_at)
-                .map(|c| c.name.as_str())
+                .map(|c| match &c.source {
+                    Some(source) => format!("{} of source {source}", c.name),
+                    None => c.name.clone(),
+                })
                 .unwrap_or_default();
             Err(format!(
                 "data is stale: cluster {oldest} was last read {} ago (max_stale {}); still answering from it",

@@ -337,8 +337,13 @@ pub fn render(snapshot: Option<&Snapshot>, now: SystemTime, ready: bool) -> Stri
                 .duration_since(cluster.refreshed_at)
                 .unwrap_or_default()
                 .as_secs_f64();
-            metrics::gauge!("ecs_dns_cluster_data_age_seconds", "cluster" => cluster.name.clone())
-                .set(age);
+            // `source` only with several sources: one source's series stay
+            // as they were.
+            let mut labels = vec![metrics::Label::new("cluster", cluster.name.clone())];
+            if let Some(source) = &cluster.source {
+                labels.push(metrics::Label::new("source", source.clone()));
+            }
+            metrics::gauge!("ecs_dns_cluster_data_age_seconds", labels).set(age);
         }
     }
     let mut out = match HANDLE.get() {

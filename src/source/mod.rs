@@ -43,6 +43,34 @@ impl Mode {
     }
 }
 
+/// The modes of every source, for the status page and `/readyz`: one
+/// source's as it is, several as `name: mode; name: mode`.
+#[derive(Clone, Debug, Default)]
+pub struct Modes(Vec<(Option<String>, Mode)>);
+
+impl Modes {
+    /// A new mode, "starting", for each of `sources`.
+    pub fn of(sources: &[Source]) -> (Modes, Vec<Mode>) {
+        let modes: Vec<Mode> = (sources.iter())
+            .map(|_| Mode::new("starting".to_owned()))
+            .collect();
+        let named = (sources.iter().zip(&modes))
+            .map(|(source, mode)| (source.name().map(str::to_owned), mode.clone()))
+            .collect();
+        (Modes(named), modes)
+    }
+
+    pub fn get(&self) -> String {
+        let parts: Vec<String> = (self.0.iter())
+            .map(|(name, mode)| match name {
+                Some(name) => format!("{name}: {}", mode.get()),
+                None => mode.get(),
+            })
+            .collect();
+        parts.join("; ")
+    }
+}
+
 /// Every kind of source. An enum rather than a trait object: the set is
 /// closed and each is `async`.
 pub enum Source {
@@ -51,23 +79,25 @@ pub enum Source {
 }
 
 impl Source {
-    pub fn from_config(config: &Config) -> anyhow::Result<Source> {
+    /// Every source the configuration names: the file, or one ECS source
+    /// per account and region (`[[sources]]`), each read on its own.
+    pub fn all_from_config(config: &Config) -> Vec<Source> {
         match &config.source {
-            SourceConfig::File { path } => Ok(Source::File(file::FileSource::new(
+            SourceConfig::File { path } => vec![Source::File(file::FileSource::new(
                 path.clone(),
                 file::redate_every(config.max_stale),
-            ))),
-            SourceConfig::Ecs {
-                clusters,
-                region,
-                request_timeout,
-                events,
-            } => Ok(Source::Ecs(Box::new(ecs::EcsSource::new(
-                clusters.clone(),
-                region.clone(),
-                *request_timeout,
-                events.clone(),
-            )))),
+            ))],
+            SourceConfig::Ecs(list) => (list.iter())
+                .map(|one| Source::Ecs(Box::new(ecs::EcsSource::from_config(one))))
+                .collect(),
+        }
+    }
+
+    /// The source's name when it is one of several (`[[sources]]`).
+    pub fn name(&self) -> Option<&str> {
+        match self {
+            Source::File(_) => None,
+            Source::Ecs(source) => source.name(),
         }
     }
 
@@ -76,7 +106,7 @@ impl Source {
     pub fn check(config: &Config, must_exist: bool) -> Result<(), ConfigError> {
         match &config.source {
             SourceConfig::File { path } => file::check(path, must_exist),
-            SourceConfig::Ecs { .. } => Ok(()),
+            SourceConfig::Ecs(_) => Ok(()),
         }
     }
 
@@ -107,6 +137,38 @@ impl Source {
             Source::Ecs(source) => source.describe(),
         }
     }
+
+    /// What this source publishes through: its own part when it is one of
+    /// several (it has a name), else `base` itself.
+    pub fn publisher(&self, base: &Publisher) -> Publisher {
+        match self.name() {
+            Some(name) => base.for_part(name),
+            None => base.clone(),
+        }
+    }
+
+    /// Every source's description, `; `-separated.
+    pub fn describe_all(sources: &[Source]) -> String {
+        let all: Vec<String> = sources.iter().map(Source::describe).collect();
+        all.join("; ")
+    }
+}
+
+/// Runs every source, each with its own loop, until the task is dropped.
+/// Several sources publish each its part ([`Publisher::for_part`]), so one
+/// that fails or is slow never holds back the others' publications.
+pub async fn run_all(
+    sources: Vec<Source>,
+    interval: Duration,
+    publisher: Publisher,
+    modes: Vec<Mode>,
+) {
+    let mut loops = tokio::task::JoinSet::new();
+    for (source, mode) in sources.into_iter().zip(modes) {
+        let publisher = source.publisher(&publisher);
+        loops.spawn(run(source, interval, publisher, mode));
+    }
+    while loops.join_next().await.is_some() {}
 }
 
 /// Refreshes `source` every `interval` and publishes what it reports, until
@@ -119,13 +181,16 @@ pub async fn run(mut source: Source, interval: Duration, publisher: Publisher, m
     {
         return run_events(&mut source, interval, publisher, mode).await;
     }
-    mode.set(format!(
-        "polling every {}",
-        humantime::format_duration(interval)
-    ));
-    let mut failing = false;
+    let polling = format!("polling every {}", humantime::format_duration(interval));
+    mode.set(polling.clone());
+    let mut failing = None;
     loop {
         refresh_and_publish(&mut source, &publisher, &mut failing).await;
+        // Each source says its own error (several sources fail apart).
+        mode.set(match &failing {
+            Some(error) => format!("{polling}; the last read failed: {error}"),
+            None => polling.clone(),
+        });
         tokio::select! {
             () = tokio::time::sleep(interval) => {}
             () = publisher.refresh_requested() => {}
@@ -134,15 +199,19 @@ pub async fn run(mut source: Source, interval: Duration, publisher: Publisher, m
 }
 
 /// One full read of the source, published.
-async fn refresh_and_publish(source: &mut Source, publisher: &Publisher, failing: &mut bool) {
+async fn refresh_and_publish(
+    source: &mut Source,
+    publisher: &Publisher,
+    failing: &mut Option<String>,
+) {
     let started = std::time::Instant::now();
     let result = source.refresh().await;
     let describe = source.describe();
     if publish_read(result, started, publisher, failing, &describe).await {
         // The ECS source keeps no copy of what it published: hand it
         // back, for a cluster whose next read fails.
-        if let Some(served) = publisher.zone().load_full() {
-            source.published(served.snapshot().inventory.clone());
+        if let Some(served) = publisher.served_part() {
+            source.published(served);
         }
     }
 }
@@ -153,7 +222,7 @@ async fn publish_read(
     result: Result<Option<Inventory>, SourceError>,
     started: std::time::Instant,
     publisher: &Publisher,
-    failing: &mut bool,
+    failing: &mut Option<String>,
     source: &str,
 ) -> bool {
     let outcome = match &result {
@@ -165,18 +234,18 @@ async fn publish_read(
     metrics::counter!("ecs_dns_refreshes_total", "outcome" => outcome).increment(1);
     match result {
         Ok(Some(inventory)) => {
-            if *failing {
+            if failing.take().is_some() {
                 tracing::info!(%source, "source recovered");
-                *failing = false;
             }
             publish(publisher, inventory).await;
             true
         }
         Ok(None) => false,
         Err(error) => {
-            *failing = true;
+            *failing = Some(error.to_string());
             crate::warn_throttled!(
                 "source refresh failed",
+                %source,
                 %error,
                 "source refresh failed: serving the last good data"
             );
@@ -249,7 +318,7 @@ async fn run_events(
     let _stop_receiver = AbortOnDrop(receiver);
     let mut healthy = true;
     metrics::gauge!("ecs_dns_events_mode").set(1.0);
-    let mut failing = false;
+    let mut failing = None;
     let mut last_publication = tokio::time::Instant::now();
     let mut read_once = false;
     loop {

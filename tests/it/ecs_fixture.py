@@ -55,7 +55,10 @@ import uuid
 
 import boto3
 
-REGION = "us-east-1"
+# ECS_FIXTURE_REGION and ECS_FIXTURE_ROLE (a role ARN, assumed first: moto
+# then keeps what is made in the role's account) set up another account and
+# region, for tests of several sources.
+REGION = os.environ.get("ECS_FIXTURE_REGION", "us-east-1")
 # moto's default account: the one its ARNs name.
 ACCOUNT = "123456789012"
 
@@ -63,14 +66,29 @@ ACCOUNT = "123456789012"
 ENDPOINT = None
 
 
+CREDENTIALS = {"aws_access_key_id": "test", "aws_secret_access_key": "test"}
+
+
 def client(service):
-    return boto3.client(service, endpoint_url=ENDPOINT, region_name=REGION,
-                        aws_access_key_id="test", aws_secret_access_key="test")
+    return boto3.client(service, endpoint_url=ENDPOINT, region_name=REGION, **CREDENTIALS)
+
+
+def assume_role(arn):
+    global CREDENTIALS
+    sts = client("sts")
+    got = sts.assume_role(RoleArn=arn, RoleSessionName="ecs-fixture")["Credentials"]
+    CREDENTIALS = {
+        "aws_access_key_id": got["AccessKeyId"],
+        "aws_secret_access_key": got["SecretAccessKey"],
+        "aws_session_token": got["SessionToken"],
+    }
 
 
 def clients(endpoint):
     global ENDPOINT
     ENDPOINT = endpoint
+    if os.environ.get("ECS_FIXTURE_ROLE"):
+        assume_role(os.environ["ECS_FIXTURE_ROLE"])
     return client("ecs"), client("ec2")
 
 

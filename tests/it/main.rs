@@ -20,6 +20,7 @@ mod lifecycle;
 mod moto;
 mod ops;
 mod rrl;
+mod sources;
 mod spread;
 mod status_page;
 mod xfr;

@@ -75,9 +75,16 @@ impl Moto {
 
     /// Runs fixture steps (see `ecs_fixture.py`), one result per step.
     pub fn steps(&self, steps: Value) -> Vec<Value> {
+        self.steps_with(&[], steps)
+    }
+
+    /// [`Moto::steps`] with the fixture's environment (`ECS_FIXTURE_REGION`,
+    /// `ECS_FIXTURE_ROLE`: another region or account).
+    pub fn steps_with(&self, env: &[(&str, &str)], steps: Value) -> Vec<Value> {
         let mut child = Command::new("python3")
             .arg(script("ecs_fixture.py"))
             .arg(self.endpoint())
+            .envs(env.iter().copied())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -44,7 +44,7 @@ pub struct About {
     pub source: String,
     /// How the source is read now: "polling every 5s", events, or polling
     /// while the events queue fails.
-    pub mode: crate::source::Mode,
+    pub mode: crate::source::Modes,
 }
 
 const PAGE: &str = include_str!("page.html");

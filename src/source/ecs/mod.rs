@@ -41,7 +41,7 @@ use self::events::{Event, Judgement, Ledger, TaskChange};
 use self::origin::Scope;
 use self::queue::Queue;
 use super::SourceError;
-use crate::config::EventsConfig;
+use crate::config::{AssumeRole, EcsConfig, EventsConfig};
 use crate::inventory::{ALIAS_TAG, ClusterStatus, Inventory, Task};
 
 /// How long a stopped task is remembered, so that a late event cannot bring
@@ -50,9 +50,15 @@ use crate::inventory::{ALIAS_TAG, ClusterStatus, Inventory, Task};
 const TOMBSTONE_FOR: Duration = Duration::from_secs(2 * 3600);
 
 pub struct EcsSource {
+    /// `[[sources]]` `name`, given to every task it reads; `None` for the
+    /// one source of the flat keys.
+    name: Option<crate::inventory::Text>,
     /// Configured clusters (names or ARNs); empty: every cluster.
     clusters: Vec<String>,
     region: Option<String>,
+    /// Assumed for every call, if set.
+    role: Option<AssumeRole>,
+    endpoint_url: Option<String>,
     request_timeout: Duration,
     /// Made on the first refresh: loading the SDK configuration is async.
     api: Option<Api>,
@@ -112,8 +118,11 @@ impl EcsSource {
             account: None,
         };
         EcsSource {
+            name: None,
             clusters,
             region,
+            role: None,
+            endpoint_url: None,
             request_timeout,
             api: None,
             counts: Arc::default(),
@@ -127,6 +136,40 @@ impl EcsSource {
             reconciling: false,
             scope,
         }
+    }
+
+    /// The source one `[[sources]]` table (or the flat keys) configures.
+    pub fn from_config(config: &EcsConfig) -> Self {
+        let mut source = EcsSource::new(
+            config.clusters.clone(),
+            config.region.clone(),
+            config.request_timeout,
+            config.events.clone(),
+        );
+        source.name = config.name.as_deref().map(Into::into);
+        source.role = config.role.clone();
+        source.endpoint_url = config.endpoint_url.clone();
+        // The role's account is the one the source reads: events of any
+        // other are foreign from the start.
+        source.scope.account = config.role.as_ref().map(|r| r.account.clone());
+        source
+    }
+
+    /// The source's name, if it has one (several sources).
+    pub fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+
+    /// The SDK configuration of this source's calls: its region, endpoint
+    /// and, if set, the role assumed.
+    async fn sdk_config(&self) -> aws_config::SdkConfig {
+        retry::load_sdk_config(retry::SdkTarget {
+            region: self.region.as_deref(),
+            endpoint_url: self.endpoint_url.as_deref(),
+            role: self.role.as_ref(),
+            request_timeout: self.request_timeout,
+        })
+        .await
     }
 
     /// Events mode: whether the next full reads are reconciles, that is
@@ -155,7 +198,7 @@ impl EcsSource {
             return Ok(Some(queue.clone()));
         }
         let url = events.queue_url.clone();
-        let config = retry::load_sdk_config(self.region.as_deref(), self.request_timeout).await;
+        let config = self.sdk_config().await;
         let queue = Queue::new(&config, &url, self.request_timeout, self.counts.clone());
         self.queue = Some(queue.clone());
         Ok(Some(queue))
@@ -204,13 +247,25 @@ impl EcsSource {
             .region
             .as_deref()
             .unwrap_or("region from the environment");
-        match &self.events {
+        let what = match &self.events {
             Some(events) => format!(
                 "ecs ({clusters}, {region}, events from {}, reconcile every {})",
                 events.queue_url,
                 humantime::format_duration(events.reconcile_interval)
             ),
             None => format!("ecs ({clusters}, {region})"),
+        };
+        let role = match &self.role {
+            Some(role) => format!(", as {}", role.role_arn),
+            None => String::new(),
+        };
+        let endpoint = match &self.endpoint_url {
+            Some(url) => format!(", at {url}"),
+            None => String::new(),
+        };
+        match &self.name {
+            Some(name) => format!("{name}: {what}{role}{endpoint}"),
+            None => format!("{what}{role}{endpoint}"),
         }
     }
 
@@ -218,7 +273,7 @@ impl EcsSource {
         if let Some(api) = &self.api {
             return Ok(api.clone());
         }
-        let config = retry::load_sdk_config(self.region.as_deref(), self.request_timeout).await;
+        let config = self.sdk_config().await;
         if config.region().is_none() {
             return Err(SourceError::Other(
                 "ecs source: no AWS region: set `region` (ECS_DNS_REGION) or AWS_REGION".into(),
@@ -286,6 +341,7 @@ impl EcsSource {
     fn reader(&self) -> Reader {
         Reader {
             caches: self.caches.clone(),
+            source: self.name.clone(),
         }
     }
 
@@ -757,9 +813,14 @@ impl EcsSource {
         for (name, state) in &mut self.state {
             let refreshed_at = state.refreshed_at.unwrap_or(SystemTime::UNIX_EPOCH);
             let age = refreshed_at.elapsed().unwrap_or_default().as_secs_f64();
-            metrics::gauge!("ecs_dns_cluster_data_age_seconds", "cluster" => name.clone()).set(age);
+            // Labelled as `ops::metrics` labels it from the snapshot.
+            let mut labels = vec![metrics::Label::new("cluster", name.clone())];
+            if let Some(source) = &self.name {
+                labels.push(metrics::Label::new("source", source.to_string()));
+            }
+            metrics::gauge!("ecs_dns_cluster_data_age_seconds", labels).set(age);
             inventory.clusters.push(ClusterStatus {
-                source: None,
+                source: self.name.as_deref().map(str::to_owned),
                 name: name.clone(),
                 refreshed_at,
                 error: state.error.clone(),
@@ -818,6 +879,8 @@ impl FullRead {
 #[derive(Clone)]
 struct Reader {
     caches: Arc<Caches>,
+    /// The source's name, given to every task read.
+    source: Option<crate::inventory::Text>,
 }
 
 impl Reader {
@@ -916,7 +979,9 @@ impl Reader {
             let alias = service_of(task)
                 .and_then(|s| aliases.get(s))
                 .and_then(|a| a.as_deref());
-            tasks.push(convert::task(name, task, &def, placement, alias));
+            let mut converted = convert::task(name, task, &def, placement, alias);
+            converted.source = self.source.clone();
+            tasks.push(converted);
         }
         Ok(tasks)
     }

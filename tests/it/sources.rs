@@ -1,0 +1,247 @@
+//! Several sources in one zone (`[[sources]]`), against two moto servers:
+//! one account reached through an assumed role (moto keeps what a role's
+//! credentials make in the role's account) in us-east-1, another account in
+//! eu-west-1. Each source reads its own endpoint (`endpoint_url`), so one
+//! can be killed while the other goes on.
+
+use std::process::{Child, Command, Stdio};
+use std::time::Instant;
+
+use serde_json::{Value, json};
+
+use crate::harness::{DEADLINE, bin, dig_short, free_port, wait_for};
+use crate::moto::{Moto, ZONE};
+use crate::ops::http_get;
+
+const ROLE: &str = "arn:aws:iam::111111111111:role/ecs-dns-read";
+
+/// A service `web` of `count` Fargate tasks in cluster `prod`, made by the
+/// fixture with `env`; the tasks' results.
+fn fargate_web(moto: &Moto, env: &[(&str, &str)], count: u64) -> Vec<Value> {
+    let net = moto.steps_with(env, json!([{"op": "network"}]));
+    let (subnet, sg) = (net[0]["subnet"].clone(), net[0]["sg"].clone());
+    let out = moto.steps_with(
+        env,
+        json!([
+            {"op": "cluster", "name": "prod"},
+            {"op": "taskdef", "family": "web", "mode": "awsvpc", "ports": [{"container": 8080, "name": "http"}]},
+        ]),
+    );
+    let run = moto.steps_with(
+        env,
+        json!([{"op": "run", "cluster": "prod", "taskdef": out[1]["arn"], "count": count,
+                "group": "service:web", "launch_type": "FARGATE", "subnet": subnet, "sg": sg}]),
+    );
+    run[0]["tasks"].as_array().unwrap().clone()
+}
+
+fn ips(tasks: &[Value]) -> Vec<String> {
+    let mut ips: Vec<String> = tasks
+        .iter()
+        .map(|t| t["ip"].as_str().unwrap().to_owned())
+        .collect();
+    ips.sort();
+    ips
+}
+
+struct Server {
+    child: Child,
+    port: u16,
+    http: u16,
+    dir: tempfile::TempDir,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("ecs-dns.log")).unwrap_or_default()
+    }
+}
+
+fn start(sources: &Value) -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let (port, http) = (free_port(), free_port());
+    let log = std::fs::File::create(dir.path().join("ecs-dns.log")).unwrap();
+    let child = Command::new(bin())
+        .args([
+            "serve",
+            "--poll-interval",
+            "1s",
+            "--zone",
+            ZONE,
+            "--max-stale",
+            "4s",
+        ])
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .args(["--http", &format!("127.0.0.1:{http}")])
+        .env("ECS_DNS_SOURCES", sources.to_string())
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env_remove("AWS_ENDPOINT_URL")
+        .env_remove("AWS_REGION")
+        .env_remove("ECS_DNS_CONFIG")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("start ecs-dns");
+    Server {
+        child,
+        port,
+        http,
+        dir,
+    }
+}
+
+fn a(port: u16, name: &str) -> Vec<String> {
+    dig_short(port, &[&format!("{name}.{ZONE}"), "A"])
+}
+
+#[test]
+fn two_accounts_and_regions_serve_one_zone_and_fail_apart() {
+    let east_moto = Moto::start();
+    let mut west_moto = Moto::start();
+    let east_env = [
+        ("ECS_FIXTURE_ROLE", ROLE),
+        ("ECS_FIXTURE_REGION", "us-east-1"),
+    ];
+    let west_env = [("ECS_FIXTURE_REGION", "eu-west-1")];
+    let east = fargate_web(&east_moto, &east_env, 2);
+    let west = fargate_web(&west_moto, &west_env, 1);
+    assert!(
+        east[0]["arn"].as_str().unwrap().contains(":111111111111:"),
+        "the fixture's tasks are in the role's account: {east:?}"
+    );
+
+    let sources = json!([
+        {"name": "east", "region": "us-east-1", "role_arn": ROLE, "external_id": "ext-4242-secret",
+         "endpoint_url": east_moto.endpoint()},
+        {"name": "west", "region": "eu-west-1", "endpoint_url": west_moto.endpoint()},
+    ]);
+    let server = start(&sources);
+    let port = server.port;
+    let both = {
+        let mut all = [ips(&east), ips(&west)].concat();
+        all.sort();
+        all
+    };
+    let (_, took) = wait_for("both sources served", DEADLINE, || {
+        (a(port, "web") == both).then_some(())
+    });
+    eprintln!("both sources served {took:?} after the server started");
+    // One zone: the service and the cluster merge; the source names each
+    // account's cluster apart.
+    assert_eq!(a(port, "web.prod"), both);
+    assert_eq!(a(port, "web.prod.east"), ips(&east));
+    assert_eq!(a(port, "web.prod.west"), ips(&west));
+    let id = east[0]["id"].as_str().unwrap();
+    assert_eq!(
+        dig_short(port, &[&format!("_http._tcp.web.prod.east.{ZONE}"), "SRV"]).len(),
+        2
+    );
+    assert_eq!(
+        a(port, &format!("{id}.web")),
+        [east[0]["ip"].as_str().unwrap()]
+    );
+    // The east source went through STS with the external ID, as ecs-dns.
+    assert!(
+        east_moto.calls().get("AssumeRole").copied().unwrap_or(0) >= 1,
+        "no AssumeRole call: {:?}",
+        east_moto.calls()
+    );
+
+    // West's endpoint dies: west keeps its last good names; east's changes
+    // are still served within a poll.
+    west_moto.stop();
+    let killed = Instant::now();
+    let more = fargate_web_more(&east_moto, &east_env);
+    let (_, took) = wait_for("east's new task served", DEADLINE, || {
+        a(port, "web.prod.east").contains(&more).then_some(())
+    });
+    eprintln!("east's new task served {took:?} after it started, west's endpoint down");
+    assert_eq!(
+        a(port, "web.prod.west"),
+        ips(&west),
+        "west lost its last good data"
+    );
+
+    // Readiness names the source whose data went stale, and the status
+    // API's source line tells each source apart.
+    let (_, took) = wait_for("/readyz to name the stale source", DEADLINE, || {
+        let (status, body) = http_get(server.http, "/readyz")?;
+        (status == 503 && body.contains("of source west")).then_some(body)
+    });
+    eprintln!(
+        "stale west reported {took:?} after its endpoint was killed ({:?})",
+        killed.elapsed()
+    );
+    let (_, body) = http_get(server.http, "/readyz").unwrap();
+    assert!(body.contains("east: polling every 1s"), "{body}");
+
+    // No external ID anywhere the operator looks.
+    let (_, status) = http_get(server.http, "/api/summary").unwrap_or_default();
+    let (_, metrics) = http_get(server.http, "/metrics").unwrap();
+    assert!(
+        metrics.contains("ecs_dns_cluster_data_age_seconds{cluster=\"prod\",source=\"west\"}"),
+        "{metrics}"
+    );
+    for shown in [server.log(), body, status, metrics] {
+        assert!(
+            !shown.contains("ext-4242-secret"),
+            "the external ID shown: {shown}"
+        );
+    }
+}
+
+/// One more east task, in the running service's cluster; its address.
+fn fargate_web_more(moto: &Moto, env: &[(&str, &str)]) -> String {
+    let net = moto.steps_with(env, json!([{"op": "network"}]));
+    let def = moto.steps_with(
+        env,
+        json!([{"op": "taskdef", "family": "web", "mode": "awsvpc", "ports": [{"container": 8080, "name": "http"}]}]),
+    );
+    let run = moto.steps_with(
+        env,
+        json!([{"op": "run", "cluster": "prod", "taskdef": def[0]["arn"], "group": "service:web",
+                "launch_type": "FARGATE", "subnet": net[0]["subnet"], "sg": net[0]["sg"]}]),
+    );
+    run[0]["tasks"][0]["ip"].as_str().unwrap().to_owned()
+}
+
+/// Bad `[[sources]]` from the environment: exit 2 naming the key and the
+/// source, the external ID never in the message.
+#[test]
+fn bad_sources_exit_2_naming_the_key_and_the_source() {
+    let cases = [
+        (
+            json!([{"name": "prod"}, {"name": "prod"}]),
+            "sources = \"prod\": two sources",
+        ),
+        (
+            json!([{"name": "prod", "role_arn": "arn:aws:iam::1:role/r", "external_id": "ext-hidden"}]),
+            "sources = \"prod\": role_arn",
+        ),
+        (
+            json!([{"name": "prod", "region": "mars-1"}]),
+            "region: \"mars-1\" is not an AWS region",
+        ),
+    ];
+    for (sources, want) in cases {
+        let out = Command::new(bin())
+            .args(["check-config"])
+            .env("ECS_DNS_SOURCES", sources.to_string())
+            .env_remove("ECS_DNS_CONFIG")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{sources}: {stderr}");
+        assert!(stderr.contains(want), "{sources}: {stderr}");
+        assert!(!stderr.contains("ext-hidden"), "{stderr}");
+    }
+}
