@@ -139,23 +139,6 @@ pub fn resolve(tables: &SourceTables) -> Result<Vec<CheckedSource>, ConfigError>
                 "two sources have this name: each names its clusters apart and must be unique",
             ));
         }
-        // Each reader deletes the messages it judges foreign: two sources
-        // on one queue would delete each other's events.
-        if let Some(queue) = &source.events_queue
-            && let Some(other) = checked
-                .iter()
-                .find(|c| c.events_queue.as_ref() == Some(queue))
-        {
-            return Err(invalid(
-                "sources",
-                &source.name,
-                format!(
-                    "events_queue: the queue of source {:?} too; give each source its own queue \
-                     (a shared central queue is not read by several sources yet)",
-                    other.name
-                ),
-            ));
-        }
         checked.push(source);
     }
     Ok(checked)
@@ -388,17 +371,6 @@ mod tests {
                 "clusters: a cluster name cannot be empty",
             ),
             (vec![], "sources = \"[]\": list at least one source"),
-            (
-                {
-                    let queue = Some("https://sqs.us-east-1.amazonaws.com/1/q".to_owned());
-                    let mut a = table("a");
-                    a.events_queue = queue.clone();
-                    let mut b = table("b");
-                    b.events_queue = queue;
-                    vec![a, b]
-                },
-                "sources = \"b\": events_queue: the queue of source \"a\" too",
-            ),
         ];
         for (tables, want) in cases {
             let got = error_of(tables);

@@ -3,6 +3,7 @@
 
 pub mod ecs;
 pub mod file;
+pub mod shared_queue;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -163,23 +164,71 @@ pub async fn run_all(
     publisher: Publisher,
     modes: Vec<Mode>,
 ) {
+    let mut subscriptions = shared_subscriptions(&sources).await;
     let mut loops = tokio::task::JoinSet::new();
-    for (source, mode) in sources.into_iter().zip(modes) {
+    for (index, (source, mode)) in sources.into_iter().zip(modes).enumerate() {
         let publisher = source.publisher(&publisher);
-        loops.spawn(run(source, interval, publisher, mode));
+        let subscription = subscriptions.remove(&index);
+        loops.spawn(run_with(source, interval, publisher, mode, subscription));
     }
     while loops.join_next().await.is_some() {}
+}
+
+/// The sources that share an events queue, by index: one reader per such
+/// queue, routing each message to its source ([`shared_queue`]). A queue
+/// that cannot be made yet is left to each source, which retries.
+async fn shared_subscriptions(
+    sources: &[Source],
+) -> std::collections::HashMap<usize, shared_queue::Subscription> {
+    let mut by_queue: std::collections::BTreeMap<&str, Vec<usize>> = Default::default();
+    for (index, source) in sources.iter().enumerate() {
+        if let Source::Ecs(ecs) = source
+            && let Some(events) = ecs.events()
+        {
+            by_queue.entry(&events.queue_url).or_default().push(index);
+        }
+    }
+    let mut out = std::collections::HashMap::new();
+    for indices in by_queue.into_values().filter(|i| i.len() > 1) {
+        let Source::Ecs(first) = &sources[indices[0]] else {
+            continue;
+        };
+        let Ok(queue) = first.make_queue().await else {
+            continue;
+        };
+        let scopes = (indices.iter())
+            .filter_map(|&i| match &sources[i] {
+                Source::Ecs(ecs) => Some(ecs.scope_handle()),
+                Source::File(_) => None,
+            })
+            .collect();
+        let subscribed = shared_queue::subscribe(queue, scopes);
+        out.extend(indices.into_iter().zip(subscribed));
+    }
+    out
 }
 
 /// Refreshes `source` every `interval` and publishes what it reports, until
 /// the task is dropped. A refresh starts `interval` after the previous one
 /// ended, so refreshes never overlap. An ECS source in events mode also
 /// applies the events of its queue as they come ([`run_events`]).
-pub async fn run(mut source: Source, interval: Duration, publisher: Publisher, mode: Mode) {
+pub async fn run(source: Source, interval: Duration, publisher: Publisher, mode: Mode) {
+    run_with(source, interval, publisher, mode, None).await;
+}
+
+/// [`run`], with the messages of a queue shared with other sources when
+/// `subscription` is given.
+async fn run_with(
+    mut source: Source,
+    interval: Duration,
+    publisher: Publisher,
+    mode: Mode,
+    subscription: Option<shared_queue::Subscription>,
+) {
     if let Source::Ecs(ecs) = &source
         && ecs.events().is_some()
     {
-        return run_events(&mut source, interval, publisher, mode).await;
+        return run_events(&mut source, interval, publisher, mode, subscription).await;
     }
     let polling = format!("polling every {}", humantime::format_duration(interval));
     mode.set(polling.clone());
@@ -271,7 +320,7 @@ async fn publish(publisher: &Publisher, inventory: Inventory) {
 const GATHER: Duration = Duration::from_millis(100);
 
 /// What the queue's receiver tells the source loop.
-enum FromQueue {
+pub enum FromQueue {
     Messages(Vec<ecs::queue::Received>),
     Failed(String),
 }
@@ -287,6 +336,7 @@ async fn run_events(
     poll_interval: Duration,
     publisher: Publisher,
     mode: Mode,
+    subscription: Option<shared_queue::Subscription>,
 ) {
     let Source::Ecs(ecs) = source else {
         return;
@@ -295,14 +345,24 @@ async fn run_events(
     let publish_min = ecs
         .events()
         .map_or(Duration::ZERO, |e| e.publish_min_interval);
-    let queue = loop {
-        match ecs.queue().await {
-            Ok(Some(queue)) => break queue,
-            Ok(None) => return,
-            Err(error) => {
-                tracing::warn!(%error, "events queue not usable yet: retrying");
-                tokio::time::sleep(poll_interval).await;
-            }
+    // Messages wait in the channel while a batch is applied; SQS keeps the
+    // rest. A shared queue's reader routes them to us.
+    let (queue, mut rx, _reader) = match subscription {
+        Some(shared) => (shared.queue, shared.rx, shared.reader),
+        None => {
+            let queue = loop {
+                match ecs.queue().await {
+                    Ok(Some(queue)) => break queue,
+                    Ok(None) => return,
+                    Err(error) => {
+                        tracing::warn!(%error, "events queue not usable yet: retrying");
+                        tokio::time::sleep(poll_interval).await;
+                    }
+                }
+            };
+            let (tx, rx) = tokio::sync::mpsc::channel::<FromQueue>(4);
+            let receiver = tokio::spawn(receive_forever(queue.clone(), tx));
+            (queue, rx, Arc::new(AbortOnDrop(receiver)))
         }
     };
     tracing::info!(queue = queue.url(), reconcile = %humantime::format_duration(reconcile), "events mode");
@@ -312,10 +372,6 @@ async fn run_events(
         humantime::format_duration(reconcile)
     );
     mode.set(events_mode.clone());
-    // Messages wait here while a batch is applied; SQS keeps the rest.
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<FromQueue>(4);
-    let receiver = tokio::spawn(receive_forever(queue.clone(), tx));
-    let _stop_receiver = AbortOnDrop(receiver);
     let mut healthy = true;
     metrics::gauge!("ecs_dns_events_mode").set(1.0);
     let mut failing = None;
@@ -463,7 +519,10 @@ async fn apply(
 
 /// Long-polls `queue` until the loop ends; a failed receive is reported and
 /// retried after a pause (the loop falls back to polling meanwhile).
-async fn receive_forever(queue: ecs::queue::Queue, tx: tokio::sync::mpsc::Sender<FromQueue>) {
+pub(crate) async fn receive_forever(
+    queue: ecs::queue::Queue,
+    tx: tokio::sync::mpsc::Sender<FromQueue>,
+) {
     let mut failed_before = false;
     loop {
         let sent = match queue.receive().await {
@@ -488,7 +547,7 @@ async fn receive_forever(queue: ecs::queue::Queue, tx: tokio::sync::mpsc::Sender
 }
 
 /// Stops a spawned task when the loop that owns it ends.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
+pub struct AbortOnDrop(tokio::task::JoinHandle<()>);
 
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {

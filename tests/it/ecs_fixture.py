@@ -36,7 +36,8 @@ result per step. Steps ({"op": ..., ...}):
               the same event as EventBridge delivers it (the envelope), as if
               from another account and/or region: the envelope and the
               cluster, task and container ARNs name them; sent straight into
-              the queue at `url` (moto's PutEvents stamps its own account)
+              the queue at `url` (moto's PutEvents stamps its own account),
+              on another moto with `queue_endpoint` (and `queue_region`)
   stack_rule  name clusters            -> {"url", "pattern"}
               an SQS queue and a rule whose pattern is the EventsRule's of
               docker/cloudformation.yaml, resolved as CloudFormation would
@@ -279,7 +280,13 @@ def run_step(ecs, ec2, step):
             "time": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "resources": [detail["taskArn"]], "detail": detail,
         }
-        client("sqs").send_message(QueueUrl=step["url"], MessageBody=json.dumps(body))
+        sqs = client("sqs")
+        if "queue_endpoint" in step:
+            # A central queue elsewhere (another moto), read as its owner.
+            sqs = boto3.client("sqs", endpoint_url=step["queue_endpoint"],
+                               region_name=step.get("queue_region", REGION),
+                               aws_access_key_id="test", aws_secret_access_key="test")
+        sqs.send_message(QueueUrl=step["url"], MessageBody=json.dumps(body))
         return {}
     if op == "stack_rule":
         pattern = stack_events_pattern({"ServedClusters": step["clusters"], "EventsMode": "true"})

@@ -65,6 +65,10 @@ impl Server {
 }
 
 fn start(sources: &Value) -> Server {
+    start_with(sources, &[])
+}
+
+fn start_with(sources: &Value, extra: &[&str]) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let (port, http) = (free_port(), free_port());
     let log = std::fs::File::create(dir.path().join("ecs-dns.log")).unwrap();
@@ -80,6 +84,7 @@ fn start(sources: &Value) -> Server {
         ])
         .args(["--listen", &format!("127.0.0.1:{port}")])
         .args(["--http", &format!("127.0.0.1:{http}")])
+        .args(extra)
         .env("ECS_DNS_SOURCES", sources.to_string())
         .env("AWS_ACCESS_KEY_ID", "test")
         .env("AWS_SECRET_ACCESS_KEY", "test")
@@ -160,7 +165,7 @@ fn two_accounts_and_regions_serve_one_zone_and_fail_apart() {
     // are still served within a poll.
     west_moto.stop();
     let killed = Instant::now();
-    let more = fargate_web_more(&east_moto, &east_env);
+    let (more, _) = fargate_web_more(&east_moto, &east_env);
     let (_, took) = wait_for("east's new task served", DEADLINE, || {
         a(port, "web.prod.east").contains(&more).then_some(())
     });
@@ -199,8 +204,9 @@ fn two_accounts_and_regions_serve_one_zone_and_fail_apart() {
     }
 }
 
-/// One more east task, in the running service's cluster; its address.
-fn fargate_web_more(moto: &Moto, env: &[(&str, &str)]) -> String {
+/// One more task of `web`, in the running service's cluster: its address
+/// and ARN.
+fn fargate_web_more(moto: &Moto, env: &[(&str, &str)]) -> (String, String) {
     let net = moto.steps_with(env, json!([{"op": "network"}]));
     let def = moto.steps_with(
         env,
@@ -211,7 +217,11 @@ fn fargate_web_more(moto: &Moto, env: &[(&str, &str)]) -> String {
         json!([{"op": "run", "cluster": "prod", "taskdef": def[0]["arn"], "group": "service:web",
                 "launch_type": "FARGATE", "subnet": net[0]["subnet"], "sg": net[0]["sg"]}]),
     );
-    run[0]["tasks"][0]["ip"].as_str().unwrap().to_owned()
+    let task = &run[0]["tasks"][0];
+    (
+        task["ip"].as_str().unwrap().to_owned(),
+        task["arn"].as_str().unwrap().to_owned(),
+    )
 }
 
 /// Bad `[[sources]]` from the environment: exit 2 naming the key and the
@@ -244,4 +254,101 @@ fn bad_sources_exit_2_naming_the_key_and_the_source() {
         assert!(stderr.contains(want), "{sources}: {stderr}");
         assert!(!stderr.contains("ext-hidden"), "{stderr}");
     }
+}
+
+/// One central queue for both sources (member accounts' events forwarded
+/// to one bus and queue): each event is applied by the source of its
+/// account and region, one of an account no source reads is counted as
+/// foreign; no event is lost to the other source.
+#[test]
+fn one_central_queue_feeds_each_source_its_own_events() {
+    let east_moto = Moto::start();
+    let west_moto = Moto::start();
+    let east_env = [
+        ("ECS_FIXTURE_ROLE", ROLE),
+        ("ECS_FIXTURE_REGION", "us-east-1"),
+    ];
+    let west_env = [("ECS_FIXTURE_REGION", "eu-west-1")];
+    let east = fargate_web(&east_moto, &east_env, 1);
+    let west = fargate_web(&west_moto, &west_env, 1);
+    // The central queue, in the ecs-dns account (west's moto), filled by
+    // west's default bus and by the members' forwarded events.
+    let queue = west_moto.steps_with(&west_env, json!([{"op": "queue", "name": "central"}]));
+    let url = queue[0]["url"].as_str().unwrap().to_owned();
+    // A long reconcile: only events can bring the new tasks in time.
+    let sources = json!([
+        {"name": "west", "region": "eu-west-1", "endpoint_url": west_moto.endpoint(),
+         "events_queue": url},
+        {"name": "east", "region": "us-east-1", "role_arn": ROLE, "external_id": "ext-77",
+         "endpoint_url": east_moto.endpoint(), "events_queue": url},
+    ]);
+    let server = start_with(&sources, &["--reconcile-interval", "10m"]);
+    let port = server.port;
+    let mut both = [ips(&east), ips(&west)].concat();
+    both.sort();
+    wait_for("both sources served", DEADLINE, || {
+        (a(port, "web.prod") == both).then_some(())
+    });
+
+    // An east task started now is known to east only through its event,
+    // forwarded to the central queue.
+    let started = Instant::now();
+    let (more_east, task) = fargate_web_more(&east_moto, &east_env);
+    east_moto.steps_with(
+        &east_env,
+        json!([{"op": "foreign_event", "cluster": "prod", "task": task, "version": 2,
+                "account": "111111111111", "region": "us-east-1", "url": url,
+                "queue_endpoint": west_moto.endpoint(), "queue_region": "eu-west-1"}]),
+    );
+    let (_, took) = wait_for("east's event applied", DEADLINE, || {
+        a(port, "web.prod.east").contains(&more_east).then_some(())
+    });
+    eprintln!(
+        "east task served {took:?} after its event was queued ({:?} after it started)",
+        started.elapsed()
+    );
+    // A west task, through west's own bus rule into the same queue.
+    let (more_west, west_task) = fargate_web_more(&west_moto, &west_env);
+    west_moto.steps_with(
+        &west_env,
+        json!([{"op": "event", "cluster": "prod", "task": west_task, "version": 2}]),
+    );
+    let (_, took) = wait_for("west's event applied", DEADLINE, || {
+        a(port, "web.prod.west").contains(&more_west).then_some(())
+    });
+    eprintln!("west task served {took:?} after its event was put");
+    assert!(!a(port, "web.prod.east").contains(&more_west));
+    assert!(!a(port, "web.prod.west").contains(&more_east));
+    // Both read the queue all along (a source that cannot would poll, and
+    // find the tasks without their events).
+    let (_, body) = http_get(server.http, "/readyz").unwrap();
+    assert!(
+        body.contains("west: events from") && body.contains("east: events from"),
+        "{body}"
+    );
+    assert!(!body.contains("cannot be read"), "{body}");
+    let (_, metrics) = http_get(server.http, "/metrics").unwrap();
+    let applied: f64 = (metrics.lines())
+        .filter(|l| l.starts_with("ecs_dns_events_total{") && l.contains("outcome=\"applied\""))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert!(applied >= 2.0, "events applied: {applied}\n{metrics}");
+
+    // An event of an account no source reads: counted, never served.
+    west_moto.steps_with(
+        &west_env,
+        json!([{"op": "foreign_event", "cluster": "prod", "task": west_task, "version": 3,
+                "account": "333333333333", "region": "eu-west-1", "url": url}]),
+    );
+    wait_for("the foreign event counted", DEADLINE, || {
+        let (_, metrics) = http_get(server.http, "/metrics")?;
+        metrics
+            .lines()
+            .any(|l| {
+                l.starts_with("ecs_dns_events_total{")
+                    && l.contains("outcome=\"foreign\"")
+                    && !l.ends_with(" 0")
+            })
+            .then_some(())
+    });
 }

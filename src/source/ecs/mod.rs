@@ -44,6 +44,14 @@ use super::SourceError;
 use crate::config::{AssumeRole, EcsConfig, EventsConfig};
 use crate::inventory::{ALIAS_TAG, ClusterStatus, Inventory, Task};
 
+/// Copies `scope` to `shared` (the shared queue's reader routes by it).
+fn share(scope: &Scope, shared: &std::sync::Mutex<Scope>) {
+    let mut shared = shared.lock().unwrap_or_else(|e| e.into_inner());
+    if *shared != *scope {
+        *shared = scope.clone();
+    }
+}
+
 /// How long a stopped task is remembered, so that a late event cannot bring
 /// it back (SQS keeps a message for at most the queue's retention, ~1 h in
 /// the shipped stack).
@@ -84,6 +92,9 @@ pub struct EcsSource {
     /// The account and region the source reads: events that name another
     /// are foreign (see [`origin`]).
     scope: Scope,
+    /// A copy of `scope` for the reader of a queue shared with other
+    /// sources ([`crate::source::shared_queue`]), kept up to date.
+    shared_scope: Arc<std::sync::Mutex<Scope>>,
 }
 
 /// What one batch of event messages came to.
@@ -134,6 +145,7 @@ impl EcsSource {
             awaiting_tags: BTreeMap::new(),
             published: None,
             reconciling: false,
+            shared_scope: Arc::new(std::sync::Mutex::new(scope.clone())),
             scope,
         }
     }
@@ -152,7 +164,18 @@ impl EcsSource {
         // The role's account is the one the source reads: events of any
         // other are foreign from the start.
         source.scope.account = config.role.as_ref().map(|r| r.account.clone());
+        source.share_scope();
         source
+    }
+
+    /// What the source reads (region, account), as the reader of a shared
+    /// queue routes by it.
+    pub fn scope_handle(&self) -> Arc<std::sync::Mutex<Scope>> {
+        self.shared_scope.clone()
+    }
+
+    fn share_scope(&self) {
+        share(&self.scope, &self.shared_scope);
     }
 
     /// The source's name, if it has one (several sources).
@@ -191,17 +214,39 @@ impl EcsSource {
 
     /// The events queue (events mode only), made on first use.
     pub async fn queue(&mut self) -> Result<Option<Queue>, SourceError> {
-        let Some(events) = &self.events else {
+        if self.events.is_none() {
             return Ok(None);
-        };
+        }
         if let Some(queue) = &self.queue {
             return Ok(Some(queue.clone()));
         }
-        let url = events.queue_url.clone();
-        let config = self.sdk_config().await;
-        let queue = Queue::new(&config, &url, self.request_timeout, self.counts.clone());
+        let queue = self.make_queue().await?;
         self.queue = Some(queue.clone());
         Ok(Some(queue))
+    }
+
+    /// A client of the events queue (events mode only; `Err` without).
+    pub async fn make_queue(&self) -> Result<Queue, SourceError> {
+        let Some(events) = &self.events else {
+            return Err(SourceError::Other("no events queue configured".into()));
+        };
+        let url = events.queue_url.clone();
+        // The queue is read as ecs-dns itself, never through a member
+        // account's role, in the region its URL names.
+        let region = queue::region_of_url(&url).or(self.region.as_deref());
+        let config = retry::load_sdk_config(retry::SdkTarget {
+            region,
+            endpoint_url: self.endpoint_url.as_deref(),
+            role: None,
+            request_timeout: self.request_timeout,
+        })
+        .await;
+        Ok(Queue::new(
+            &config,
+            &url,
+            self.request_timeout,
+            self.counts.clone(),
+        ))
     }
 
     /// Tells the source which inventory is served now (the one its last
@@ -281,6 +326,7 @@ impl EcsSource {
         }
         if self.scope.region.is_none() {
             self.scope.region = config.region().map(|r| r.as_ref().to_owned());
+            self.share_scope();
         }
         let api = Api {
             ecs: aws_sdk_ecs::Client::new(&config),
@@ -397,6 +443,7 @@ impl EcsSource {
                     // another are foreign.
                     if let Some(task) = tasks.first() {
                         self.scope.learn(&task.task_arn);
+                        share(&self.scope, &self.shared_scope);
                     }
                     let is_newer =
                         |arn: &str| newer.contains(events::task_key(&name, arn).as_str());
@@ -519,6 +566,7 @@ impl EcsSource {
         for id in ids {
             // A listed or configured cluster ARN says the account.
             self.scope.learn(&id);
+            self.share_scope();
             let name = convert::cluster_name(&id);
             wanted.insert(name.clone());
             self.state.entry(name).or_default().id = id;

@@ -25,6 +25,17 @@ pub struct Received {
     pub receipt: String,
 }
 
+/// The region of a queue URL, `https://sqs.REGION.amazonaws.com/ACCOUNT/NAME`
+/// (also `sqs.REGION.amazonaws.com.cn`); `None` for another shape (an
+/// emulator's, a VPC endpoint's).
+pub fn region_of_url(url: &str) -> Option<&str> {
+    let host = url.split("://").nth(1)?.split('/').next()?;
+    let mut labels = host.split('.');
+    (labels.next()? == "sqs").then_some(())?;
+    let region = labels.next()?;
+    (labels.next()? == "amazonaws").then_some(region)
+}
+
 #[derive(Clone)]
 pub struct Queue {
     client: aws_sdk_sqs::Client,
@@ -133,5 +144,26 @@ impl Queue {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod url_tests {
+    #[test]
+    fn the_region_of_a_queue_url() {
+        let of = super::region_of_url;
+        assert_eq!(
+            of("https://sqs.eu-west-2.amazonaws.com/1/q"),
+            Some("eu-west-2")
+        );
+        assert_eq!(
+            of("https://sqs.cn-north-1.amazonaws.com.cn/1/q"),
+            Some("cn-north-1")
+        );
+        assert_eq!(of("http://127.0.0.1:4566/1/q"), None);
+        assert_eq!(
+            of("https://vpce-1.sqs.us-east-1.vpce.amazonaws.com/1/q"),
+            None
+        );
     }
 }
