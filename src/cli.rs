@@ -119,7 +119,7 @@ pub fn show_config(config: &Config, matches: &clap::ArgMatches) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "# ecs-dns {}: the configuration in effect, each key with where it came\n# from (default, file, env, flag). Fed back with --config it gives the same\n# configuration; TSIG secrets are never printed.\n# config file: {}",
+        "# ecs-dns {}: the configuration in effect, each key with where it came\n# from (default, file, env, flag). Fed back with --config it gives the same\n# configuration; TSIG secrets and external IDs are never printed.\n# config file: {}",
         env!("CARGO_PKG_VERSION"),
         config.file.as_deref().map_or_else(
             || "none".into(),
@@ -147,6 +147,11 @@ pub fn show_config(config: &Config, matches: &clap::ArgMatches) -> String {
             continue;
         }
         match effective.get(&key) {
+            // Inline, so that the keys after it stay top-level when the
+            // output is fed back.
+            Some(value) if key == "sources" => {
+                let _ = writeln!(out, "sources = {value}  # {from}");
+            }
             Some(value) => {
                 let mut one = toml::Table::new();
                 one.insert(key.clone(), value.clone());

@@ -352,3 +352,54 @@ fn one_central_queue_feeds_each_source_its_own_events() {
             .then_some(())
     });
 }
+
+/// `check-config` shows every source with its role, the external ID as
+/// `<redacted>`, and nothing of the ID itself.
+#[test]
+fn check_config_shows_the_sources_but_never_the_external_id() {
+    let sources = json!([
+        {"name": "prod", "region": "us-east-1", "role_arn": ROLE, "external_id": "ext-do-not-show"},
+        {"name": "staging", "region": "eu-west-2", "clusters": ["web"]},
+    ]);
+    let out = Command::new(bin())
+        .arg("check-config")
+        .env("ECS_DNS_SOURCES", sources.to_string())
+        .env_remove("ECS_DNS_CONFIG")
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stderr}");
+    for want in [ROLE, "<redacted>", "staging", "eu-west-2"] {
+        assert!(stdout.contains(want), "{want} missing:\n{stdout}");
+    }
+    assert!(!stdout.contains("ext-do-not-show") && !stderr.contains("ext-do-not-show"));
+    // Fed back (the ID put back in its place), it is the same configuration:
+    // the sources stay one key, the keys after them top-level.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("again.toml");
+    std::fs::write(&file, stdout.replace("<redacted>", "ext-do-not-show")).unwrap();
+    let again = Command::new(bin())
+        .args(["check-config", "--config"])
+        .arg(&file)
+        .env_remove("ECS_DNS_CONFIG")
+        .output()
+        .unwrap();
+    assert!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    let shown = |text: &str| -> Vec<String> {
+        (text.lines())
+            .filter(|l| !l.starts_with('#'))
+            .map(|l| l.split("  # ").next().unwrap_or_default().to_owned())
+            .collect()
+    };
+    assert_eq!(
+        shown(&String::from_utf8_lossy(&again.stdout)),
+        shown(&stdout)
+    );
+}
