@@ -69,6 +69,7 @@ pub async fn serve(config: Config, args: ConfigArgs) -> anyhow::Result<()> {
         mode: modes,
     };
     let ops_state = ops::http::OpsState::new(zone.clone(), config.max_stale)
+        .with_needed_sources(config.ready_needs_sources.clone())
         .with_status(about, publisher.changes());
     let zone_for_dns = zone.clone();
     let (http_stop, http_stopped) = tokio::sync::oneshot::channel::<()>();

@@ -222,6 +222,10 @@ pub struct Settings {
     #[serde(default, with = "humantime_serde")]
     pub max_stale: Option<Duration>,
 
+    /// Several sources: /readyz fails until every source has been read once (else any one is enough) [default: false]
+    #[arg(long, env = "ECS_DNS_READY_NEEDS_ALL_SOURCES", action = clap::ArgAction::Set)]
+    pub ready_needs_all_sources: Option<bool>,
+
     /// Serve a service's UNHEALTHY tasks when none of its tasks in the cluster is healthy [default: true]
     #[arg(long, env = "ECS_DNS_FAIL_OPEN")]
     pub fail_open: Option<bool>,
@@ -318,6 +322,7 @@ impl Settings {
             http_request_timeout,
             state_file,
             max_stale,
+            ready_needs_all_sources,
             fail_open,
             transfer_allow,
             notify,
@@ -497,6 +502,9 @@ pub struct Config {
     pub state_file: Option<PathBuf>,
     /// Data older than this makes /readyz fail.
     pub max_stale: Duration,
+    /// The sources /readyz waits for, each to have been read once: every
+    /// named source with `ready_needs_all_sources`, else none.
+    pub ready_needs_sources: Vec<String>,
     /// Zone transfers and NOTIFY.
     pub transfer: TransferConfig,
     /// Where some of `transfer`'s keys were read from, if anywhere.
@@ -956,6 +964,7 @@ impl Config {
             http_request_timeout: Some(self.http_limits.request_timeout),
             state_file: self.state_file.as_deref().map(absolute),
             max_stale: Some(self.max_stale),
+            ready_needs_all_sources: Some(!self.ready_needs_sources.is_empty()),
             fail_open: Some(zone.rules.fail_open),
             transfer_allow: Some(self.transfer.allow.iter().map(|n| n.to_string()).collect()),
             notify: Some(
@@ -1235,6 +1244,20 @@ impl Config {
         }
 
         let tsig_key_file = s.tsig_key_file.clone();
+        let ready_needs_sources = match (s.ready_needs_all_sources, &source) {
+            (Some(true), SourceConfig::Ecs(list)) if list.iter().all(|e| e.name.is_some()) => {
+                list.iter().filter_map(|e| e.name.clone()).collect()
+            }
+            (Some(true), _) => {
+                return Err(invalid(
+                    "ready_needs_all_sources",
+                    "true",
+                    "only several sources (`sources`) can be waited for each",
+                ));
+            }
+            _ => Vec::new(),
+        };
+
         Ok(Config {
             tsig_key_file,
             udp_socket_buffer,
@@ -1263,6 +1286,7 @@ impl Config {
             },
             state_file: s.state_file,
             max_stale,
+            ready_needs_sources,
         })
     }
 }
@@ -1864,6 +1888,7 @@ mod tests {
             http_request_timeout = "2s"
             state_file = "/tmp/state.json"
             max_stale = "2h"
+            ready_needs_all_sources = true
             fail_open = false
             transfer_allow = ["127.0.0.1"]
             notify = ["127.0.0.1:5301"]

@@ -34,6 +34,10 @@ pub struct Inventory {
     /// inventory is cheap to copy (events mode) and a publication can tell
     /// unchanged tasks by pointer.
     pub tasks: Vec<Arc<Task>>,
+    /// Several sources: the names of those that have published a part
+    /// (read at least once, or restored). Empty with one unnamed source.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sources_read: Vec<String>,
 }
 
 impl Inventory {
@@ -42,6 +46,7 @@ impl Inventory {
         Inventory {
             clusters: Vec::new(),
             tasks: tasks.into_iter().map(Arc::new).collect(),
+            sources_read: Vec::new(),
         }
     }
 

@@ -36,6 +36,7 @@ pub fn web_inventory(ips: &[[u8; 4]]) -> Inventory {
         })
         .collect();
     Inventory {
+        sources_read: Vec::new(),
         clusters: vec![],
         tasks,
     }

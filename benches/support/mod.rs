@@ -98,6 +98,7 @@ pub fn inventory(tasks: usize) -> Inventory {
     let mut inventory = Inventory {
         clusters: Vec::new(),
         tasks,
+        sources_read: Vec::new(),
     };
     inventory.tasks.sort_by(|a, b| a.task_arn.cmp(&b.task_arn));
     inventory

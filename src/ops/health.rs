@@ -20,15 +20,32 @@ pub fn data_age(snapshot: &Snapshot, now: SystemTime) -> Option<Duration> {
         .max()
 }
 
+/// What readiness asks of the zone.
+#[derive(Clone, Copy, Debug)]
+pub struct Needs<'a> {
+    /// Data older than this is stale.
+    pub max_stale: Duration,
+    /// Sources each read at least once (`ready_needs_all_sources`); empty:
+    /// any one is enough.
+    pub sources: &'a [String],
+}
+
 /// `Ok` with a short description when ready, `Err` with the reason when not.
 pub fn readiness(
     snapshot: Option<&Snapshot>,
     now: SystemTime,
-    max_stale: Duration,
+    needs: Needs<'_>,
 ) -> Result<String, String> {
+    let max_stale = needs.max_stale;
     let Some(snapshot) = snapshot else {
         return Err("no zone loaded yet: the source has not been read successfully and no state file was restored".into());
     };
+    let read = &snapshot.inventory.sources_read;
+    if let Some(missing) = needs.sources.iter().find(|s| !read.contains(s)) {
+        return Err(format!(
+            "source {missing} has not been read yet (ready_needs_all_sources); answering from the others"
+        ));
+    }
     match data_age(snapshot, now) {
         Some(age) if age > max_stale => {
             let oldest = snapshot
@@ -80,6 +97,7 @@ mod tests {
             })
             .collect();
         let inventory = Inventory {
+            sources_read: Vec::new(),
             clusters,
             tasks: vec![],
         };
@@ -100,10 +118,37 @@ mod tests {
         ];
         for (ages, ready, text) in table {
             let snap = ages.map(|a| snapshot(a, now));
-            let got = readiness(snap.as_ref(), now, max);
+            let needs = Needs {
+                max_stale: max,
+                sources: &[],
+            };
+            let got = readiness(snap.as_ref(), now, needs);
             assert_eq!(got.is_ok(), ready, "{ages:?}: {got:?}");
             let message = got.unwrap_or_else(|e| e);
             assert!(message.contains(text), "{ages:?}: {message}");
         }
+    }
+
+    /// With `ready_needs_all_sources`, a source not read yet keeps the zone
+    /// not ready; without, the others are enough.
+    #[test]
+    fn every_source_read_when_asked() {
+        let now = SystemTime::now();
+        let mut snap = snapshot(&[1], now);
+        let mut inventory = (*snap.inventory).clone();
+        inventory.sources_read = vec!["east".into()];
+        snap = Snapshot::build(&crate::testing::config().zone, Arc::new(inventory), None, 1);
+        let both = ["east".to_owned(), "west".to_owned()];
+        let needs = |sources| Needs {
+            max_stale: Duration::from_secs(60),
+            sources,
+        };
+        let got = readiness(Some(&snap), now, needs(&both));
+        assert_eq!(
+            got,
+            Err("source west has not been read yet (ready_needs_all_sources); answering from the others".into())
+        );
+        assert!(readiness(Some(&snap), now, needs(&[])).is_ok());
+        assert!(readiness(Some(&snap), now, needs(&both[..1])).is_ok());
     }
 }

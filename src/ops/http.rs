@@ -51,6 +51,8 @@ pub struct OpsState {
     api_in_flight: Arc<Semaphore>,
     about: Arc<status::About>,
     changes: crate::publish::ChangeLog,
+    /// The sources `/readyz` waits for (`ready_needs_all_sources`).
+    needs_sources: Arc<Vec<String>>,
 }
 
 impl OpsState {
@@ -63,6 +65,7 @@ impl OpsState {
             api_in_flight: Arc::new(Semaphore::new(API_IN_FLIGHT)),
             about: Arc::default(),
             changes: crate::publish::ChangeLog::default(),
+            needs_sources: Arc::default(),
         };
         state.set_max_stale(max_stale);
         state
@@ -110,6 +113,20 @@ impl OpsState {
             .map(|served| served.snapshot().clone())
     }
 
+    /// `/readyz` fails until each of `sources` has been read once.
+    pub fn with_needed_sources(mut self, sources: Vec<String>) -> OpsState {
+        self.needs_sources = Arc::new(sources);
+        self
+    }
+
+    /// What `/readyz` asks of the zone.
+    pub fn readiness_needs(&self) -> health::Needs<'_> {
+        health::Needs {
+            max_stale: self.max_stale(),
+            sources: &self.needs_sources,
+        }
+    }
+
     pub fn max_stale(&self) -> Duration {
         Duration::from_millis(self.max_stale_ms.load(Ordering::Relaxed))
     }
@@ -148,7 +165,7 @@ pub async fn bind(
 async fn metrics_page(State(state): State<OpsState>) -> Response {
     let snapshot = state.snapshot();
     let now = SystemTime::now();
-    let ready = health::readiness(snapshot.as_deref(), now, state.max_stale()).is_ok();
+    let ready = health::readiness(snapshot.as_deref(), now, state.readiness_needs()).is_ok();
     let body = metrics::render(snapshot.as_deref(), now, ready);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }
@@ -162,7 +179,11 @@ async fn readyz(State(state): State<OpsState>) -> Response {
     // The source's mode too: an events queue that fails (polling instead)
     // is not a reason to leave the rotation, but an operator wants to see it.
     let mode = format!("source: {}\n", state.about().mode.get());
-    match health::readiness(snapshot.as_deref(), SystemTime::now(), state.max_stale()) {
+    match health::readiness(
+        snapshot.as_deref(),
+        SystemTime::now(),
+        state.readiness_needs(),
+    ) {
         Ok(message) => (StatusCode::OK, message + "\n" + &mode).into_response(),
         Err(reason) => (StatusCode::SERVICE_UNAVAILABLE, reason + "\n" + &mode).into_response(),
     }

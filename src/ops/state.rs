@@ -226,6 +226,7 @@ mod tests {
             serial: 1,
             saved_at: SystemTime::now(),
             inventory: Inventory {
+                sources_read: Vec::new(),
                 clusters: vec![ClusterStatus {
                     source: None,
                     name: "c".into(),

@@ -15,6 +15,7 @@ pub type Parts = BTreeMap<String, Arc<Inventory>>;
 /// order (the order every snapshot keeps), each shared, not copied.
 pub fn merge(parts: &Parts) -> Inventory {
     let mut merged = Inventory {
+        sources_read: parts.keys().cloned().collect(),
         clusters: Vec::with_capacity(parts.values().map(|p| p.clusters.len()).sum()),
         tasks: Vec::with_capacity(parts.values().map(|p| p.tasks.len()).sum()),
     };
@@ -66,6 +67,7 @@ mod tests {
 
     fn part(source: &str, arns: &[&str]) -> Arc<Inventory> {
         Arc::new(Inventory {
+            sources_read: Vec::new(),
             clusters: vec![ClusterStatus {
                 source: Some(source.into()),
                 name: "prod".into(),
@@ -86,6 +88,7 @@ mod tests {
         let arns: Vec<&str> = merged.tasks.iter().map(|t| t.task_arn.as_str()).collect();
         assert_eq!(arns, ["arn:1:b", "arn:2:a", "arn:2:c"]);
         assert_eq!(merged.clusters.len(), 2);
+        assert_eq!(merged.sources_read, ["east", "west"]);
         assert_eq!(merged.clusters[0].source.as_deref(), Some("east"));
         // Shared, not copied.
         assert!(Arc::ptr_eq(&merged.tasks[0], &parts["east"].tasks[0]));

@@ -94,6 +94,7 @@ impl FileSource {
             }
             self.dated = now;
             return Ok(Some(Inventory {
+                sources_read: Vec::new(),
                 clusters: clusters_of(&self.previous.tasks, now),
                 tasks: self.previous.tasks.clone(),
             }));
@@ -243,6 +244,7 @@ fn parse_reusing(
     };
     Ok((
         Inventory {
+            sources_read: Vec::new(),
             clusters: clusters_of(&tasks, read_at),
             tasks,
         },

@@ -262,6 +262,7 @@ fn a_patched_snapshot_equals_a_whole_build() {
     tasks.sort_by(|a, b| a.task_arn.cmp(&b.task_arn));
     let inventory = |tasks: &[Arc<crate::inventory::Task>]| {
         Arc::new(Inventory {
+            sources_read: Vec::new(),
             clusters: vec![],
             tasks: tasks.to_vec(),
         })

@@ -403,3 +403,38 @@ fn check_config_shows_the_sources_but_never_the_external_id() {
         shown(&stdout)
     );
 }
+
+/// A source that has never been read (its endpoint down from the start)
+/// does not hold back readiness once another is read, unless
+/// `ready_needs_all_sources` asks for every source.
+#[test]
+fn a_source_never_read_holds_back_readiness_only_when_asked() {
+    let moto = Moto::start();
+    let env = [("ECS_FIXTURE_REGION", "us-east-1")];
+    let tasks = fargate_web(&moto, &env, 1);
+    let dead = format!("http://127.0.0.1:{}", free_port());
+    let sources = json!([
+        {"name": "up", "region": "us-east-1", "endpoint_url": moto.endpoint()},
+        {"name": "down", "region": "us-east-1", "endpoint_url": dead},
+    ]);
+    for (extra, ready) in [
+        (&[][..], true),
+        (&["--ready-needs-all-sources", "true"][..], false),
+    ] {
+        let server = start_with(&sources, extra);
+        wait_for("the up source served", DEADLINE, || {
+            (a(server.port, "web.prod.up") == ips(&tasks)).then_some(())
+        });
+        // Once the down source's first read has failed (the SDK's retries
+        // take a few seconds), readiness says what it will go on saying.
+        let ((status, body), took) = wait_for("the down source's failure shown", DEADLINE, || {
+            http_get(server.http, "/readyz")
+                .filter(|(_, body)| body.contains("down: polling every 1s; the last read failed"))
+        });
+        eprintln!("{extra:?}: the failed first read shown after {took:?}");
+        assert_eq!(status == 200, ready, "{extra:?}: {status} {body}");
+        if !ready {
+            assert!(body.contains("source down has not been read yet"), "{body}");
+        }
+    }
+}

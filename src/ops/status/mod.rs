@@ -145,7 +145,7 @@ struct Summary<'a> {
 async fn summary(State(state): State<OpsState>) -> Response {
     let snapshot = state.snapshot();
     let now = SystemTime::now();
-    let readiness = super::health::readiness(snapshot.as_deref(), now, state.max_stale());
+    let readiness = super::health::readiness(snapshot.as_deref(), now, state.readiness_needs());
     let about = state.about();
     let mut counts = [0usize; VERDICTS.len()];
     if let Some(snapshot) = &snapshot {
