@@ -663,9 +663,44 @@ fn cloudformation_template_passes_cfn_lint() {
         "- AllClusters",
         r#""suffix": ":cluster/${Names}""#,
         "AllowedPattern: '^$|^[A-Za-z0-9_-]{1,255}(,[A-Za-z0-9_-]{1,255})*$'",
+        // Several accounts: the member accounts' bus, admitting only them,
+        // and the task role's assumption of their read roles.
+        "AWS::Events::EventBus",
+        "AWS::Events::EventBusPolicy",
+        "Principal: { AWS: !Ref MemberAccountIds }",
+        "Resource: !Sub arn:${AWS::Partition}:iam::*:role/${MemberRoleName}",
+        "aws:ResourceAccount: !Ref MemberAccountIds",
+        "ECS_DNS_SOURCES",
     ] {
         assert!(text.contains(needed), "template lacks {needed}");
     }
+    // The member accounts' template (StackSets): a read role trusting the
+    // task role with the external ID, and a rule sending ECS events to the
+    // central bus.
+    let member = repo().join("docker/cloudformation-member.yaml");
+    let out = Command::new("cfn-lint").arg(&member).output().unwrap();
+    assert!(
+        out.status.success(),
+        "cfn-lint (member): {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let member_text = std::fs::read_to_string(&member).unwrap();
+    for needed in [
+        "AWS::IAM::Role",
+        "Principal: { AWS: !Ref EcsDnsTaskRoleArn }",
+        "StringEquals: { sts:ExternalId: !Ref ExternalId }",
+        "NoEcho: true",
+        "AWS::Events::Rule",
+        "Arn: !Ref CentralEventBusArn",
+        "Action: events:PutEvents",
+        "Resource: !Ref CentralEventBusArn",
+        "ecs:DescribeTasks",
+        "ec2:DescribeInstances",
+    ] {
+        assert!(member_text.contains(needed), "member template lacks {needed}");
+    }
+    assert!(!member_text.contains("sqs:"), "the member role reads no queue");
     // The ops listener shows the whole inventory: the VPC reaches DNS
     // (8053) on the tasks, never the ops port (9153), which only the NLB's
     // health checks and the operator CIDR reach.
