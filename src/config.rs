@@ -1100,7 +1100,6 @@ impl Config {
                     for (key, set) in [
                         ("clusters", s.clusters.is_some()),
                         ("region", s.region.is_some()),
-                        ("events_queue", s.events_queue.is_some()),
                     ] {
                         if set {
                             return Err(invalid(
@@ -1110,7 +1109,15 @@ impl Config {
                             ));
                         }
                     }
-                    let checked = sources::resolve(tables)?;
+                    let mut checked = sources::resolve(tables)?;
+                    // With `sources`, a flat `events_queue` is the central
+                    // queue of every source that names none (each replica
+                    // of a stack reads its own).
+                    if let Some(queue) = &s.events_queue {
+                        for source in checked.iter_mut().filter(|c| c.events_queue.is_none()) {
+                            source.events_queue = Some(queue.clone());
+                        }
+                    }
                     if checked.iter().all(|c| c.events_queue.is_none()) {
                         // Reconcile timing without any queue is a mistake.
                         events_config(None, s.reconcile_interval, s.publish_min_interval)?;
@@ -1965,6 +1972,10 @@ mod tests {
             ),
             ("region = \"us-east-1\"\n", "region = \"(set)\""),
             (
+                "events_queue = \"sqs://x\"\n",
+                "events_queue = \"sqs://x\": an SQS queue URL",
+            ),
+            (
                 "source = \"file\"\ninventory = \"x\"\n",
                 "sources = \"(set)\": only the ecs source",
             ),
@@ -1974,6 +1985,25 @@ mod tests {
             let error = Config::resolve(settings).unwrap_err().to_string();
             assert!(error.contains(key), "{head}: {error}");
         }
+        // A flat events_queue is the queue of the sources that name none.
+        let central = "events_queue = \"https://sqs.us-east-1.amazonaws.com/1/central\"\n";
+        let text = format!(
+            "{central}{sources}[[sources]]\nname = \"b\"\nevents_queue = \"https://sqs.us-east-1.amazonaws.com/1/own\"\n"
+        );
+        let config = Config::resolve(file_settings(&text).unwrap()).unwrap();
+        let SourceConfig::Ecs(list) = &config.source else {
+            panic!("not ecs");
+        };
+        let queues: Vec<&str> = (list.iter())
+            .map(|s| s.events.as_ref().map_or("", |e| e.queue_url.as_str()))
+            .collect();
+        assert_eq!(
+            queues,
+            [
+                "https://sqs.us-east-1.amazonaws.com/1/central",
+                "https://sqs.us-east-1.amazonaws.com/1/own"
+            ]
+        );
         // The environment's JSON form, parsed by resolve, not by clap.
         let settings = Settings {
             sources: Some(SourceTables::Json(

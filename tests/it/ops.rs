@@ -698,9 +698,15 @@ fn cloudformation_template_passes_cfn_lint() {
         "ecs:DescribeTasks",
         "ec2:DescribeInstances",
     ] {
-        assert!(member_text.contains(needed), "member template lacks {needed}");
+        assert!(
+            member_text.contains(needed),
+            "member template lacks {needed}"
+        );
     }
-    assert!(!member_text.contains("sqs:"), "the member role reads no queue");
+    assert!(
+        !member_text.contains("sqs:"),
+        "the member role reads no queue"
+    );
     // The ops listener shows the whole inventory: the VPC reaches DNS
     // (8053) on the tasks, never the ops port (9153), which only the NLB's
     // health checks and the operator CIDR reach.
