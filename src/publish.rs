@@ -181,6 +181,11 @@ impl Publisher {
         }
     }
 
+    /// The source this publisher publishes for, when it is one of several.
+    pub fn part_name(&self) -> Option<&str> {
+        self.part.as_deref()
+    }
+
     /// The inventory its source last published: that source's part, or
     /// the whole served inventory with one source.
     pub fn served_part(&self) -> Option<Arc<Inventory>> {

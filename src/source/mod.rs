@@ -279,8 +279,16 @@ async fn publish_read(
         Ok(None) => "unchanged",
         Err(_) => "error",
     };
-    metrics::histogram!("ecs_dns_refresh_duration_seconds").record(started.elapsed());
-    metrics::counter!("ecs_dns_refreshes_total", "outcome" => outcome).increment(1);
+    // `source` only with several sources: one source's series stay as
+    // they were.
+    let mut labels = vec![metrics::Label::new("outcome", outcome)];
+    let part: Vec<metrics::Label> = (publisher.part_name())
+        .map(|name| metrics::Label::new("source", name.to_owned()))
+        .into_iter()
+        .collect();
+    labels.extend(part.iter().cloned());
+    metrics::histogram!("ecs_dns_refresh_duration_seconds", part).record(started.elapsed());
+    metrics::counter!("ecs_dns_refreshes_total", labels).increment(1);
     match result {
         Ok(Some(inventory)) => {
             if failing.take().is_some() {

@@ -196,6 +196,19 @@ fn two_accounts_and_regions_serve_one_zone_and_fail_apart() {
         metrics.contains("ecs_dns_cluster_data_age_seconds{cluster=\"prod\",source=\"west\"}"),
         "{metrics}"
     );
+    // The source's own metrics carry its name.
+    for (family, label) in [
+        ("ecs_dns_aws_calls_total{", "source=\"east\""),
+        ("ecs_dns_aws_errors_total{", "source=\"west\""),
+        ("ecs_dns_refreshes_total{", "source=\"west\""),
+    ] {
+        assert!(
+            metrics
+                .lines()
+                .any(|l| l.starts_with(family) && l.contains(label)),
+            "no {family}…{label}}} series:\n{metrics}"
+        );
+    }
     for shown in [server.log(), body, status, metrics] {
         assert!(
             !shown.contains("ext-4242-secret"),

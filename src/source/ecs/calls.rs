@@ -66,6 +66,9 @@ impl Operation {
 pub struct CallCounts {
     calls: [AtomicU64; COUNT],
     errors: [AtomicU64; COUNT],
+    /// The source's name, a `source` label of the metrics (several
+    /// sources only).
+    source: Option<String>,
 }
 
 /// A copy of the counters at one moment.
@@ -76,14 +79,30 @@ pub struct CallSnapshot {
 }
 
 impl CallCounts {
+    /// The counters of the source named `source`.
+    pub fn of_source(source: Option<&str>) -> CallCounts {
+        CallCounts {
+            source: source.map(str::to_owned),
+            ..CallCounts::default()
+        }
+    }
+
+    fn labels(&self, op: Operation) -> Vec<metrics::Label> {
+        let mut labels = vec![metrics::Label::new("operation", op.name())];
+        if let Some(source) = &self.source {
+            labels.push(metrics::Label::new("source", source.clone()));
+        }
+        labels
+    }
+
     pub fn call(&self, op: Operation) {
         self.calls[op.index()].fetch_add(1, Ordering::Relaxed);
-        metrics::counter!("ecs_dns_aws_calls_total", "operation" => op.name()).increment(1);
+        metrics::counter!("ecs_dns_aws_calls_total", self.labels(op)).increment(1);
     }
 
     pub fn error(&self, op: Operation) {
         self.errors[op.index()].fetch_add(1, Ordering::Relaxed);
-        metrics::counter!("ecs_dns_aws_errors_total", "operation" => op.name()).increment(1);
+        metrics::counter!("ecs_dns_aws_errors_total", self.labels(op)).increment(1);
     }
 
     pub fn snapshot(&self) -> CallSnapshot {

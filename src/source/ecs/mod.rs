@@ -159,6 +159,7 @@ impl EcsSource {
             config.events.clone(),
         );
         source.name = config.name.as_deref().map(Into::into);
+        source.counts = Arc::new(CallCounts::of_source(config.name.as_deref()));
         source.role = config.role.clone();
         source.endpoint_url = config.endpoint_url.clone();
         // The role's account is the one the source reads: events of any
