@@ -35,7 +35,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
 sys.path.insert(0, os.path.join(REPO, "tests", "it"))
 sys.path.insert(0, os.path.join(REPO, "benches", "load"))
+sys.path.insert(0, os.path.join(REPO, "benches", "soak"))
 import bench  # noqa: E402  (free_port, start, stop: benches/load/bench.py)
+import soak  # noqa: E402  (status: the resident set)
 import ecs_fixture as fixture  # noqa: E402
 import importlib.util  # noqa: E402
 
@@ -105,13 +107,8 @@ def member_event(ecs, account, task, version, queue_url, central):
 
 def memory(pid):
     """(VmRSS, VmHWM) in MiB."""
-    values = {}
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            key, _, rest = line.partition(":")
-            if key in ("VmRSS", "VmHWM"):
-                values[key] = int(rest.split()[0]) / 1024
-    return values["VmRSS"], values["VmHWM"]
+    rss, hwm = soak.status(pid)
+    return rss / soak.MIB, hwm / soak.MIB
 
 
 def pct(values, p):
