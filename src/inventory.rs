@@ -98,6 +98,7 @@ pub struct Task {
     /// host-name label that names the task's cluster apart from a cluster
     /// of the same name elsewhere (`<service>.<cluster>.<source>.Z`).
     /// `None` with a single unnamed source, as before several existed.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub source: Option<Text>,
     pub cluster: Text,
     /// Service name (from the task's `group`, `service:NAME`); `None` for a
