@@ -47,13 +47,19 @@ pub async fn serve(config: Config, args: ConfigArgs) -> anyhow::Result<()> {
     let state_writer = config.state_file.clone().map(ops::state::Writer::start);
     let journal = transfers.clone();
     let publisher = Publisher::new(config.zone.clone(), zone.clone())
-        .with_observer(Arc::new(move |snapshot| {
-            ops::metrics::observe_snapshot(snapshot);
+        .with_observer(Arc::new(move |served| {
+            ops::metrics::observe_snapshot(served.snapshot());
+            ops::metrics::observe_zones(served);
             if let Some(writer) = &state_writer {
-                writer.offer(snapshot);
+                writer.offer(served.snapshot());
             }
         }))
-        .with_observer(Arc::new(move |snapshot| journal.observe(snapshot)));
+        .with_observer(Arc::new(move |served| {
+            for zone in served.zones() {
+                journal.observe(zone.snapshot());
+            }
+            journal.keep_only(served.zones().map(|zone| zone.snapshot().origin()));
+        }));
     for warning in config.warnings() {
         tracing::warn!("{warning}");
     }

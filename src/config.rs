@@ -22,7 +22,10 @@ use hickory_proto::rr::rdata::tsig::TsigAlgorithm;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
+mod reverse;
 mod sources;
+
+pub use reverse::{ReverseFallback, ReverseZone};
 pub use sources::{AssumeRole, Redacted, SourceTable, SourceTables};
 
 /// Where the configuration is looked for when `--config` is not given.
@@ -238,6 +241,18 @@ pub struct Settings {
     )]
     pub transfer_allow: Option<Vec<String>>,
 
+    /// Address ranges whose reverse zones (`in-addr.arpa`, `ip6.arpa`) are served beside the zone, e.g. `10.0.0.0/16`: IPv4 /8, /16 or /24, IPv6 a multiple of 4 [default: none]
+    #[arg(
+        long = "reverse-zone",
+        env = "ECS_DNS_REVERSE_ZONES",
+        value_delimiter = ','
+    )]
+    pub reverse_zones: Option<Vec<String>>,
+
+    /// What a reverse zone answers for an address no served task holds: `none` (NXDOMAIN), `ec2` (EC2's own name, `ip-10-0-1-5.ec2.internal`; the source's region) or `ec2:REGION` [default: none]
+    #[arg(long, env = "ECS_DNS_REVERSE_FALLBACK")]
+    pub reverse_fallback: Option<String>,
+
     /// Secondaries to send NOTIFY to on every new serial, as ADDRESS:PORT, or ADDRESS:PORT KEYNAME to sign it with that TSIG key
     #[arg(long = "notify", env = "ECS_DNS_NOTIFY", value_delimiter = ',')]
     pub notify: Option<Vec<String>>,
@@ -325,6 +340,8 @@ impl Settings {
             ready_needs_all_sources,
             fail_open,
             transfer_allow,
+            reverse_zones,
+            reverse_fallback,
             notify,
             tsig_keys,
             tsig_key_file,
@@ -646,6 +663,9 @@ pub struct ZoneConfig {
     pub nameservers: Vec<Nameserver>,
     /// Serving rules that are settings.
     pub rules: Rules,
+    /// The reverse zones served beside this one (key `reverse_zones`).
+    pub reverse: Vec<ReverseZone>,
+    pub reverse_fallback: ReverseFallback,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -967,6 +987,8 @@ impl Config {
             ready_needs_all_sources: Some(!self.ready_needs_sources.is_empty()),
             fail_open: Some(zone.rules.fail_open),
             transfer_allow: Some(self.transfer.allow.iter().map(|n| n.to_string()).collect()),
+            reverse_zones: Some(zone.reverse.iter().map(|z| z.prefix.to_string()).collect()),
+            reverse_fallback: Some(zone.reverse_fallback.describe()),
             notify: Some(
                 self.transfer
                     .notify
@@ -1085,7 +1107,7 @@ impl Config {
                     SourceConfig::Ecs(vec![EcsConfig {
                         name: None,
                         clusters,
-                        region: s.region,
+                        region: s.region.clone(),
                         request_timeout,
                         role: None,
                         endpoint_url: None,
@@ -1171,6 +1193,8 @@ impl Config {
             None => child(&origin, "hostmaster"),
         };
 
+        let reverse =
+            reverse::parse_zones(s.reverse_zones.as_deref().unwrap_or_default(), &origin)?;
         let zone = ZoneConfig {
             record_ttl: ttl("record_ttl", s.record_ttl, 10)?,
             soa_ttl: ttl("soa_ttl", s.soa_ttl, 60)?,
@@ -1185,6 +1209,12 @@ impl Config {
             rules: Rules {
                 fail_open: s.fail_open.unwrap_or(true),
             },
+            reverse_fallback: reverse::parse_fallback(
+                s.reverse_fallback.as_deref(),
+                source_region(&source, s.region.as_deref()),
+                &reverse,
+            )?,
+            reverse,
         };
 
         let max_udp_payload = s.max_udp_payload.unwrap_or(1232);
@@ -1296,6 +1326,17 @@ impl Config {
             ready_needs_sources,
         })
     }
+}
+
+/// The one region every source reads, for `reverse_fallback = "ec2"`:
+/// the sources' own, or else the `region` key.
+fn source_region<'a>(source: &'a SourceConfig, region: Option<&'a str>) -> Option<&'a str> {
+    let SourceConfig::Ecs(list) = source else {
+        return region;
+    };
+    let mut regions = list.iter().map(|s| s.region.as_deref().or(region));
+    let first = regions.next()??;
+    regions.all(|r| r == Some(first)).then_some(first)
 }
 
 /// `front = "hickory"` has hickory-server's sockets and request loop: it
@@ -1885,6 +1926,8 @@ mod tests {
             max_udp_payload = 1400
             rotate_answers = false
             max_answers = 8
+            reverse_zones = ["10.0.0.0/16"]
+            reverse_fallback = "ec2"
             log_format = "json"
             front = "own"
             tcp_max_connections = 9

@@ -23,7 +23,7 @@ pub const CHANGES_KEPT: usize = 50;
 
 /// Called with every snapshot published (metrics, state file, transfers),
 /// in order, one publication at a time.
-pub type Observer = Arc<dyn Fn(&Arc<Snapshot>) + Send + Sync>;
+pub type Observer = Arc<dyn Fn(&Served) + Send + Sync>;
 
 /// Builds and publishes snapshots for one zone. Clones share everything: the
 /// source loop and the reload handler publish through the same one.
@@ -347,11 +347,13 @@ impl Publisher {
                 change: change.clone(),
             });
         }
-        let snapshot = Arc::new(snapshot);
-        let served = Served::new(snapshot.clone(), previous);
-        self.zone.store(Some(Arc::new(served)));
+        // The reverse zones, from this snapshot's addresses, in the same swap.
+        let base = previous.filter(|_| saved_serial.is_none());
+        let served = Served::new(Arc::new(snapshot), previous);
+        let served = Arc::new(served.with_reverse_zones(config, base, now));
+        self.zone.store(Some(served.clone()));
         for observer in &self.observers {
-            observer(&snapshot);
+            observer(&served);
         }
         change
     }

@@ -238,7 +238,7 @@ fn is_label(name: &str) -> bool {
 
 /// `us-east-1`, `us-gov-west-1`, `ap-southeast-2`, `cn-north-1`: letters
 /// in dashed words, then a number.
-fn is_region(region: &str) -> bool {
+pub(super) fn is_region(region: &str) -> bool {
     let parts: Vec<&str> = region.split('-').collect();
     let Some((number, words)) = parts.split_last() else {
         return false;

@@ -6,7 +6,9 @@
 //! - Answer owners written as the question was (case kept, RFC 4343).
 //! - NXDOMAIN for names that do not exist, NODATA for names that exist
 //!   without the type (empty non-terminals included), both with the SOA in
-//!   the authority section at min(SOA TTL, SOA MINIMUM) (RFC 2308).
+//!   the authority section at min(SOA TTL, SOA MINIMUM) (RFC 2308). A
+//!   reverse zone with a fallback has every address of its range: EC2's
+//!   name for those no task holds, the names above them empty.
 //! - REFUSED for names outside the zone and classes other than IN (and ANY):
 //!   never an open resolver.
 //! - EDNS(0) (RFC 6891): OPT answered with our buffer size when the query had
@@ -29,7 +31,7 @@ use hickory_proto::rr::{DNSClass, LowerName, RData, Record, RecordType};
 
 use crate::config::Spread;
 use crate::wire::Transport;
-use crate::zone::Snapshot;
+use crate::zone::{Snapshot, Synthesized};
 
 /// The smallest UDP payload every client accepts (RFC 1035 §4.2.1).
 const MIN_UDP: u16 = 512;
@@ -183,8 +185,20 @@ pub fn answer(
 
     response.metadata.authoritative = true;
     let Some(node) = snapshot.node(&qname) else {
-        response.metadata.response_code = ResponseCode::NXDomain;
-        response.authorities.push(snapshot.negative_soa());
+        // A reverse zone's fallback answers addresses it has no task for.
+        match snapshot.synthesized(&qname) {
+            Some(Synthesized::Ptr(mut ptr))
+                if matches!(qtype, RecordType::PTR | RecordType::ANY) =>
+            {
+                ptr.name = question.name().clone();
+                response.answers.push(*ptr);
+            }
+            Some(_) => response.authorities.push(snapshot.negative_soa()),
+            None => {
+                response.metadata.response_code = ResponseCode::NXDomain;
+                response.authorities.push(snapshot.negative_soa());
+            }
+        }
         return Some((response, limit));
     };
 

@@ -219,7 +219,10 @@ impl Table {
             nxdomain: None,
             nodata: None,
         };
-        table.nxdomain = table.negative(snapshot, NegativeKind::NxDomain);
+        // With a fallback, a name the zone lacks may still be answered.
+        if !snapshot.has_fallback() {
+            table.nxdomain = table.negative(snapshot, NegativeKind::NxDomain);
+        }
         table.nodata = table.negative(snapshot, NegativeKind::NoData);
         table
     }

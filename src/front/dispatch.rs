@@ -106,6 +106,8 @@ impl Dispatch {
         transport: Transport,
         response: &mut Vec<u8>,
     ) -> (Reply, Path) {
+        // The reverse zone the question is in, else the forward zone.
+        let served = served.map(|s| s.zone_for(request));
         let snapshot = served.map(|s| s.snapshot().as_ref());
         // One random window of a rotated set for this query, the same for
         // the fast path and the answer function.

@@ -78,20 +78,20 @@ const FAMILIES: &[Family] = &[
     family(
         "ecs_dns_records",
         Kind::Gauge,
-        "Records served, the SOA included.",
-        &[],
+        "Records served in each zone (forward and reverse), the SOA included.",
+        &[("zone", &[])],
     ),
     family(
         "ecs_dns_names",
         Kind::Gauge,
-        "Names that have records.",
-        &[],
+        "Names that have records, in each zone.",
+        &[("zone", &[])],
     ),
     family(
         "ecs_dns_zone_serial",
         Kind::Gauge,
-        "The SOA serial served.",
-        &[],
+        "The SOA serial served, in each zone.",
+        &[("zone", &[])],
     ),
     family(
         "ecs_dns_tasks_seen",
@@ -284,10 +284,20 @@ fn label_sets(labels: Labels) -> Vec<Vec<(&'static str, &'static str)>> {
 }
 
 /// Gauges describing a newly published snapshot.
+/// The per-zone gauges of the forward zone and every reverse zone.
+pub fn observe_zones(served: &crate::dns::Served) {
+    for zone in served.zones() {
+        let snapshot = zone.snapshot();
+        let name = snapshot.origin().to_string();
+        metrics::gauge!("ecs_dns_zone_serial", "zone" => name.clone())
+            .set(f64::from(snapshot.serial()));
+        metrics::gauge!("ecs_dns_records", "zone" => name.clone())
+            .set(snapshot.record_count() as f64);
+        metrics::gauge!("ecs_dns_names", "zone" => name).set(snapshot.names().count() as f64);
+    }
+}
+
 pub fn observe_snapshot(snapshot: &Snapshot) {
-    metrics::gauge!("ecs_dns_zone_serial").set(f64::from(snapshot.serial()));
-    metrics::gauge!("ecs_dns_records").set(snapshot.record_count() as f64);
-    metrics::gauge!("ecs_dns_names").set(snapshot.names().count() as f64);
     metrics::gauge!("ecs_dns_tasks_seen").set(snapshot.inventory.tasks.len() as f64);
     let served = snapshot
         .report
@@ -309,7 +319,7 @@ pub fn observe_snapshot(snapshot: &Snapshot) {
 }
 
 /// The kinds of [`crate::records::Collision`].
-const COLLISION_KINDS: [&str; 4] = ["service", "cluster", "task", "reserved"];
+const COLLISION_KINDS: [&str; 5] = ["service", "cluster", "task", "reserved", "address"];
 
 /// `ecs_dns_tasks{verdict="starting"}`: tasks per serving-rule verdict, so a
 /// dashboard shows tasks waiting for their health check, withdrawn from

@@ -25,6 +25,7 @@
 
 mod delta;
 pub mod labels;
+pub mod reverse;
 pub mod serving;
 mod task_labels;
 
@@ -32,7 +33,7 @@ use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use hickory_proto::rr::rdata::{A, AAAA, NS, SRV};
+use hickory_proto::rr::rdata::{A, AAAA, NS, PTR, SRV};
 use hickory_proto::rr::{Name, RData, RecordType};
 use serde::Serialize;
 
@@ -105,6 +106,8 @@ pub enum Data {
     },
     /// An apex NS record (the zone adds these from its settings).
     Ns(NameId),
+    /// A reverse zone's pointer to a task's or host's name (see [`reverse`]).
+    Ptr(NameId),
     /// The zone's SOA, whose fields the snapshot holds.
     Soa,
 }
@@ -116,6 +119,7 @@ impl Data {
             Data::Aaaa(_) => RecordType::AAAA,
             Data::Srv { .. } => RecordType::SRV,
             Data::Ns(_) => RecordType::NS,
+            Data::Ptr(_) => RecordType::PTR,
             Data::Soa => RecordType::SOA,
         }
     }
@@ -133,6 +137,7 @@ impl Data {
                 target,
             } => RData::SRV(SRV::new(priority, weight, port, names.name(target))),
             Data::Ns(target) => RData::NS(NS(names.name(target))),
+            Data::Ptr(target) => RData::PTR(PTR(names.name(target))),
             Data::Soa => return None,
         })
     }

@@ -28,6 +28,32 @@ pub fn question_end(message: &[u8]) -> Option<usize> {
     (end <= message.len()).then_some(end)
 }
 
+/// The name of the one well-formed question of `message`, in wire format
+/// as it was sent (case kept).
+pub fn question_name(message: &[u8]) -> Option<&[u8]> {
+    let end = question_end(message)?;
+    message.get(HEADER_LEN..end - 4)
+}
+
+/// Whether the wire name `name` is `origin` or below it (lower-case wire
+/// `origin`; `name` in any case), label by label.
+pub fn is_under(name: &[u8], origin: &[u8]) -> bool {
+    let mut at = 0;
+    while let Some(rest) = name.get(at..) {
+        if rest.len() < origin.len() {
+            return false;
+        }
+        if rest.eq_ignore_ascii_case(origin) {
+            return true;
+        }
+        match rest.first() {
+            Some(&len) if len != 0 && len & 0xc0 == 0 => at += 1 + usize::from(len),
+            _ => return false,
+        }
+    }
+    false
+}
+
 /// The type of the one well-formed question of `message`.
 pub fn question_type(message: &[u8]) -> Option<u16> {
     let end = question_end(message)?;
@@ -50,6 +76,20 @@ mod tests {
         let bytes = query();
         assert_eq!(question_end(&bytes), Some(bytes.len()));
         assert_eq!(question_type(&bytes), Some(33));
+    }
+
+    #[test]
+    fn tells_names_under_an_origin_label_by_label() {
+        let bytes = query();
+        assert_eq!(question_name(&bytes), Some(&[1, b'a', 1, b'b', 0][..]));
+        let origin = [1, b'b', 0];
+        assert!(is_under(&[1, b'a', 1, b'B', 0], &origin));
+        assert!(is_under(&[1, b'b', 0], &origin));
+        // One label `a\x01b` ends in the bytes of `b.` but is not under it.
+        assert!(!is_under(&[3, b'a', 1, b'b', 0], &origin));
+        assert!(!is_under(&[2, b'a', b'b', 0], &origin));
+        assert!(!is_under(&[1, b'a', 1, b'c', 0], &origin));
+        assert!(!is_under(&[], &origin));
     }
 
     #[test]

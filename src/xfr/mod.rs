@@ -11,6 +11,7 @@ pub mod journal;
 pub mod notify;
 pub mod transfer;
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
@@ -25,16 +26,18 @@ use crate::zone::Snapshot;
 use access::{Access, Decision, Verified};
 use journal::{Diff, Journal, JournalLimits};
 
-/// The primary's transfer state: the journal, fed by every publication, and
-/// the rules to answer AXFR/IXFR with.
+/// The primary's transfer state: a journal per zone served (the forward
+/// zone and each reverse zone), fed by every publication, and the rules to
+/// answer AXFR/IXFR with.
 pub struct Transfers {
     access: Access,
-    /// Secondaries to NOTIFY on every new serial.
+    /// Secondaries to NOTIFY on every new serial, of every zone.
     notify: Vec<NotifyTarget>,
     journal_limits: JournalLimits,
-    journal: ArcSwap<Journal>,
-    /// The snapshot the journal ends at.
-    last: Mutex<Option<Arc<Snapshot>>>,
+    /// By zone origin. Replaced whole on a publication (a few zones).
+    journals: ArcSwap<BTreeMap<LowerName, Arc<Journal>>>,
+    /// By zone origin: the snapshot its journal ends at.
+    last: Mutex<BTreeMap<LowerName, Arc<Snapshot>>>,
 }
 
 impl Transfers {
@@ -46,32 +49,48 @@ impl Transfers {
             },
             notify: config.notify,
             journal_limits: JournalLimits::default(),
-            journal: ArcSwap::default(),
-            last: Mutex::new(None),
+            journals: ArcSwap::default(),
+            last: Mutex::new(BTreeMap::new()),
         }
     }
 
-    /// Called with every published snapshot (in order): records the diff and
-    /// sends NOTIFY when the serial changed.
+    /// Called with every published snapshot of each zone (in order):
+    /// records the diff in that zone's journal and sends NOTIFY for the
+    /// zone when its serial changed.
     pub fn observe(&self, snapshot: &Arc<Snapshot>) {
-        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
-        let changed = last
-            .as_ref()
-            .is_none_or(|l| l.serial() != snapshot.serial());
+        let mut all = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        let last = all.get(snapshot.origin());
+        let changed = last.is_none_or(|l| l.serial() != snapshot.serial());
         // With no one allowed to transfer, no IXFR is ever answered: a
         // journal (up to 100 000 hickory records) would be memory for
         // nothing.
         let journaled = self.access.is_enabled();
-        if let Some(previous) = last.as_ref().filter(|_| changed && journaled) {
+        if let Some(previous) = last.filter(|_| changed && journaled) {
             let diff = Diff::between_snapshots(previous, snapshot);
-            let journal = self.journal.load().with(diff, self.journal_limits);
-            self.journal.store(Arc::new(journal));
+            let mut journals = BTreeMap::clone(&self.journals.load());
+            let journal = journals.entry(snapshot.origin().clone()).or_default();
+            *journal = Arc::new(journal.with(diff, self.journal_limits));
+            self.journals.store(Arc::new(journals));
         }
-        *last = Some(snapshot.clone());
-        drop(last);
+        all.insert(snapshot.origin().clone(), snapshot.clone());
+        drop(all);
         if changed && !self.notify.is_empty() {
             let soa = snapshot.soa();
             notify::send_all(&self.notify, &soa.name, soa);
+        }
+    }
+
+    /// Forgets the zones not in `served` (a reload took a reverse zone
+    /// away): their last snapshots hold a whole inventory each.
+    pub fn keep_only<'a>(&self, served: impl IntoIterator<Item = &'a LowerName>) {
+        let served: Vec<&LowerName> = served.into_iter().collect();
+        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        last.retain(|origin, _| served.contains(&origin));
+        let journals = self.journals.load();
+        if journals.keys().any(|origin| !served.contains(&origin)) {
+            let mut kept = BTreeMap::clone(&journals);
+            kept.retain(|origin, _| served.contains(&origin));
+            self.journals.store(Arc::new(kept));
         }
     }
 
@@ -243,12 +262,14 @@ impl Transfers {
             // RFC 5936 §4.2: AXFR is not carried over UDP.
             return fail(ResponseCode::FormErr);
         }
-        let journal = self.journal.load();
+        let journals = self.journals.load();
+        let empty = Journal::default();
+        let journal = journals.get(snapshot.origin()).map_or(&empty, |j| j);
         // Over UDP the TSIG record must fit too.
         let room = signer.as_ref().map_or(0, access::Signer::overhead);
         let limit = limit.saturating_sub(room);
         let mut sign = |message: &mut Message| encode(&mut signer, message);
-        let sent = transfer::respond(snapshot, &journal, query, transport, limit, &mut sign);
+        let sent = transfer::respond(snapshot, journal, query, transport, limit, &mut sign);
         let code = match sent {
             Ok(messages) => return Outcome::Sent(messages, snapshot.serial()),
             Err(transfer::Failure::Code(code)) => code,

@@ -13,8 +13,9 @@ use std::sync::Arc;
 use hickory_proto::rr::rdata::SOA;
 use hickory_proto::rr::{DNSClass, LowerName, Name, RData, Record, RecordType};
 
-use crate::config::ZoneConfig;
+use crate::config::{ReverseZone, ZoneConfig};
 use crate::inventory::Inventory;
+use crate::records::reverse::{self, Pointers};
 use crate::records::{self, Data, Only, RecordSet, Report};
 use crate::wire::name_table::{self, NameId, NameTable};
 pub use store::{RRset, Store};
@@ -43,6 +44,30 @@ pub struct Snapshot {
     /// What it was built with: the next snapshot can be patched from this
     /// one only when its configuration is the same.
     config: ZoneConfig,
+    /// A forward zone with reverse zones beside it: where each served
+    /// address points back to, which the reverse zones are built from.
+    /// Empty otherwise.
+    pointers: Arc<Pointers>,
+    /// A reverse zone: its range and fallback.
+    reverse: Option<ReverseOf>,
+}
+
+/// What a reverse zone's snapshot needs besides its records.
+#[derive(Debug)]
+struct ReverseOf {
+    zone: ReverseZone,
+    /// EC2's domain, when addresses no task holds answer EC2's names
+    /// (`reverse_fallback`).
+    fallback: Option<Name>,
+}
+
+/// What a reverse zone with a fallback answers for a name it does not have.
+#[derive(Debug, PartialEq)]
+pub enum Synthesized {
+    /// The PTR EC2 would answer for the address.
+    Ptr(Box<Record>),
+    /// The name is above some address of the zone: it exists, empty.
+    Empty,
 }
 
 /// Past this share of the tasks changed (one in 20), a whole build costs
@@ -71,8 +96,21 @@ impl Snapshot {
             mut report,
             task_labels,
         } = records::build(&inventory, &config.origin, &config.rules);
+        let pointers = match config.reverse.is_empty() {
+            true => Arc::default(),
+            false => {
+                let pointers = reverse::pointers(&inventory, &report.verdicts, &config.origin);
+                report
+                    .collisions
+                    .extend(pointers.collisions.iter().cloned());
+                match previous.filter(|p| *p.pointers == pointers) {
+                    Some(p) => p.pointers.clone(),
+                    None => Arc::new(pointers),
+                }
+            }
+        };
         let apex = names.intern(&name_table::wire_of(&config.origin));
-        let extra = zone_records(config, &mut names, apex);
+        let extra = own_records(config, &mut names, apex, &pointers);
         reserve_zone_names(&extra, &names, &inventory, &mut entries, &mut report);
         records::sort_collisions(&mut report.collisions);
         let store = Store::build(names, apex, &entries, config.record_ttl, &extra);
@@ -99,7 +137,118 @@ impl Snapshot {
             task_labels,
             arns_strict,
             config: config.clone(),
+            pointers,
+            reverse: None,
         }
+    }
+
+    /// Builds the reverse zone `zone` of the forward snapshot `forward`
+    /// (built with `config`): a PTR for each served address in its range
+    /// (see [`records::reverse`]), its own SOA and the forward zone's NS.
+    /// The serial follows `previous` as a forward zone's does.
+    pub fn build_reverse(
+        config: &ZoneConfig,
+        zone: &ReverseZone,
+        forward: &Snapshot,
+        previous: Option<&Snapshot>,
+        now_unix: u32,
+    ) -> Snapshot {
+        let config = ZoneConfig {
+            origin: zone.origin.clone(),
+            reverse: Vec::new(),
+            ..config.clone()
+        };
+        let mut names = NameTable::default();
+        let apex = names.intern(&name_table::wire_of(&config.origin));
+        let mut records = zone_records(&config, &mut names, apex);
+        let within = forward.pointers.within(&zone.prefix);
+        for (address, target) in within {
+            let owner = names.intern(&reverse::reverse_wire(*address));
+            let target = names.intern(target);
+            records.push((owner, config.record_ttl, Data::Ptr(target)));
+        }
+        let store = Store::build(names, apex, &[], config.record_ttl, &records);
+        let unchanged = previous.filter(|p| {
+            p.store.same_content(&store) && same_soa(&soa_record(&config, p.serial), &p.soa)
+        });
+        let serial = match unchanged {
+            Some(p) => p.serial,
+            None => serial::next(previous.map(|p| p.serial), now_unix),
+        };
+        let collisions = (forward.report.collisions.iter())
+            .filter(|c| c.kind == "address")
+            .filter(|c| {
+                (c.label.parse::<std::net::IpAddr>()).is_ok_and(|ip| zone.prefix.contains(&ip))
+            })
+            .cloned()
+            .collect();
+        Snapshot {
+            origin: LowerName::new(&config.origin),
+            serial,
+            soa: soa_record(&config, serial),
+            negative_ttl: config.soa_ttl.min(config.negative_ttl),
+            store: match unchanged {
+                Some(p) => p.store.clone(),
+                None => Arc::new(store),
+            },
+            inventory: forward.inventory.clone(),
+            report: Report {
+                verdicts: forward.report.verdicts.clone(),
+                collisions,
+                skipped: Vec::new(),
+            },
+            task_labels: records::TaskLabels::unknown(0),
+            arns_strict: false,
+            reverse: Some(ReverseOf {
+                zone: zone.clone(),
+                fallback: config.reverse_fallback.ec2_domain(),
+            }),
+            pointers: Arc::default(),
+            config,
+        }
+    }
+
+    /// The reverse zone's range, for a reverse zone.
+    pub fn reverse_range(&self) -> Option<&ipnet::IpNet> {
+        self.reverse.as_ref().map(|r| &r.zone.prefix)
+    }
+
+    /// Whether names the zone does not have may still be answered (a
+    /// reverse zone's fallback): then no negative answer can be rendered
+    /// once for all of them.
+    pub fn has_fallback(&self) -> bool {
+        self.reverse.as_ref().is_some_and(|r| r.fallback.is_some())
+    }
+
+    /// What a reverse zone with a fallback answers for `name`, which it
+    /// does not have: EC2's name for an address in its range (IPv4), an
+    /// empty name above such addresses; `None` (NXDOMAIN) for anything
+    /// else and in every other zone.
+    pub fn synthesized(&self, name: &LowerName) -> Option<Synthesized> {
+        let reverse = self.reverse.as_ref()?;
+        let domain = reverse.fallback.as_ref()?;
+        let prefix = &reverse.zone.prefix;
+        let wire = name_table::wire_of(name);
+        let labels = name_table::labels(&wire).count();
+        let full = reverse::full_labels(prefix.addr().is_ipv4());
+        if labels < full {
+            // Padded with zeros to a whole address: an address of the
+            // range if every label is an octet.
+            let mut padded = Vec::new();
+            for _ in labels..full {
+                padded.extend_from_slice(b"\x010");
+            }
+            padded.extend_from_slice(&wire);
+            let address = reverse::address_of(&padded)?;
+            return prefix.contains(&address).then_some(Synthesized::Empty);
+        }
+        let address = reverse::address_of(&wire).filter(|ip| prefix.contains(ip))?;
+        let target = reverse::ec2_name(address, domain)?;
+        Some(Synthesized::Ptr(Box::new(record(
+            Name::from(name),
+            self.config.record_ttl,
+            RData::PTR(hickory_proto::rr::rdata::PTR(target)),
+        ))))
     }
 
     /// The snapshot of `inventory` made from `previous` by rebuilding only
@@ -174,8 +323,23 @@ impl Snapshot {
                 .or_default()
                 .push((config.record_ttl, entry.data));
         }
+        // The host names of reverse zones are the zone's own records: a
+        // change of them is a whole build.
+        let pointers = match config.reverse.is_empty() {
+            true => previous.pointers.clone(),
+            false => {
+                let pointers = reverse::pointers(inventory, &delta.verdicts, &config.origin);
+                if pointers.hosts != previous.pointers.hosts {
+                    return None;
+                }
+                match *previous.pointers == pointers {
+                    true => previous.pointers.clone(),
+                    false => Arc::new(pointers),
+                }
+            }
+        };
         let apex = names.get(&name_table::wire_of(&config.origin))?;
-        let zone_owners: BTreeSet<NameId> = zone_records(config, &mut names, apex)
+        let zone_owners: BTreeSet<NameId> = own_records(config, &mut names, apex, &pointers)
             .iter()
             .map(|(owner, _, _)| *owner)
             .collect();
@@ -196,6 +360,7 @@ impl Snapshot {
                     "cluster" => false,
                     "service" => !delta.labels.contains(&c.label),
                     "task" => !delta.labels.contains(&c.under),
+                    "address" => false,
                     _ => true,
                 })
                 .cloned()
@@ -208,6 +373,9 @@ impl Snapshot {
         report
             .collisions
             .extend(records::cluster_collisions(inventory, &report.verdicts));
+        report
+            .collisions
+            .extend(pointers.collisions.iter().cloned());
         if let Some(new) = new {
             report.collisions.extend(new.collisions);
             report.skipped.extend(new.skipped);
@@ -232,6 +400,8 @@ impl Snapshot {
             task_labels: delta.task_labels,
             arns_strict: true,
             config: config.clone(),
+            pointers,
+            reverse: None,
         })
     }
 
@@ -449,6 +619,25 @@ fn zone_records(config: &ZoneConfig, names: &mut NameTable, apex: NameId) -> Vec
                 out.push((target, ttl, data));
             }
         }
+    }
+    out
+}
+
+/// [`zone_records`], and the address records of the host names that
+/// reverse zones point at (at the records' TTL).
+fn own_records(
+    config: &ZoneConfig,
+    names: &mut NameTable,
+    apex: NameId,
+    pointers: &Pointers,
+) -> Vec<store::Record> {
+    let mut out = zone_records(config, names, apex);
+    for (owner, address) in &pointers.hosts {
+        let data = match address {
+            std::net::IpAddr::V4(ip) => Data::A(*ip),
+            std::net::IpAddr::V6(ip) => Data::Aaaa(*ip),
+        };
+        out.push((names.intern(owner), config.record_ttl, data));
     }
     out
 }

@@ -484,7 +484,9 @@ fn cmp_data(names_a: &NameTable, a: &Data, names_b: &NameTable, b: &Data) -> Ord
         ) => (p1, w1, o1)
             .cmp(&(p2, w2, o2))
             .then_with(|| names_a.wire(*t1).cmp(names_b.wire(*t2))),
-        (Data::Ns(x), Data::Ns(y)) => names_a.wire(*x).cmp(names_b.wire(*y)),
+        (Data::Ns(x), Data::Ns(y)) | (Data::Ptr(x), Data::Ptr(y)) => {
+            names_a.wire(*x).cmp(names_b.wire(*y))
+        }
         _ => Ordering::Equal,
     })
 }

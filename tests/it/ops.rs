@@ -210,9 +210,18 @@ fn metrics_move_with_queries(front: &str) {
         "{after}"
     );
     // The zone and source gauges.
-    assert!(sample(&after, "ecs_dns_records") > 10.0, "{after}");
-    assert!(sample(&after, "ecs_dns_names") > 5.0, "{after}");
-    assert!(sample(&after, "ecs_dns_zone_serial") > 1e9, "{after}");
+    assert!(
+        sample(&after, r#"ecs_dns_records{zone="local."}"#) > 10.0,
+        "{after}"
+    );
+    assert!(
+        sample(&after, r#"ecs_dns_names{zone="local."}"#) > 5.0,
+        "{after}"
+    );
+    assert!(
+        sample(&after, r#"ecs_dns_zone_serial{zone="local."}"#) > 1e9,
+        "{after}"
+    );
     assert_eq!(sample(&after, "ecs_dns_tasks_seen"), 8.0, "{after}");
     assert!(
         after.contains("ecs_dns_cluster_data_age_seconds{cluster=\"prod\"}"),

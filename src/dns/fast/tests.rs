@@ -525,3 +525,208 @@ fn an_empty_table_answers_nothing() {
         &mut Vec::new()
     ));
 }
+
+/// The forward zone and its reverse zones: an awsvpc task (IPv4 and IPv6),
+/// two bridge tasks on one instance, two tasks of no instance at one
+/// address, and a stopped task.
+fn with_reverse(fallback: Option<&str>) -> Served {
+    let config = Config::resolve(Settings {
+        source: Some(SourceKind::File),
+        inventory: Some("x".into()),
+        reverse_zones: Some(vec!["10.0.0.0/16".into(), "2001:db8::/32".into()]),
+        reverse_fallback: fallback.map(Into::into),
+        ..Settings::default()
+    })
+    .unwrap();
+    let task = |service: &str, id: &str, ip: [u8; 4], mode, instance: Option<&str>| Task {
+        cluster: "prod".into(),
+        service: Some(service.into()),
+        family: service.into(),
+        task_id: id.into(),
+        last_status: "RUNNING".into(),
+        desired_status: "RUNNING".into(),
+        network_mode: mode,
+        ec2_instance_id: instance.map(Into::into),
+        ipv4: vec![Ipv4Addr::from(ip)],
+        ..Task::default()
+    };
+    let mut api = task("api", "a1", [10, 0, 1, 10], NetworkMode::Awsvpc, None);
+    api.ipv6 = vec![Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 5)];
+    let mut stopped = task("api", "a2", [10, 0, 1, 11], NetworkMode::Awsvpc, None);
+    stopped.desired_status = "STOPPED".into();
+    let tasks = vec![
+        api,
+        stopped,
+        task(
+            "web",
+            "w1",
+            [10, 0, 2, 5],
+            NetworkMode::Bridge,
+            Some("i-0abc"),
+        ),
+        task(
+            "web",
+            "w2",
+            [10, 0, 2, 5],
+            NetworkMode::Bridge,
+            Some("i-0abc"),
+        ),
+        task("odd", "o1", [10, 0, 3, 1], NetworkMode::Bridge, None),
+        task("odd", "o2", [10, 0, 3, 1], NetworkMode::Bridge, None),
+        task("far", "f1", [192, 168, 0, 1], NetworkMode::Awsvpc, None),
+    ];
+    let forward = Snapshot::of_tasks(&config.zone, tasks, 1);
+    Served::new(std::sync::Arc::new(forward), None).with_reverse_zones(&config.zone, None, 1)
+}
+
+/// (rcode, answer records as "owner TYPE data") of `name`'s `rtype`, by the
+/// zone `zone_for` chooses, on both paths when the fast one answers.
+fn ask(s: &Served, name: &str, rtype: RecordType) -> (u8, Vec<String>) {
+    let q = query(
+        7,
+        [1, 0],
+        &wire(&Name::from_ascii(name).unwrap()),
+        rtype.into(),
+        None,
+    );
+    let zone = s.zone_for(&q);
+    let mut out = Vec::new();
+    same(zone, &q, Transport::Udp, &Limits::default(), &mut out);
+    let bytes = answer::respond(
+        Some(zone.snapshot()),
+        &q,
+        Transport::Udp,
+        &Limits::default(),
+    )
+    .unwrap();
+    let message = hickory_proto::op::Message::from_vec(&bytes).unwrap();
+    let answers = (message.answers.iter())
+        .map(|r| format!("{} {} {}", r.name, r.record_type(), r.data))
+        .collect();
+    (bytes[3] & 0x0f, answers)
+}
+
+#[test]
+fn reverse_zones_answer_pointers() {
+    let s = with_reverse(None);
+    let origins: Vec<String> = s
+        .zones()
+        .map(|z| z.snapshot().origin().to_string())
+        .collect();
+    assert_eq!(
+        origins,
+        ["local.", "0.10.in-addr.arpa.", "8.b.d.0.1.0.0.2.ip6.arpa."]
+    );
+    let six = "5.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa.";
+    let cases: [(&str, RecordType, u8, &[&str]); 11] = [
+        (
+            "10.1.0.10.in-addr.arpa.",
+            RecordType::PTR,
+            0,
+            &["10.1.0.10.in-addr.arpa. PTR a1.api.local."],
+        ),
+        (
+            "10.1.0.10.IN-ADDR.ARPA.",
+            RecordType::PTR,
+            0,
+            &["10.1.0.10.IN-ADDR.ARPA. PTR a1.api.local."],
+        ),
+        (six, RecordType::PTR, 0, &[]),
+        // A stopped task, an address two unrelated tasks hold: none.
+        ("11.1.0.10.in-addr.arpa.", RecordType::PTR, 3, &[]),
+        ("1.3.0.10.in-addr.arpa.", RecordType::PTR, 3, &[]),
+        // Tasks on one instance: the host, whose address is served too.
+        (
+            "5.2.0.10.in-addr.arpa.",
+            RecordType::PTR,
+            0,
+            &["5.2.0.10.in-addr.arpa. PTR i-0abc.hosts.local."],
+        ),
+        (
+            "i-0abc.hosts.local.",
+            RecordType::A,
+            0,
+            &["i-0abc.hosts.local. A 10.0.2.5"],
+        ),
+        // No task: NXDOMAIN; above a task's address: empty.
+        ("9.9.0.10.in-addr.arpa.", RecordType::PTR, 3, &[]),
+        ("1.0.10.in-addr.arpa.", RecordType::PTR, 0, &[]),
+        ("0.10.in-addr.arpa.", RecordType::SOA, 0, &[]),
+        // Outside every zone: refused.
+        ("1.0.168.192.in-addr.arpa.", RecordType::PTR, 5, &[]),
+    ];
+    for (name, rtype, rcode, want) in cases {
+        let (got_rcode, got) = ask(&s, name, rtype);
+        assert_eq!(got_rcode, rcode, "{name} {rtype}");
+        if name == six {
+            assert_eq!(got, [format!("{six} PTR a1.api.local.")]);
+        } else if rtype != RecordType::SOA {
+            assert_eq!(got, want, "{name} {rtype}");
+        } else {
+            assert_eq!(got.len(), 1, "{got:?}");
+        }
+    }
+    // Without reverse zones, no host names.
+    let plain = snapshot();
+    assert!(plain.reverse().is_empty());
+    assert!(
+        plain
+            .snapshot()
+            .names()
+            .all(|n| !n.ends_with(b"\x05hosts\x05local\x00"))
+    );
+    // The PTR is rendered once and answered from the fast path.
+    let q = query(
+        1,
+        [1, 0],
+        &wire(&Name::from_ascii("10.1.0.10.in-addr.arpa.").unwrap()),
+        12,
+        None,
+    );
+    let mut out = Vec::new();
+    assert!(same(
+        s.zone_for(&q),
+        &q,
+        Transport::Udp,
+        &Limits::default(),
+        &mut out
+    ));
+}
+
+#[test]
+fn the_ec2_fallback_names_every_other_address() {
+    let s = with_reverse(Some("ec2:eu-west-1"));
+    let cases: [(&str, RecordType, u8, &[&str]); 7] = [
+        (
+            "10.1.0.10.in-addr.arpa.",
+            RecordType::PTR,
+            0,
+            &["10.1.0.10.in-addr.arpa. PTR a1.api.local."],
+        ),
+        (
+            "9.9.0.10.in-addr.arpa.",
+            RecordType::PTR,
+            0,
+            &["9.9.0.10.in-addr.arpa. PTR ip-10-0-9-9.eu-west-1.compute.internal."],
+        ),
+        // The task that is stopped, the shared address: EC2's name too.
+        (
+            "11.1.0.10.in-addr.arpa.",
+            RecordType::PTR,
+            0,
+            &["11.1.0.10.in-addr.arpa. PTR ip-10-0-1-11.eu-west-1.compute.internal."],
+        ),
+        ("9.9.0.10.in-addr.arpa.", RecordType::A, 0, &[]),
+        ("9.0.10.in-addr.arpa.", RecordType::PTR, 0, &[]),
+        ("x.9.0.10.in-addr.arpa.", RecordType::PTR, 3, &[]),
+        ("1.9.9.0.10.in-addr.arpa.", RecordType::PTR, 3, &[]),
+    ];
+    for (name, rtype, rcode, want) in cases {
+        let (got_rcode, got) = ask(&s, name, rtype);
+        assert_eq!(got_rcode, rcode, "{name} {rtype}");
+        assert_eq!(got, want, "{name} {rtype}");
+    }
+    // IPv6 has no EC2 name: NXDOMAIN still.
+    let six = "6.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa.";
+    assert_eq!(ask(&s, six, RecordType::PTR).0, 3);
+}

@@ -1,0 +1,244 @@
+//! Reverse names: which name an address of a served task points back to
+//! (PTR), and the host names that addresses shared by several tasks point
+//! to. Pure, like the rest of `records`.
+//!
+//! | address held by | PTR target | also served |
+//! |---|---|---|
+//! | one awsvpc (or Fargate) task | `<task-id>.<service>.Z`, the task's own name | (its A/AAAA already is) |
+//! | bridge or host tasks of one EC2 instance | `<instance-id>.hosts.Z` | A/AAAA at `<instance-id>.hosts.Z` |
+//! | tasks that are not of one instance | none (reported, kind `address`) | |
+//!
+//! Only served tasks (the verdicts that give A/AAAA records) count. A
+//! bridge or host task's address is its instance's: it points at the host
+//! whether one task or ten run there, so the name does not change as tasks
+//! come and go. The host names are the zone's own (task records at them
+//! are dropped and reported as `reserved`), and exist only when reverse
+//! zones are served.
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+
+use hickory_proto::rr::Name;
+use ipnet::IpNet;
+
+use super::{Collision, TaskNames, Verdict, labels};
+use crate::inventory::{Inventory, NetworkMode, Task};
+use crate::wire::name_table::{self, MAX_WIRE};
+
+/// The label under which host names are: `<instance-id>.hosts.Z`.
+pub const HOSTS_LABEL: &str = "hosts";
+
+/// Every served address and the name it points back to, with the host
+/// records those names need.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Pointers {
+    /// Each address once, sorted, with its PTR target (lower-case wire).
+    pub targets: Vec<(IpAddr, Box<[u8]>)>,
+    /// The host names' address records: (owner, address), sorted.
+    pub hosts: Vec<(Box<[u8]>, IpAddr)>,
+    /// Addresses that several unrelated tasks hold: no PTR.
+    pub collisions: Vec<Collision>,
+}
+
+/// Who an address belongs to.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Holder {
+    /// An EC2 instance (its host-name label): bridge and host tasks.
+    Host(String),
+    /// One task (its index): awsvpc tasks, or tasks of no known instance.
+    Task(usize),
+}
+
+impl Pointers {
+    /// The targets of the addresses in `prefix`, in address order.
+    pub fn within(&self, prefix: &IpNet) -> &[(IpAddr, Box<[u8]>)] {
+        let (first, last) = (prefix.network(), prefix.broadcast());
+        let start = self.targets.partition_point(|(ip, _)| *ip < first);
+        let end = self.targets.partition_point(|(ip, _)| *ip <= last);
+        &self.targets[start..end.max(start)]
+    }
+
+    /// Where `address` points, if a served task holds it.
+    pub fn target(&self, address: IpAddr) -> Option<&[u8]> {
+        let at = self.targets.binary_search_by(|(ip, _)| ip.cmp(&address));
+        at.ok().map(|i| &*self.targets[i].1)
+    }
+}
+
+/// The pointers of the served tasks of `inventory` (`verdicts` in its
+/// order) in the zone `origin`.
+pub fn pointers(inventory: &Inventory, verdicts: &[Verdict], origin: &Name) -> Pointers {
+    let origin = name_table::wire_of(origin);
+    let mut holders: Vec<(IpAddr, Holder)> = Vec::new();
+    for (index, (task, verdict)) in inventory.tasks.iter().zip(verdicts).enumerate() {
+        if !verdict.is_served() {
+            continue;
+        }
+        let holder = match host_label(task) {
+            Some(host) => Holder::Host(host),
+            None => Holder::Task(index),
+        };
+        let addresses = (task.ipv4.iter().copied().map(IpAddr::V4))
+            .chain(task.ipv6.iter().copied().map(IpAddr::V6));
+        holders.extend(addresses.map(|ip| (ip, holder.clone())));
+    }
+    holders.sort_unstable();
+    holders.dedup();
+
+    let mut out = Pointers::default();
+    let mut hosts = BTreeSet::new();
+    for group in holders.chunk_by(|a, b| a.0 == b.0) {
+        let address = group[0].0;
+        if let Holder::Host(host) = &group[0].1 {
+            // A host's address records stand whoever else claims it.
+            if let Some(owner) = host_name(host, &origin) {
+                hosts.insert((owner, address));
+            }
+        }
+        if let [(_, holder)] = group {
+            let target = match holder {
+                Holder::Host(host) => host_name(host, &origin),
+                Holder::Task(index) => task_name(&inventory.tasks[*index], &origin),
+            };
+            if let Some(target) = target {
+                out.targets.push((address, target));
+            }
+            continue;
+        }
+        out.collisions.push(Collision {
+            kind: "address",
+            label: address.to_string(),
+            inputs: group
+                .iter()
+                .map(|(_, holder)| match holder {
+                    Holder::Host(host) => format!("host {host}"),
+                    Holder::Task(i) => {
+                        let task = &inventory.tasks[*i];
+                        format!("{} (task {})", task.service_or_family(), task.id())
+                    }
+                })
+                .collect(),
+            under: String::new(),
+        });
+    }
+    out.hosts = hosts.into_iter().collect();
+    out
+}
+
+/// The reverse name of `address` (`5.1.0.10.in-addr.arpa.`, nibbles for
+/// IPv6) in lower-case wire format.
+pub fn reverse_wire(address: IpAddr) -> Vec<u8> {
+    let mut out = Vec::with_capacity(73);
+    let mut label = |text: &str| {
+        out.push(text.len() as u8);
+        out.extend_from_slice(text.as_bytes());
+    };
+    match address {
+        IpAddr::V4(ip) => {
+            for octet in ip.octets().iter().rev() {
+                label(&octet.to_string());
+            }
+            label("in-addr");
+        }
+        IpAddr::V6(ip) => {
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            for byte in ip.octets().iter().rev() {
+                for nibble in [byte & 0x0f, byte >> 4] {
+                    let digit = [HEX[usize::from(nibble)]];
+                    label(std::str::from_utf8(&digit).unwrap_or("0"));
+                }
+            }
+            label("ip6");
+        }
+    }
+    label("arpa");
+    out.push(0);
+    out
+}
+
+/// The address a full-length reverse name (lower-case wire) stands for;
+/// `None` for any other name.
+pub fn address_of(wire: &[u8]) -> Option<IpAddr> {
+    let labels: Vec<&[u8]> = name_table::labels(wire).collect();
+    match labels.as_slice() {
+        [d, c, b, a, b"in-addr", b"arpa"] => {
+            let octet = |l: &[u8]| -> Option<u8> {
+                // Decimal without leading zeros, as the reverse name has it.
+                let text = std::str::from_utf8(l).ok()?;
+                (text.len() == 1 || !text.starts_with('0'))
+                    .then(|| text.parse().ok())
+                    .flatten()
+            };
+            Some(IpAddr::from([octet(a)?, octet(b)?, octet(c)?, octet(d)?]))
+        }
+        [nibbles @ .., b"ip6", b"arpa"] if nibbles.len() == 32 => {
+            let mut octets = [0u8; 16];
+            for (i, label) in nibbles.iter().rev().enumerate() {
+                let [digit] = label else { return None };
+                let value = (*digit as char).to_digit(16)? as u8;
+                if digit.is_ascii_uppercase() {
+                    return None;
+                }
+                octets[i / 2] |= if i % 2 == 0 { value << 4 } else { value };
+            }
+            Some(IpAddr::from(octets))
+        }
+        _ => None,
+    }
+}
+
+/// How many labels a full reverse name has below `arpa`'s tree: 4 + 2
+/// for IPv4, 32 + 2 for IPv6.
+pub fn full_labels(address_is_v4: bool) -> usize {
+    if address_is_v4 { 6 } else { 34 }
+}
+
+/// EC2's private DNS name for `address` under `domain` (see
+/// `ReverseFallback`): `ip-10-0-1-5.ec2.internal.`, IPv4 only.
+pub fn ec2_name(address: IpAddr, domain: &Name) -> Option<Name> {
+    let IpAddr::V4(ip) = address else {
+        return None;
+    };
+    let [a, b, c, d] = ip.octets();
+    Name::from_ascii(format!("ip-{a}-{b}-{c}-{d}"))
+        .ok()?
+        .append_domain(domain)
+        .ok()
+}
+
+/// The label of a bridge or host task's instance: the task is reached at
+/// the instance's address.
+fn host_label(task: &Task) -> Option<String> {
+    match task.network_mode {
+        NetworkMode::Bridge | NetworkMode::Host => {
+            let id = task.ec2_instance_id.as_deref()?;
+            labels::host_label(id).map(|l| l.into_owned())
+        }
+        NetworkMode::Awsvpc | NetworkMode::None => None,
+    }
+}
+
+/// `<host>.hosts.Z` in wire format.
+fn host_name(host: &str, origin: &[u8]) -> Option<Box<[u8]>> {
+    join(&[host, HOSTS_LABEL], origin)
+}
+
+/// The task's own name, `<task-id>.<service>.Z`, under its first service
+/// label (the one SRV records target).
+fn task_name(task: &Task, origin: &[u8]) -> Option<Box<[u8]>> {
+    let names = TaskNames::of(task)?;
+    join(&[&names.task, &names.services[0]], origin)
+}
+
+fn join(labels: &[&str], origin: &[u8]) -> Option<Box<[u8]>> {
+    let mut wire = Vec::with_capacity(MAX_WIRE);
+    for label in labels {
+        wire.push(label.len() as u8);
+        wire.extend_from_slice(label.as_bytes());
+    }
+    wire.extend_from_slice(origin);
+    (wire.len() <= MAX_WIRE).then(|| wire.into_boxed_slice())
+}
+
+#[cfg(test)]
+mod tests;
