@@ -220,8 +220,9 @@ fn reload(
     );
 }
 
-/// `ecs-dns records`: one read of the source, the zone on stdout.
-pub async fn records(config: Config) -> anyhow::Result<()> {
+/// `ecs-dns records`: one read of the source, the zones `print` names
+/// (their origins) on stdout, one master file after another.
+pub async fn records(config: Config, print: Vec<hickory_proto::rr::Name>) -> anyhow::Result<()> {
     let zone: SharedZone = Arc::default();
     let publisher = Publisher::new(config.zone.clone(), zone.clone());
     let sources = Source::all_from_config(&config);
@@ -235,7 +236,12 @@ pub async fn records(config: Config) -> anyhow::Result<()> {
         source.publisher(&publisher).publish(inventory);
     }
     let served = zone.load_full().context("no zone was built")?;
-    print!("{}", master::render(served.snapshot()));
+    for origin in print {
+        let origin = hickory_proto::rr::LowerName::new(&origin);
+        if let Some(zone) = served.zones().find(|z| *z.snapshot().origin() == origin) {
+            print!("{}", master::render(zone.snapshot()));
+        }
+    }
     Ok(())
 }
 

@@ -2,6 +2,8 @@
 
 use clap::{CommandFactory, Parser, Subcommand};
 
+use hickory_proto::rr::Name;
+
 use crate::config::{Config, ConfigArgs, ConfigError};
 
 #[derive(Debug, Parser)]
@@ -21,12 +23,66 @@ pub enum Command {
     /// Answer DNS for the zone, from the configured source
     Serve(ConfigArgs),
     /// Read the source once and print the zone as an RFC 1035 master file
-    Records(ConfigArgs),
+    Records(RecordsArgs),
     /// Check the configuration and print it resolved
     CheckConfig(ConfigArgs),
     /// Ask a running server's ops listener whether it is alive (or ready):
     /// exit 0 if so, 1 if not (for container health checks)
     Healthcheck(HealthcheckArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RecordsArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+
+    /// The zone to print: a reverse zone by its origin or range
+    /// (`0.10.in-addr.arpa`, `10.0.0.0/16`), or `all` for every zone, the
+    /// forward one first [default: the forward zone]
+    #[arg(long = "print", value_name = "ZONE")]
+    pub print: Option<String>,
+}
+
+/// The origins of the zones `records --print` names, in the order they
+/// are served; a zone that is not served is an error naming the flag and
+/// the zones that are.
+pub fn zones_to_print(config: &Config, print: Option<&str>) -> Result<Vec<Name>, ConfigError> {
+    let forward = config.zone.origin.clone();
+    let reverse = config.zone.reverse.iter();
+    let Some(text) = print.map(str::trim) else {
+        return Ok(vec![forward]);
+    };
+    if text == "all" {
+        return Ok(std::iter::once(forward)
+            .chain(reverse.map(|z| z.origin.clone()))
+            .collect());
+    }
+    let by_prefix = |z: &&crate::config::ReverseZone| text.parse() == Ok(z.prefix);
+    let wanted = format!("{}.", text.trim_end_matches('.')).to_ascii_lowercase();
+    let by_name = |origin: &Name| origin.to_string().to_ascii_lowercase() == wanted;
+    if let Some(zone) = reverse.clone().find(|z| by_prefix(z) || by_name(&z.origin)) {
+        return Ok(vec![zone.origin.clone()]);
+    }
+    if by_name(&forward) {
+        return Ok(vec![forward]);
+    }
+    let served: Vec<String> = std::iter::once(forward.to_string())
+        .chain(
+            config
+                .zone
+                .reverse
+                .iter()
+                .map(|z| format!("{} ({})", z.origin, z.prefix)),
+        )
+        .collect();
+    Err(ConfigError::invalid(
+        "--print",
+        text,
+        format!(
+            "no such zone is served; the zones are {} (or `all`)",
+            served.join(", ")
+        ),
+    ))
 }
 
 #[derive(Debug, clap::Args)]

@@ -24,7 +24,8 @@ fn main() -> ExitCode {
     let matches = Cli::command().get_matches();
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let args = match &cli.command {
-        Command::Serve(args) | Command::Records(args) | Command::CheckConfig(args) => args,
+        Command::Serve(args) | Command::CheckConfig(args) => args,
+        Command::Records(args) => &args.config,
         Command::Healthcheck(args) => return app::healthcheck(args),
     };
     let config = match load(args) {
@@ -61,7 +62,15 @@ fn main() -> ExitCode {
             }
             result
         }),
-        Command::Records(_) => runtime().and_then(|rt| rt.block_on(app::records(config))),
+        Command::Records(args) => {
+            match ecs_dns::cli::zones_to_print(&config, args.print.as_deref()) {
+                Ok(zones) => runtime().and_then(|rt| rt.block_on(app::records(config, zones))),
+                Err(error) => {
+                    eprintln!("ecs-dns: configuration error: {error}");
+                    return ExitCode::from(EXIT_CONFIG);
+                }
+            }
+        }
         Command::Healthcheck(_) => Ok(()),
     };
     match result {

@@ -19,6 +19,7 @@ mod knot;
 mod lifecycle;
 mod moto;
 mod ops;
+mod reverse;
 mod rrl;
 mod sources;
 mod spread;

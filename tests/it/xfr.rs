@@ -37,7 +37,7 @@ fn write_config(dir: &Path, knot_port: u16) -> PathBuf {
 
 /// The test configuration with `notify` set to the one entry `notify`
 /// (`ADDRESS:PORT`, or `ADDRESS:PORT KEYNAME`) and the `extra` lines.
-fn write_config_with(dir: &Path, notify: &str, extra: &str) -> PathBuf {
+pub fn write_config_with(dir: &Path, notify: &str, extra: &str) -> PathBuf {
     let keys = dir.join("tsig.keys");
     std::fs::write(
         &keys,
@@ -62,9 +62,9 @@ fn write_config_with(dir: &Path, notify: &str, extra: &str) -> PathBuf {
 /// `knotd` as a secondary of the ecs-dns primary at `primary_port`, with the
 /// TSIG key, accepting NOTIFY from 127.0.0.1 and allowing the test to read
 /// its copy by AXFR.
-struct KnotSecondary {
+pub struct KnotSecondary {
     child: Child,
-    port: u16,
+    pub port: u16,
     _dir: tempfile::TempDir,
     log: PathBuf,
 }
@@ -72,6 +72,11 @@ struct KnotSecondary {
 impl KnotSecondary {
     fn start(port: u16, primary_port: u16) -> KnotSecondary {
         KnotSecondary::start_with(port, primary_port, false, "")
+    }
+
+    /// A secondary of each zone in `zones` (origins without the dot).
+    pub fn start_for(port: u16, primary_port: u16, zones: &[&str]) -> KnotSecondary {
+        KnotSecondary::start_zones(port, primary_port, false, "", zones)
     }
 
     /// A secondary that accepts NOTIFY only when signed with the key if
@@ -83,7 +88,25 @@ impl KnotSecondary {
         notify_needs_key: bool,
         template: &str,
     ) -> KnotSecondary {
+        KnotSecondary::start_zones(port, primary_port, notify_needs_key, template, &["local"])
+    }
+
+    fn start_zones(
+        port: u16,
+        primary_port: u16,
+        notify_needs_key: bool,
+        template: &str,
+        zones: &[&str],
+    ) -> KnotSecondary {
         require("knotd");
+        let zones: String = zones
+            .iter()
+            .map(|zone| {
+                format!(
+                    "  - domain: {zone}\n    master: primary\n    acl: [from_primary, readers]\n"
+                )
+            })
+            .collect();
         let notify_key = if notify_needs_key {
             format!("\n    key: {KEY_NAME}")
         } else {
@@ -125,10 +148,7 @@ template:
     zonefile-load: none
     journal-content: changes
 {template}zone:
-  - domain: local
-    master: primary
-    acl: [from_primary, readers]
-"
+{zones}"
         );
         let config_path = dir.path().join("knot.conf");
         std::fs::write(&config_path, config).unwrap();
@@ -148,23 +168,32 @@ template:
         }
     }
 
-    fn log(&self) -> String {
+    pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     /// Knot's copy of the zone, as sorted "name ttl class type data" lines
     /// (the closing SOA dropped).
     fn zone(&self) -> Vec<String> {
+        self.zone_of("local")
+    }
+
+    /// Knot's copy of the zone `origin`.
+    pub fn zone_of(&self, origin: &str) -> Vec<String> {
         normalise(&kdig(
             self.port,
-            &["local", "AXFR", "+nocomments", "+nostats"],
+            &[origin, "AXFR", "+nocomments", "+nostats"],
         ))
     }
 
     fn serial(&self) -> Option<u32> {
+        self.serial_of("local")
+    }
+
+    pub fn serial_of(&self, origin: &str) -> Option<u32> {
         let out = kdig(
             self.port,
-            &["local", "SOA", "+short", "+timeout=1", "+retry=0"],
+            &[origin, "SOA", "+short", "+timeout=1", "+retry=0"],
         );
         out.split_whitespace().nth(2).and_then(|s| s.parse().ok())
     }
@@ -180,7 +209,7 @@ impl Drop for KnotSecondary {
 /// Zone text as sorted, deduplicated records with single spaces, the SOA
 /// serial masked: it is the time of each build, so `ecs-dns records` run
 /// later has a newer one.
-fn normalise(text: &str) -> Vec<String> {
+pub fn normalise(text: &str) -> Vec<String> {
     let mut lines: Vec<String> = text
         .lines()
         .map(str::trim)
