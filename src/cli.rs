@@ -218,6 +218,13 @@ pub fn show_config(config: &Config, matches: &clap::ArgMatches) -> String {
                 let _ = writeln!(out, "# {key} is not set  # {from}");
             }
         }
+        if key == "reverse_zones" && !config.zone.reverse.is_empty() {
+            // What a Resolver forwarding rule names.
+            let origins: Vec<String> = (config.zone.reverse.iter())
+                .map(|z| format!("{} = {}", z.prefix, z.origin))
+                .collect();
+            let _ = writeln!(out, "#   reverse zones: {}", origins.join(", "));
+        }
     }
     for warning in config.warnings() {
         let _ = writeln!(out, "# warning: {warning}");

@@ -113,6 +113,25 @@ impl OpsState {
             .map(|served| served.snapshot().clone())
     }
 
+    /// The published reverse zone whose range holds `address`.
+    pub fn reverse_for(&self, address: std::net::IpAddr) -> Option<Arc<Snapshot>> {
+        let served = self.zone.load_full()?;
+        (served.reverse().iter())
+            .map(|zone| zone.snapshot())
+            .find(|s| s.reverse_range().is_some_and(|r| r.contains(&address)))
+            .cloned()
+    }
+
+    /// The published reverse zone that `name` is in.
+    pub fn reverse_holding(&self, name: &hickory_proto::rr::Name) -> Option<Arc<Snapshot>> {
+        let served = self.zone.load_full()?;
+        let name = hickory_proto::rr::LowerName::new(name);
+        (served.reverse().iter())
+            .map(|zone| zone.snapshot())
+            .find(|s| s.origin().zone_of(&name))
+            .cloned()
+    }
+
     /// `/readyz` fails until each of `sources` has been read once.
     pub fn with_needed_sources(mut self, sources: Vec<String>) -> OpsState {
         self.needs_sources = Arc::new(sources);

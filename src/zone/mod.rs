@@ -208,6 +208,18 @@ impl Snapshot {
         }
     }
 
+    /// Where `address` points back to (a forward zone with reverse zones):
+    /// the target's lower-case wire name, if one served task or host holds
+    /// it.
+    pub fn pointer(&self, address: std::net::IpAddr) -> Option<&[u8]> {
+        self.pointers.target(address)
+    }
+
+    /// Whether the reverse zones fall back to EC2's names.
+    pub fn falls_back(&self) -> bool {
+        self.config.reverse_fallback.ec2_domain().is_some()
+    }
+
     /// The reverse zone's range, for a reverse zone.
     pub fn reverse_range(&self) -> Option<&ipnet::IpNet> {
         self.reverse.as_ref().map(|r| &r.zone.prefix)

@@ -43,6 +43,14 @@ fn demo_zone_answers_like_knot() {
     compare_with_knot(&demo_config(), "local");
 }
 
+/// The demo's reverse zones (IPv4 and IPv6), each against Knot serving
+/// its `records --print`.
+#[test]
+fn demo_reverse_zones_answer_like_knot() {
+    compare_with_knot(&demo_config(), "10.in-addr.arpa");
+    compare_with_knot(&demo_config(), "4.3.2.1.8.1.f.1.0.0.6.2.ip6.arpa");
+}
+
 #[test]
 fn large_rrsets_answer_like_knot() {
     let dir = tempfile::tempdir().unwrap();
@@ -97,7 +105,7 @@ ports = [{{ container_name = "app", container_port = 8080, name = "http" }}]
 fn compare_with_knot(config: &Path, zone: &str) -> usize {
     let ours = Server::start(config, &[], zone);
     let origin = Name::from_ascii(zone).unwrap().to_lowercase();
-    let master = export(config, served_serial(ours.addr(), &origin));
+    let master = export(config, zone, served_serial(ours.addr(), &origin));
     let knot = Knot::start(zone, &master);
     let knot_addr = SocketAddr::from(([127, 0, 0, 1], knot.port));
 
@@ -152,9 +160,11 @@ fn compare_with_knot(config: &Path, zone: &str) -> usize {
     truncated
 }
 
-/// The master file of `config`, with the SOA serial set to `serial`.
-fn export(config: &Path, serial: u32) -> String {
-    let out = run(&["records", "--config", config.to_str().unwrap()]);
+/// The master file of the zone `zone` of `config`, with the SOA serial set
+/// to `serial`.
+fn export(config: &Path, zone: &str, serial: u32) -> String {
+    let config = config.to_str().unwrap();
+    let out = run(&["records", "--config", config, "--print", zone]);
     assert!(out.status.success(), "ecs-dns records failed: {out:?}");
     let text = String::from_utf8(out.stdout).unwrap();
     let mut replaced = false;

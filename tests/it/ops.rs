@@ -680,6 +680,11 @@ fn cloudformation_template_passes_cfn_lint() {
         "Resource: !Sub arn:${AWS::Partition}:iam::*:role/${MemberRoleName}",
         "aws:ResourceAccount: !Ref MemberAccountIds",
         "ECS_DNS_SOURCES",
+        // Reverse zones: the ranges passed on, a forwarding rule for each
+        // reverse zone given, associated with the VPC.
+        "ECS_DNS_REVERSE_ZONES",
+        "DomainName: !Ref ReverseZoneName1",
+        "ResolverRuleId: !Ref ReverseRule2",
     ] {
         assert!(text.contains(needed), "template lacks {needed}");
     }

@@ -134,6 +134,20 @@ def run(driver, url, inventory, screenshot):
     print("ask by address: the hostile task, as text")
     rcode, answer, tasks = ask(driver, "10.0.9.9")
     expect(len(tasks) == 1 and tasks[0][2] == PAYLOAD, f"tasks {tasks}")
+    expect(rcode == "NOERROR", f"rcode {rcode!r}")
+    expect([r[3:] for r in answer if r[0] == "answer"] == [["PTR", "ee00000000000000000000000000beef.img-src-x-onerror-alert-1.local."]],
+           f"the hostile task's PTR: {answer}")
+
+    print("ask by address: bridge tasks on one instance point at the host")
+    rcode, answer, tasks = ask(driver, "10.0.1.10")
+    expect(text(driver, "lookup-asked") == "10.1.0.10.in-addr.arpa. PTR", f"asked {text(driver, 'lookup-asked')!r}")
+    expect([r[4] for r in answer if r[0] == "answer"] == ["i-0aaa000000000001.hosts.local."], f"answer {answer}")
+    expect("EC2 instance i-0aaa000000000001" in text(driver, "lookup-why"), f"why {text(driver, 'lookup-why')!r}")
+    expect(len(tasks) == 2, f"tasks {tasks}")
+
+    print("ask by address outside the reverse zones")
+    rcode, answer, tasks = ask(driver, "192.168.1.1")
+    expect("no reverse zone holds 192.168.1.1" in text(driver, "lookup-why"), f"why {text(driver, 'lookup-why')!r}")
 
     print("filter the table")
     Select(driver.find_element(By.ID, "filter-verdict")).select_by_value("unhealthy")

@@ -92,7 +92,8 @@ fn write_setup(dir: &Path, http: u16) -> std::path::PathBuf {
         &config,
         format!(
             "zone = \"local\"\nsource = \"file\"\ninventory = \"inventory.toml\"\n\
-             poll_interval = \"1s\"\nnameservers = [\"ns1=127.0.0.1\"]\nhttp = \"127.0.0.1:{http}\"\n"
+             poll_interval = \"1s\"\nnameservers = [\"ns1=127.0.0.1\"]\nhttp = \"127.0.0.1:{http}\"\n\
+             reverse_zones = [\"10.0.0.0/8\"]\n"
         ),
     )
     .unwrap();

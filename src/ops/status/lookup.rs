@@ -62,7 +62,9 @@ pub fn parse(text: &str, rtype: Option<&str>, snapshot: &Snapshot) -> Result<Ask
     };
     let mut name = Name::from_ascii(text).map_err(|e| format!("name: not a DNS name: {e}"))?;
     let origin = Name::from(snapshot.origin().clone());
-    let completed = !name.is_fqdn() && !origin.zone_of(&name) && !text.ends_with('.');
+    // Reverse names (`….in-addr.arpa`) are never under the zone.
+    let reverse = text.to_ascii_lowercase().ends_with(".arpa");
+    let completed = !name.is_fqdn() && !origin.zone_of(&name) && !text.ends_with('.') && !reverse;
     if completed {
         name = name
             .append_domain(&origin)
@@ -114,12 +116,18 @@ pub struct Lookup {
     /// The zone was appended to a relative name.
     pub completed: bool,
     pub answer: Option<Answer>,
+    /// For an address: why its PTR is what it is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub why: Option<String>,
     /// Tasks behind the name (or holding the address, or with that id).
     pub tasks_matched: usize,
     pub tasks: Vec<TaskRow>,
 }
 
-pub fn run(snapshot: &Snapshot, asked: &Asked) -> Lookup {
+/// Runs the lookup on the forward zone `snapshot`; an address (or a name
+/// in a reverse zone) is asked of `reverse`, the reverse zone that holds
+/// it, if one does.
+pub fn run(snapshot: &Snapshot, asked: &Asked, reverse: Option<&Snapshot>) -> Lookup {
     let tasks = &snapshot.inventory.tasks;
     match asked {
         Asked::Address(address) => {
@@ -129,7 +137,19 @@ pub fn run(snapshot: &Snapshot, asked: &Asked) -> Lookup {
                     IpAddr::V6(v6) => tasks[i].ipv6.contains(v6),
                 })
                 .collect();
-            found("address", None, None, false, None, snapshot, &matched)
+            let name = name_table::to_name(&crate::records::reverse::reverse_wire(*address));
+            let answer = reverse.map(|r| resolve(r, &name, RecordType::PTR));
+            let mut out = found(
+                "address",
+                Some(name.to_string()),
+                Some("PTR".to_owned()),
+                false,
+                answer,
+                snapshot,
+                &matched,
+            );
+            out.why = Some(why_pointer(snapshot, *address, reverse.is_some()));
+            out
         }
         Asked::Task(id) => {
             let matched: Vec<usize> = (0..tasks.len())
@@ -150,7 +170,7 @@ pub fn run(snapshot: &Snapshot, asked: &Asked) -> Lookup {
                 Some(name.to_string()),
                 Some(rtype.to_string()),
                 *completed,
-                Some(resolve(snapshot, name, *rtype)),
+                Some(resolve(reverse.unwrap_or(snapshot), name, *rtype)),
                 snapshot,
                 &matched,
             )
@@ -174,8 +194,40 @@ fn found(
         rtype,
         completed,
         answer,
+        why: None,
         tasks_matched: matched.len(),
         tasks: task_rows(snapshot, shown, true),
+    }
+}
+
+/// Why `address` answers the PTR it does (see `records::reverse`).
+fn why_pointer(snapshot: &Snapshot, address: IpAddr, in_reverse_zone: bool) -> String {
+    if !in_reverse_zone {
+        return format!(
+            "no reverse zone holds {address}: its PTR query is refused (add its range to reverse_zones)"
+        );
+    }
+    let hosts = format!(".{}.", crate::records::reverse::HOSTS_LABEL);
+    if let Some(target) = snapshot.pointer(address) {
+        let target = name_table::Display(target).to_string();
+        return match target.split_once('.') {
+            Some((host, rest)) if format!(".{rest}").starts_with(&hosts) => format!(
+                "the served bridge or host-mode tasks of EC2 instance {host} are reached at                  its address: it points at the host's name, {target}"
+            ),
+            _ => format!("one served task holds it: it points at the task's own name, {target}"),
+        };
+    }
+    let shared = (snapshot.report.collisions.iter())
+        .any(|c| c.kind == "address" && c.label == address.to_string());
+    let otherwise = match snapshot.falls_back() && address.is_ipv4() {
+        true => "EC2's own name for it is answered (reverse_fallback)",
+        false => "NXDOMAIN",
+    };
+    match shared {
+        true => format!(
+            "several served tasks that are not of one EC2 instance hold it, so none is named              (an address collision): {otherwise}"
+        ),
+        false => format!("no served task holds it: {otherwise}"),
     }
 }
 
@@ -233,6 +285,82 @@ mod tests {
     use super::*;
 
     #[test]
+    fn an_address_shows_its_pointer_and_why() {
+        let config = crate::config::Config::resolve(crate::config::Settings {
+            source: Some(crate::config::SourceKind::File),
+            inventory: Some("x".into()),
+            reverse_zones: Some(vec!["10.0.0.0/16".into()]),
+            ..Default::default()
+        })
+        .unwrap();
+        let task = |id: &str, ip: &str, mode, instance: Option<&str>| crate::inventory::Task {
+            cluster: "prod".into(),
+            service: Some("web".into()),
+            task_id: id.into(),
+            last_status: "RUNNING".into(),
+            desired_status: "RUNNING".into(),
+            network_mode: mode,
+            ec2_instance_id: instance.map(Into::into),
+            ipv4: vec![ip.parse().unwrap()],
+            ..Default::default()
+        };
+        use crate::inventory::NetworkMode::{Awsvpc, Bridge};
+        let tasks = vec![
+            task("t1", "10.0.0.1", Awsvpc, None),
+            task("t2", "10.0.0.2", Bridge, Some("i-0abc")),
+            task("t3", "10.0.0.3", Bridge, None),
+            task("t4", "10.0.0.3", Bridge, None),
+        ];
+        let forward = std::sync::Arc::new(Snapshot::of_tasks(&config.zone, tasks, 1));
+        let reverse =
+            Snapshot::build_reverse(&config.zone, &config.zone.reverse[0], &forward, None, 1);
+        let cases = [
+            (
+                "10.0.0.1",
+                true,
+                "NOERROR",
+                "t1.web.local.",
+                "one served task",
+            ),
+            (
+                "10.0.0.2",
+                true,
+                "NOERROR",
+                "i-0abc.hosts.local.",
+                "EC2 instance i-0abc",
+            ),
+            ("10.0.0.3", true, "NXDOMAIN", "", "an address collision"),
+            (
+                "10.0.0.4",
+                true,
+                "NXDOMAIN",
+                "",
+                "no served task holds it: NXDOMAIN",
+            ),
+            ("10.1.0.1", false, "", "", "no reverse zone holds 10.1.0.1"),
+        ];
+        for (address, in_zone, rcode, target, why) in cases {
+            let asked = Asked::Address(address.parse().unwrap());
+            let found = run(&forward, &asked, in_zone.then_some(&reverse));
+            assert_eq!(found.rtype.as_deref(), Some("PTR"));
+            let got_why = found.why.unwrap_or_default();
+            assert!(got_why.contains(why), "{address}: {got_why}");
+            match found.answer {
+                Some(answer) => {
+                    assert_eq!(answer.rcode, rcode, "{address}");
+                    let data: Vec<String> = answer.answer.iter().map(|r| r.data.clone()).collect();
+                    let want: Vec<String> = (!target.is_empty())
+                        .then(|| target.to_owned())
+                        .into_iter()
+                        .collect();
+                    assert_eq!(data, want, "{address}");
+                }
+                None => assert!(!in_zone, "{address}"),
+            }
+        }
+    }
+
+    #[test]
     fn the_box_takes_names_ids_arns_and_addresses() {
         let zone = crate::testing::config().zone;
         let mut task = crate::inventory::Task {
@@ -286,6 +414,11 @@ mod tests {
                 "web.local.",
                 None,
                 Ok(name("web.local.", RecordType::A, false)),
+            ),
+            (
+                "1.0.0.10.in-addr.arpa",
+                Some("ptr"),
+                Ok(name("1.0.0.10.in-addr.arpa.", RecordType::PTR, false)),
             ),
             ("", None, Err("name")),
             ("web.local", Some("BOGUS"), Err("type")),

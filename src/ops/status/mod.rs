@@ -218,8 +218,15 @@ async fn lookup(State(state): State<OpsState>, RawQuery(raw): RawQuery) -> Respo
         Ok(asked) => asked,
         Err(reason) => return json_error(StatusCode::BAD_REQUEST, &reason),
     };
+    let reverse = match &asked {
+        lookup::Asked::Address(address) => state.reverse_for(*address),
+        lookup::Asked::Name { name, .. } => state.reverse_holding(name),
+        lookup::Asked::Task(_) => None,
+    };
     // A scan of the inventory: off the async threads.
-    let found = tokio::task::spawn_blocking(move || lookup::run(&snapshot, &asked)).await;
+    let found =
+        tokio::task::spawn_blocking(move || lookup::run(&snapshot, &asked, reverse.as_deref()))
+            .await;
     match found {
         Ok(found) => json(&found),
         Err(error) => json_error(StatusCode::INTERNAL_SERVER_ERROR, &error.to_string()),

@@ -115,9 +115,12 @@ async function lookup(event) {
     const l = await getJson("/api/lookup?" + params);
     error.hidden = true;
     $("lookup-result").hidden = false;
-    const asked = l.kind === "name" ? l.name + " " + l.type + (l.completed ? " (zone appended)" : "") : l.kind;
+    const asked = l.kind === "name" ? l.name + " " + l.type + (l.completed ? " (zone appended)" : "")
+      : l.kind === "address" ? l.name + " " + l.type : l.kind;
     text("lookup-asked", asked);
     text("lookup-rcode", l.answer ? l.answer.rcode : l.kind + " lookup");
+    $("lookup-why").hidden = !l.why;
+    text("lookup-why", l.why || "");
     const records = [];
     if (l.answer) {
       for (const [section, list] of [["answer", l.answer.answer], ["authority", l.answer.authority], ["additional", l.answer.additional]]) {
