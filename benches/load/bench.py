@@ -186,6 +186,32 @@ def loadavg():
         return " ".join(f.read().split()[:3])
 
 
+REVERSE_ZONE = "10.in-addr.arpa"
+
+
+def address(i, services):
+    """Task i's IPv4 address, as inventory() gives it."""
+    awsvpc = (i % services) % 2 == 1
+    n = 0x0A800000 + i if awsvpc else 0x0A000000 + i // 10 + 1
+    return socket.inet_ntoa(n.to_bytes(4, "big"))
+
+
+def reverse_queries(tasks, services, count, mixed, rng):
+    """The PTR mix: 90 % addresses of tasks (awsvpc: the task's name;
+    bridge: its host's), 10 % addresses no task holds (NXDOMAIN)."""
+    lines = []
+    for _ in range(count):
+        if rng.random() < 0.9:
+            ip = address(rng.randrange(tasks), services)
+        else:
+            ip = f"10.200.{rng.randrange(256)}.{rng.randrange(256)}"
+        name = ".".join(reversed(ip.split("."))) + f".{REVERSE_ZONE}"
+        if rng.random() < mixed:
+            name = mixed_case(name, rng)
+        lines.append(f"{name} PTR")
+    return lines
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--bin", required=True)
@@ -200,7 +226,10 @@ def main():
                    help="share of queries with names in mixed case")
     p.add_argument("--servers", default=os.environ.get("SERVERS", "ecs-dns,knot,nsd,nsd-rr"),
                    help="nsd-rr is NSD with round-robin: yes, rotating answers as ecs-dns does")
+    p.add_argument("--mix", choices=["forward", "reverse"], default=os.environ.get("MIX", "forward"),
+                   help="reverse: PTR queries of the tasks' addresses, the reverse zone served by all")
     a = p.parse_args()
+    reverse = a.mix == "reverse"
 
     os.makedirs(a.out, exist_ok=True)
     work = tempfile.mkdtemp(prefix="ecs-dns-bench-")
@@ -216,15 +245,28 @@ def main():
             f.write(f'zone = "{ZONE}"\nsource = "file"\ninventory = "{inv}"\n'
                     f'poll_interval = "60s"\nnameservers = ["ns1.{ZONE}=127.0.0.1"]\n'
                     f'listen = ["127.0.0.1:{ports["ecs-dns"]}"]\n')
+            if reverse:
+                f.write('reverse_zones = ["10.0.0.0/8"]\n')
         zone_file = os.path.join(work, f"{ZONE}.zone")
         with open(zone_file, "w") as f:
             subprocess.run([a.bin, "records", "--config", config], stdout=f, check=True,
                            stderr=subprocess.DEVNULL)
         with open(zone_file) as f:
             records = sum(1 for line in f if line.strip() and not line.startswith(";"))
+        zones = [(ZONE, zone_file)]
+        if reverse:
+            reverse_file = os.path.join(work, f"{REVERSE_ZONE}.zone")
+            with open(reverse_file, "w") as f:
+                subprocess.run([a.bin, "records", "--config", config, "--print", REVERSE_ZONE],
+                               stdout=f, check=True, stderr=subprocess.DEVNULL)
+            with open(reverse_file) as f:
+                records += sum(1 for line in f if line.strip() and not line.startswith(";"))
+            zones.append((REVERSE_ZONE, reverse_file))
         query_file = os.path.join(work, "queries.txt")
         with open(query_file, "w") as f:
-            f.write("\n".join(queries(a.tasks, a.services, a.clusters, 100_000, a.mixed_case, rng)) + "\n")
+            mix = (reverse_queries(a.tasks, a.services, 100_000, a.mixed_case, rng) if reverse
+                   else queries(a.tasks, a.services, a.clusters, 100_000, a.mixed_case, rng))
+            f.write("\n".join(mix) + "\n")
 
         knot_dir = os.path.join(work, "knot")
         os.makedirs(knot_dir)
@@ -241,12 +283,12 @@ log:
   - target: stderr
     any: warning
 zone:
-  - domain: {ZONE}
-    file: "{zone_file}"
+""" + "".join(f"""  - domain: {name}
+    file: "{path}"
     zonefile-sync: -1
     zonefile-load: whole
     journal-content: none
-""")
+""" for name, path in zones))
         def nsd_conf(name, round_robin):
             nsd_dir = os.path.join(work, name)
             os.makedirs(nsd_dir)
@@ -270,10 +312,10 @@ zone:
     verbosity: 0
 remote-control:
     control-enable: no
-zone:
-    name: {ZONE}
-    zonefile: "{zone_file}"
-""")
+""" + "".join(f"""zone:
+    name: {name}
+    zonefile: "{path}"
+""" for name, path in zones))
             return conf
         logs = {name: open(os.path.join(work, f"{name}.log"), "w") for name in ports}
         wanted = a.servers.split(",")
@@ -339,7 +381,8 @@ zone:
             table.append(row)
 
         print()
-        print(f"{a.tasks} tasks, {a.services} services, {a.clusters} clusters, {records} records; "
+        print(f"{a.mix} mix: "
+              f"{a.tasks} tasks, {a.services} services, {a.clusters} clusters, {records} records; "
               f"dnsperf -c {a.clients} -l {a.duration}, {a.runs} runs interleaved, medians; "
               f"{a.mixed_case:.0%} mixed-case names")
         print(f"{'server':10} {'qps':>10} {'avg ms':>8} {'stddev ms':>10} {'max ms':>8} "
@@ -354,17 +397,18 @@ zone:
         report = {
             "tasks": a.tasks, "services": a.services, "clusters": a.clusters,
             "records": records, "duration_s": a.duration, "runs": a.runs,
-            "clients": a.clients, "mixed_case": a.mixed_case,
+            "clients": a.clients, "mixed_case": a.mixed_case, "mix": a.mix,
             "cpus": os.cpu_count(), "cpu": cpu, "loadavg_before": loads,
             "table": table, "runs_detail": results,
             "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
-        path = os.path.join(a.out, "load.json")
+        stem = "load" if not reverse else "load-reverse"
+        path = os.path.join(a.out, f"{stem}.json")
         with open(path, "w") as f:
             json.dump(report, f, indent=2)
         print(f"wrote {path}")
         subprocess.run([sys.executable, os.path.join(os.path.dirname(__file__), "chart.py"),
-                        path, os.path.join(a.out, "load.svg")], check=True)
+                        path, os.path.join(a.out, f"{stem}.svg")], check=True)
     finally:
         for proc in procs:
             stop(proc)
