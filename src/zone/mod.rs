@@ -217,7 +217,7 @@ impl Snapshot {
 
     /// Whether the reverse zones fall back to EC2's names.
     pub fn falls_back(&self) -> bool {
-        self.config.reverse_fallback.ec2_domain().is_some()
+        self.config.reverse_fallback != crate::config::ReverseFallback::None
     }
 
     /// The reverse zone's range, for a reverse zone.
