@@ -181,6 +181,28 @@ def dnsperf(port, query_file, clients, duration):
     }
 
 
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def group_cpu(pgid):
+    """CPU seconds (user, system) used so far by the live processes of one
+    process group: a server and, for NSD, the servers it forked."""
+    user = system = 0.0
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        if int(fields[2]) == pgid:
+            user += int(fields[11]) / TICKS
+            system += int(fields[12]) / TICKS
+    return user, system
+
+
 def loadavg():
     with open("/proc/loadavg") as f:
         return " ".join(f.read().split()[:3])
@@ -319,6 +341,7 @@ remote-control:
             return conf
         logs = {name: open(os.path.join(work, f"{name}.log"), "w") for name in ports}
         wanted = a.servers.split(",")
+        groups = {}
         commands = {
             "ecs-dns": [a.bin, "serve", "--config", config],
             "knot": ["knotd", "-c", os.path.join(knot_dir, "knot.conf")],
@@ -328,6 +351,7 @@ remote-control:
         for name in wanted:
             started = time.time()
             procs.append(start(commands[name], logs[name]))
+            groups[name] = procs[-1].pid
             took = wait_soa(ports[name], name)
             print(f"{name}: answering on 127.0.0.1:{ports[name]} after {took:.2f}s "
                   f"(started {time.time() - started:.2f}s ago)")
@@ -355,12 +379,21 @@ remote-control:
             order = wanted[run % len(wanted):] + wanted[:run % len(wanted)]
             for name in order:
                 before = loadavg()
+                cpu_before = group_cpu(groups[name])
                 r = dnsperf(ports[name], query_file, a.clients, a.duration)
+                user, system = (y - x for x, y in zip(cpu_before, group_cpu(groups[name])))
+                # The server's CPU per answered query, the user and kernel
+                # parts apart: on a machine that dnsperf shares, it is what
+                # the qps ratio comes from.
+                answered = max(r["sent"] - r["lost"], 1)
+                r["cpu_user_us"] = user * 1e6 / answered
+                r["cpu_sys_us"] = system * 1e6 / answered
                 r["loadavg_before"] = before
                 results[name].append(r)
                 loads.append(before)
                 print(f"run {run + 1} {name:8} {r['qps']:>10.0f} qps  avg {r['avg_ms']:.3f} ms  "
-                      f"lost {r['lost']:.0f}  (load {before})", flush=True)
+                      f"lost {r['lost']:.0f}  cpu {r['cpu_user_us']:.2f}+{r['cpu_sys_us']:.2f} us/query  "
+                      f"(load {before})", flush=True)
 
         def median(name, key):
             return statistics.median(r[key] for r in results[name])
@@ -374,6 +407,8 @@ remote-control:
                 "avg_ms": median(name, "avg_ms"),
                 "stddev_ms": median(name, "stddev_ms"),
                 "max_ms": median(name, "max_ms"),
+                "cpu_user_us": median(name, "cpu_user_us"),
+                "cpu_sys_us": median(name, "cpu_sys_us"),
                 "lost": sum(r["lost"] for r in results[name]),
                 "sent": sum(r["sent"] for r in results[name]),
             }
@@ -386,11 +421,12 @@ remote-control:
               f"dnsperf -c {a.clients} -l {a.duration}, {a.runs} runs interleaved, medians; "
               f"{a.mixed_case:.0%} mixed-case names")
         print(f"{'server':10} {'qps':>10} {'avg ms':>8} {'stddev ms':>10} {'max ms':>8} "
-              f"{'lost':>6} {'ecs-dns/x':>10}")
+              f"{'lost':>6} {'ecs-dns/x':>10} {'cpu us/q usr+sys':>17}")
         for row in table:
             ratio = f"{row['ecs_dns_ratio']:.2f}" if row["ecs_dns_ratio"] else "-"
             print(f"{row['server']:10} {row['qps']:>10.0f} {row['avg_ms']:>8.3f} "
-                  f"{row['stddev_ms']:>10.3f} {row['max_ms']:>8.2f} {row['lost']:>6.0f} {ratio:>10}")
+                  f"{row['stddev_ms']:>10.3f} {row['max_ms']:>8.2f} {row['lost']:>6.0f} {ratio:>10} "
+                  f"{row['cpu_user_us']:>8.2f}+{row['cpu_sys_us']:.2f}")
         cpu = subprocess.run(["sh", "-c", "lscpu | grep 'Model name' | cut -d: -f2"],
                              capture_output=True, text=True).stdout.strip()
         print(f"machine: {os.cpu_count()} cpus, {cpu}; load average before runs: {', '.join(loads)}")
