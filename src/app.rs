@@ -49,7 +49,6 @@ pub async fn serve(config: Config, args: ConfigArgs) -> anyhow::Result<()> {
     let publisher = Publisher::new(config.zone.clone(), zone.clone())
         .with_observer(Arc::new(move |served| {
             ops::metrics::observe_snapshot(served.snapshot());
-            ops::metrics::observe_zones(served);
             if let Some(writer) = &state_writer {
                 writer.offer(served.snapshot());
             }

@@ -182,10 +182,11 @@ pub async fn bind(
 }
 
 async fn metrics_page(State(state): State<OpsState>) -> Response {
-    let snapshot = state.snapshot();
+    let served = state.zone.load_full();
     let now = SystemTime::now();
-    let ready = health::readiness(snapshot.as_deref(), now, state.readiness_needs()).is_ok();
-    let body = metrics::render(snapshot.as_deref(), now, ready);
+    let snapshot = served.as_deref().map(|served| &**served.snapshot());
+    let ready = health::readiness(snapshot, now, state.readiness_needs()).is_ok();
+    let body = metrics::render(served.as_deref(), now, ready);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }
 

@@ -14,6 +14,7 @@ use std::time::SystemTime;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use super::listing::{VERDICT_NAMES, VERDICTS, verdict_name};
+use crate::dns::Served;
 use crate::query_counters::{self as counters, LATENCY_BOUNDS_NS, PATHS, TRANSPORTS};
 use crate::records::Verdict;
 use crate::source::ecs::calls::Operation;
@@ -72,27 +73,11 @@ const fn family(name: &'static str, kind: Kind, help: &'static str, labels: Labe
     }
 }
 
-/// Every metric the recorder keeps. `ecs_dns_cluster_data_age_seconds` is
-/// set per cluster at scrape time; `ecs_dns_build_info` at install.
+/// Every metric the recorder keeps; `ecs_dns_build_info` is set at install.
+/// The series of each zone and each cluster are not kept: [`render`] writes
+/// them from what is published at scrape time, so that a zone or cluster a
+/// reload removed leaves `/metrics` with it.
 const FAMILIES: &[Family] = &[
-    family(
-        "ecs_dns_records",
-        Kind::Gauge,
-        "Records served in each zone (forward and reverse), the SOA included.",
-        &[("zone", &[])],
-    ),
-    family(
-        "ecs_dns_names",
-        Kind::Gauge,
-        "Names that have records, in each zone.",
-        &[("zone", &[])],
-    ),
-    family(
-        "ecs_dns_zone_serial",
-        Kind::Gauge,
-        "The SOA serial served, in each zone.",
-        &[("zone", &[])],
-    ),
     family(
         "ecs_dns_tasks_seen",
         Kind::Gauge,
@@ -256,10 +241,6 @@ fn register() {
             }
         }
     }
-    metrics::describe_gauge!(
-        "ecs_dns_cluster_data_age_seconds",
-        "Age of each cluster's last good data, at scrape time."
-    );
     metrics::describe_gauge!("ecs_dns_build_info", "Always 1; the version as a label.");
 }
 
@@ -284,19 +265,6 @@ fn label_sets(labels: Labels) -> Vec<Vec<(&'static str, &'static str)>> {
 }
 
 /// Gauges describing a newly published snapshot.
-/// The per-zone gauges of the forward zone and every reverse zone.
-pub fn observe_zones(served: &crate::dns::Served) {
-    for zone in served.zones() {
-        let snapshot = zone.snapshot();
-        let name = snapshot.origin().to_string();
-        metrics::gauge!("ecs_dns_zone_serial", "zone" => name.clone())
-            .set(f64::from(snapshot.serial()));
-        metrics::gauge!("ecs_dns_records", "zone" => name.clone())
-            .set(snapshot.record_count() as f64);
-        metrics::gauge!("ecs_dns_names", "zone" => name).set(snapshot.names().count() as f64);
-    }
-}
-
 pub fn observe_snapshot(snapshot: &Snapshot) {
     metrics::gauge!("ecs_dns_tasks_seen").set(snapshot.inventory.tasks.len() as f64);
     let served = snapshot
@@ -335,27 +303,11 @@ fn observe_verdicts(verdicts: &[Verdict]) {
     }
 }
 
-/// The `/metrics` page: the recorder's metrics, the data age of each
-/// cluster as of now, whether the server is ready (`ready`, as `/readyz`
-/// says), and the query counters.
-pub fn render(snapshot: Option<&Snapshot>, now: SystemTime, ready: bool) -> String {
-    // Ages are computed at scrape time: a gauge set at refresh time would
-    // stop growing exactly when the source stops refreshing.
-    if let Some(snapshot) = snapshot {
-        for cluster in &snapshot.inventory.clusters {
-            let age = now
-                .duration_since(cluster.refreshed_at)
-                .unwrap_or_default()
-                .as_secs_f64();
-            // `source` only with several sources: one source's series stay
-            // as they were.
-            let mut labels = vec![metrics::Label::new("cluster", cluster.name.clone())];
-            if let Some(source) = &cluster.source {
-                labels.push(metrics::Label::new("source", source.clone()));
-            }
-            metrics::gauge!("ecs_dns_cluster_data_age_seconds", labels).set(age);
-        }
-    }
+/// The `/metrics` page: the recorder's metrics, the series of each zone
+/// and the data age of each cluster as of now (from `served`, what is
+/// published), whether the server is ready (`ready`, as `/readyz` says),
+/// and the query counters.
+pub fn render(served: Option<&Served>, now: SystemTime, ready: bool) -> String {
     let mut out = match HANDLE.get() {
         Some(handle) => {
             handle.run_upkeep();
@@ -363,6 +315,8 @@ pub fn render(snapshot: Option<&Snapshot>, now: SystemTime, ready: bool) -> Stri
         }
         None => String::new(),
     };
+    render_zones(&mut out, served);
+    render_cluster_ages(&mut out, served.map(|s| &**s.snapshot()), now);
     let _ = writeln!(
         out,
         "# HELP ecs_dns_ready 1 when /readyz answers 200: a zone is loaded and its data is fresh.\n# TYPE ecs_dns_ready gauge\necs_dns_ready {}",
@@ -384,6 +338,83 @@ pub fn render(snapshot: Option<&Snapshot>, now: SystemTime, ready: bool) -> Stri
     }
     render_queries(&mut out);
     out
+}
+
+/// A per-zone gauge: its name, its help, and its value in a zone.
+type ZoneGauge = (&'static str, &'static str, fn(&Snapshot) -> u64);
+
+/// `ecs_dns_records`, `ecs_dns_names` and `ecs_dns_zone_serial` of the
+/// forward zone and every reverse zone.
+fn render_zones(out: &mut String, served: Option<&Served>) {
+    let zones: Vec<(String, &Snapshot)> = served
+        .into_iter()
+        .flat_map(Served::zones)
+        .map(|zone| {
+            (
+                label_value(&zone.snapshot().origin().to_string()),
+                &**zone.snapshot(),
+            )
+        })
+        .collect();
+    let families: [ZoneGauge; 3] = [
+        (
+            "ecs_dns_records",
+            "Records served in each zone (forward and reverse), the SOA included.",
+            |z| z.record_count() as u64,
+        ),
+        (
+            "ecs_dns_names",
+            "Names that have records, in each zone.",
+            |z| z.names().count() as u64,
+        ),
+        (
+            "ecs_dns_zone_serial",
+            "The SOA serial served, in each zone.",
+            |z| u64::from(z.serial()),
+        ),
+    ];
+    for (name, help, value) in families {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+        for (zone, snapshot) in &zones {
+            let _ = writeln!(out, "{name}{{zone=\"{zone}\"}} {}", value(snapshot));
+        }
+    }
+}
+
+/// `ecs_dns_cluster_data_age_seconds`, computed now: a gauge set at refresh
+/// time would stop growing exactly when the source stops refreshing.
+fn render_cluster_ages(out: &mut String, snapshot: Option<&Snapshot>, now: SystemTime) {
+    let _ = writeln!(
+        out,
+        "# HELP ecs_dns_cluster_data_age_seconds Age of each cluster's last good data, at scrape time.\n# TYPE ecs_dns_cluster_data_age_seconds gauge"
+    );
+    for cluster in snapshot.iter().flat_map(|s| &s.inventory.clusters) {
+        let age = now
+            .duration_since(cluster.refreshed_at)
+            .unwrap_or_default()
+            .as_secs_f64();
+        // `source` only with several sources: one source's series stay as
+        // they were.
+        let source = cluster
+            .source
+            .as_deref()
+            .map(|source| format!(",source=\"{}\"", label_value(source)))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "ecs_dns_cluster_data_age_seconds{{cluster=\"{}\"{source}}} {age}",
+            label_value(&cluster.name)
+        );
+    }
+}
+
+/// A label value escaped as the text format asks (backslash, quote,
+/// newline): cluster and source names come from configuration and AWS.
+fn label_value(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 fn render_queries(out: &mut String) {
@@ -477,6 +508,32 @@ mod tests {
             .and_then(|v| v.parse::<u64>().ok());
         assert!(value.is_some_and(|v| v > 0), "{text}");
         assert!(text.contains("# TYPE process_resident_memory_bytes gauge\n"));
+    }
+
+    /// Names from configuration and AWS cannot break out of a label.
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(label_value("prod-1"), "prod-1");
+        assert_eq!(
+            label_value("a\"} 1\nevil{x=\"\\"),
+            "a\\\"} 1\\nevil{x=\\\"\\\\"
+        );
+    }
+
+    /// With nothing published, the per-zone and per-cluster families are
+    /// there (so a dashboard finds them) with no series.
+    #[test]
+    fn zone_and_cluster_families_without_a_zone() {
+        let text = render(None, SystemTime::now(), false);
+        for name in [
+            "ecs_dns_records",
+            "ecs_dns_names",
+            "ecs_dns_zone_serial",
+            "ecs_dns_cluster_data_age_seconds",
+        ] {
+            assert!(text.contains(&format!("# TYPE {name} gauge\n")), "{text}");
+            assert!(!text.contains(&format!("{name}{{")), "{text}");
+        }
     }
 
     /// Every combination of a family's known labels, in its order.

@@ -548,6 +548,38 @@ fn sighup_applies_a_new_record_ttl() {
     assert_eq!(server.ttl_of("web.local"), Some(77));
 }
 
+/// A reload that removes a reverse zone takes its series off `/metrics`;
+/// one that adds a zone gives it series at once. Before, the removed
+/// zone's gauges stayed at their last value until a restart.
+#[test]
+fn sighup_removing_a_reverse_zone_removes_its_series() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_demo_inventory(dir.path());
+    let reverse = r#"ecs_dns_zone_serial{zone="10.in-addr.arpa."}"#;
+    let forward = r#"ecs_dns_zone_serial{zone="local."}"#;
+    let config = write_config(dir.path(), "reverse_zones = [\"10.0.0.0/8\"]");
+    let server = Process::start(&config, dir.path().join("log"));
+    let (metrics, took) = wait_for("the reverse zone's series", DEADLINE, || {
+        let (_, metrics) = server.get("/metrics");
+        metrics.contains(reverse).then_some(metrics)
+    });
+    eprintln!("reverse zone series after {took:?}");
+    assert!(sample(&metrics, r#"ecs_dns_records{zone="10.in-addr.arpa."}"#) > 1.0);
+
+    write_config(dir.path(), "");
+    server.signal("HUP");
+    let (metrics, took) = wait_for("the series gone after SIGHUP", DEADLINE, || {
+        let (_, metrics) = server.get("/metrics");
+        (!metrics.contains("10.in-addr.arpa.")).then_some(metrics)
+    });
+    eprintln!("reverse zone series gone {took:?} after SIGHUP");
+    assert!(sample(&metrics, forward) > 1e9, "{metrics}");
+    assert!(
+        metrics.contains("# TYPE ecs_dns_zone_serial gauge"),
+        "{metrics}"
+    );
+}
+
 #[test]
 fn healthcheck_subcommand() {
     // A fresh inventory: the file's mtime is the data's age.
