@@ -85,6 +85,20 @@ fn answers(c: &mut Criterion) {
             b.iter(|| respond(Some(snapshot), black_box(q), Transport::Udp, &limits))
         });
     }
+    // A rotated window that wraps around (the set's records from the 4th
+    // on, then the first three), as most queries of a rotated set are.
+    let rotated = Limits {
+        pick: 3,
+        ..Limits::default()
+    };
+    for (kind, q) in kinds()
+        .into_iter()
+        .filter(|(k, _)| matches!(*k, "service_a" | "srv"))
+    {
+        group.bench_with_input(BenchmarkId::new("fast_rotated", kind), &q, |b, q| {
+            b.iter(|| fast::answer(&served, black_box(q), Transport::Udp, &rotated, &mut out))
+        });
+    }
     group.finish();
 }
 
