@@ -171,6 +171,14 @@ pub struct Table {
     templates: Box<[OnceLock<Templates>]>,
     nxdomain: Option<Negative>,
     nodata: Option<Negative>,
+    /// The same for a question whose origin part ends in a label written
+    /// with a capital (`nope.LOCAL`, as resolvers that randomise case send):
+    /// no part of such a question matches the SOA's lower-case names, so
+    /// the SOA is written whole rather than pointing into the question.
+    nxdomain_capital: Option<Negative>,
+    nodata_capital: Option<Negative>,
+    /// Where the origin's last label starts in `origin`.
+    origin_last: usize,
     /// Lower-case wire suffixes, longer than the origin, of the SOA's names:
     /// a question ending in one changes how the SOA is compressed.
     conflicts: Vec<Box<[u8]>>,
@@ -213,18 +221,23 @@ impl Table {
         let origin = name_table::wire_of(snapshot.origin());
         let mut table = Table {
             conflicts: soa_conflicts(snapshot, &origin),
+            origin_last: last_label_at(&origin),
             origin: origin.into_boxed_slice(),
             templates: (0..snapshot.store().names().len())
                 .map(|_| OnceLock::new())
                 .collect(),
             nxdomain: None,
             nodata: None,
+            nxdomain_capital: None,
+            nodata_capital: None,
         };
         // With a fallback, a name the zone lacks may still be answered.
         if !snapshot.has_fallback() {
-            table.nxdomain = table.negative(snapshot, NegativeKind::NxDomain);
+            table.nxdomain = table.negative(snapshot, NegativeKind::NxDomain, false);
+            table.nxdomain_capital = table.negative(snapshot, NegativeKind::NxDomain, true);
         }
-        table.nodata = table.negative(snapshot, NegativeKind::NoData);
+        table.nodata = table.negative(snapshot, NegativeKind::NoData, false);
+        table.nodata_capital = table.negative(snapshot, NegativeKind::NoData, true);
         table
     }
 
@@ -242,8 +255,10 @@ impl Table {
         }
     }
 
-    /// Renders a negative answer for a name that needs no special case.
-    fn negative(&self, snapshot: &Snapshot, kind: NegativeKind) -> Option<Negative> {
+    /// Renders a negative answer for a name that needs no special case;
+    /// with `capital`, for a question whose origin part ends in a label
+    /// written with a capital letter.
+    fn negative(&self, snapshot: &Snapshot, kind: NegativeKind, capital: bool) -> Option<Negative> {
         let (name, rtype) = match kind {
             NegativeKind::NxDomain => {
                 // A label that is no name of the zone and no SOA name.
@@ -260,6 +275,15 @@ impl Table {
                 (self.origin.to_vec(), u16::from(rtype))
             }
         };
+        let mut name = name;
+        if capital {
+            let last = name.len() - self.origin.len() + self.origin_last;
+            let written = name.get_mut(last + 1..)?;
+            if !written.iter().any(u8::is_ascii_lowercase) {
+                return None;
+            }
+            written.make_ascii_uppercase();
+        }
         let mut query = Vec::new();
         write_query(&mut query, &name, rtype, true);
         let rendered = render(snapshot, &query, name.len(), true, &canonical())?;
@@ -267,6 +291,18 @@ impl Table {
             return None;
         }
         let pointers = soa_pointers(&rendered.bytes)?;
+        // Written for any such question only if nothing points into it.
+        let question_end = u16::try_from(HEADER + name.len() + 4).ok()?;
+        if capital
+            && pointers.iter().any(|&at| {
+                let at = usize::from(at);
+                let target =
+                    u16::from_be_bytes([rendered.bytes[at], rendered.bytes[at + 1]]) & 0x3fff;
+                target < question_end
+            })
+        {
+            return None;
+        }
         Some(Negative {
             rendered,
             name_len: name.len(),
@@ -336,19 +372,16 @@ impl Table {
                 }
                 Some(_) => return None,
                 None => {
-                    let n = self.nodata.as_ref()?;
+                    let n = self.negative_for(&q, request, NegativeKind::NoData)?;
                     (&n.rendered, Some(n))
                 }
             },
             None if node.is_some() => return None,
             None => {
-                let n = self.nxdomain.as_ref()?;
+                let n = self.negative_for(&q, request, NegativeKind::NxDomain)?;
                 (&n.rendered, Some(n))
             }
         };
-        if negative.is_some() {
-            self.check_negative(&q, request)?;
-        }
 
         // A big answer to a UDP query without EDNS has its own template.
         let small = match (q.edns, transport) {
@@ -409,16 +442,30 @@ impl Table {
     /// A negative template fits a name in the zone whose origin part is
     /// written in lower case (the SOA's names point at it) and that does not
     /// end in one of the SOA's own names.
-    fn check_negative(&self, q: &Question, request: &[u8]) -> Option<()> {
+    fn negative_for(&self, q: &Question, request: &[u8], kind: NegativeKind) -> Option<&Negative> {
         let origin_at = q.len.checked_sub(self.origin.len())?;
         let written = request.get(HEADER + origin_at..HEADER + q.len)?;
-        if written != &*self.origin || !q.starts[..q.labels].contains(&(origin_at as u8)) {
+        // In the zone: the question ends in the origin, in any case, at a
+        // label boundary.
+        if q.lower[origin_at..q.len] != *self.origin
+            || !q.starts[..q.labels].contains(&(origin_at as u8))
+            || q.labels > MAX_FAST_LABELS / 2
+            || self.conflicts_with(&q.lower[..q.len])
+        {
             return None;
         }
-        if q.labels > MAX_FAST_LABELS / 2 || self.conflicts_with(&q.lower[..q.len]) {
-            return None;
+        let (lower, capital) = match kind {
+            NegativeKind::NxDomain => (&self.nxdomain, &self.nxdomain_capital),
+            NegativeKind::NoData => (&self.nodata, &self.nodata_capital),
+        };
+        if written == &*self.origin {
+            return lower.as_ref();
         }
-        Some(())
+        let last = written.get(self.origin_last + 1..)?;
+        if last.iter().any(u8::is_ascii_uppercase) {
+            return capital.as_ref();
+        }
+        None
     }
 
     fn conflicts_with(&self, name: &[u8]) -> bool {
@@ -1085,6 +1132,19 @@ fn soa_conflicts(snapshot: &Snapshot, origin: &[u8]) -> Vec<Box<[u8]>> {
 }
 
 /// A name "nx-probe-I.ORIGIN" in wire format.
+/// Where the last label of wire name `name` starts (its length byte).
+fn last_label_at(name: &[u8]) -> usize {
+    let (mut at, mut last) = (0, 0);
+    while let Some(&len) = name.get(at) {
+        if len == 0 {
+            break;
+        }
+        last = at;
+        at += usize::from(len) + 1;
+    }
+    last
+}
+
 fn probe_name(origin: &[u8], i: usize) -> Vec<u8> {
     let label = format!("nx-probe-{i}");
     let mut out = vec![label.len() as u8];
