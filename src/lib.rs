@@ -28,6 +28,7 @@
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod connection_slots;
 pub mod dns;
 pub mod files;
 pub mod front;

@@ -13,22 +13,22 @@
 //! - `max_queries`: a connection is closed after that many answers, so one
 //!   client cannot hold a slot for ever.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Notify;
 
 use super::dispatch::{Dispatch, Reply};
 use crate::config::TcpLimits;
+use crate::connection_slots::{Admitted, Slot, Slots};
 use crate::wire::Transport;
 
 /// Accepts connections on `listener` until the process ends.
 pub async fn serve(listener: TcpListener, dispatch: Dispatch, tcp: TcpLimits) {
-    let registry = Arc::new(Registry::new(tcp.max_connections));
+    let slots = Arc::new(Slots::new(tcp.max_connections, |open| {
+        metrics::gauge!("ecs_dns_tcp_connections").set(open as f64);
+    }));
     loop {
         let stream = match listener.accept().await {
             Ok((stream, _)) => stream,
@@ -40,11 +40,14 @@ pub async fn serve(listener: TcpListener, dispatch: Dispatch, tcp: TcpLimits) {
                 continue;
             }
         };
-        let Some(slot) = Registry::admit(&registry) else {
+        let Some(Admitted { slot, evicted_one }) = Slots::admit(&slots, ()) else {
             metrics::counter!("ecs_dns_tcp_rejected_total").increment(1);
             drop(stream);
             continue;
         };
+        if evicted_one {
+            metrics::counter!("ecs_dns_tcp_evicted_total").increment(1);
+        }
         let _ = stream.set_nodelay(true);
         tokio::spawn(connection(stream, slot, dispatch.clone(), tcp));
     }
@@ -52,7 +55,7 @@ pub async fn serve(listener: TcpListener, dispatch: Dispatch, tcp: TcpLimits) {
 
 /// Serves one connection until the client closes it, a limit is reached, or
 /// it is evicted for a newcomer.
-async fn connection(stream: TcpStream, slot: Slot, dispatch: Dispatch, tcp: TcpLimits) {
+async fn connection(stream: TcpStream, slot: Slot<()>, dispatch: Dispatch, tcp: TcpLimits) {
     let peer = stream.peer_addr().ok().map(|a| a.ip());
     let (read, write) = stream.into_split();
     let mut reader = BufReader::new(read);
@@ -60,15 +63,14 @@ async fn connection(stream: TcpStream, slot: Slot, dispatch: Dispatch, tcp: TcpL
     let mut request = Vec::new();
     let mut response = Vec::new();
     let mut answered = 0u32;
-    let close = slot.state.close.clone();
     loop {
         // Idle from now on (a new connection is idle since it was admitted:
         // one that never sends is the first to be evicted).
         if answered > 0 {
-            slot.state.set_idle(&slot.registry);
+            slot.set_idle();
         }
         let read = tokio::select! {
-            _ = close.notified() => break,
+            () = slot.evicted() => break,
             read = tokio::time::timeout(tcp.idle_timeout, read_message(&mut reader, &mut request)) => read,
         };
         match read {
@@ -76,7 +78,7 @@ async fn connection(stream: TcpStream, slot: Slot, dispatch: Dispatch, tcp: TcpL
             // Closed by the client, a broken length, or idle too long.
             _ => break,
         }
-        slot.state.set_busy();
+        slot.set_busy();
         let started = std::time::Instant::now();
         let served = dispatch.load();
         let reply = dispatch.serve_one(
@@ -147,98 +149,4 @@ async fn read_message<R: AsyncReadExt + Unpin>(
     buf.resize(usize::from(u16::from_be_bytes(len)), 0);
     reader.read_exact(buf).await?;
     Ok(true)
-}
-
-/// The open connections, so that a newcomer can evict the idlest.
-struct Registry {
-    max: usize,
-    epoch: Instant,
-    open: Mutex<Open>,
-}
-
-#[derive(Default)]
-struct Open {
-    next_id: u64,
-    connections: HashMap<u64, Arc<ConnectionState>>,
-}
-
-struct ConnectionState {
-    /// Milliseconds since the registry's epoch when the connection last
-    /// became idle; `BUSY` while it is answering.
-    idle_since: AtomicU64,
-    close: Arc<Notify>,
-}
-
-const BUSY: u64 = u64::MAX;
-
-impl ConnectionState {
-    fn set_idle(&self, registry: &Registry) {
-        let now = registry.epoch.elapsed().as_millis() as u64;
-        self.idle_since.store(now, Ordering::Relaxed);
-    }
-
-    fn set_busy(&self) {
-        self.idle_since.store(BUSY, Ordering::Relaxed);
-    }
-}
-
-/// A connection's place in the registry, given back when dropped.
-struct Slot {
-    id: u64,
-    state: Arc<ConnectionState>,
-    registry: Arc<Registry>,
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        if let Ok(mut open) = self.registry.open.lock() {
-            open.connections.remove(&self.id);
-            metrics::gauge!("ecs_dns_tcp_connections").set(open.connections.len() as f64);
-        }
-    }
-}
-
-impl Registry {
-    fn new(max: usize) -> Registry {
-        Registry {
-            max: max.max(1),
-            epoch: Instant::now(),
-            open: Mutex::default(),
-        }
-    }
-
-    /// A slot for a new connection: a free one, or the one of the
-    /// connection idle the longest, which is told to close. `None` when
-    /// every connection is busy answering.
-    fn admit(registry: &Arc<Registry>) -> Option<Slot> {
-        let mut open = registry.open.lock().ok()?;
-        if open.connections.len() >= registry.max {
-            let (&idlest, _) = open
-                .connections
-                .iter()
-                .filter(|(_, c)| c.idle_since.load(Ordering::Relaxed) != BUSY)
-                // Idle the longest; of equals, the oldest connection.
-                .min_by_key(|(id, c)| (c.idle_since.load(Ordering::Relaxed), **id))?;
-            if let Some(evicted) = open.connections.remove(&idlest) {
-                evicted.close.notify_one();
-                metrics::counter!("ecs_dns_tcp_evicted_total").increment(1);
-            }
-        }
-        let id = open.next_id;
-        open.next_id += 1;
-        // Counted idle from the start: a client that connects and sends
-        // nothing is the first to go.
-        let now = registry.epoch.elapsed().as_millis() as u64;
-        let state = Arc::new(ConnectionState {
-            idle_since: AtomicU64::new(now),
-            close: Arc::new(Notify::new()),
-        });
-        open.connections.insert(id, state.clone());
-        metrics::gauge!("ecs_dns_tcp_connections").set(open.connections.len() as f64);
-        Some(Slot {
-            id,
-            state,
-            registry: registry.clone(),
-        })
-    }
 }

@@ -22,13 +22,12 @@
 //! Nothing is logged per connection: what was closed and why is summed up
 //! in one line per [`SUMMARY_EVERY`] at most.
 
-use std::collections::HashMap;
 use std::convert::Infallible;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -36,9 +35,10 @@ use http_body::Frame;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Notify, watch};
+use tokio::sync::watch;
 
 use crate::config::HttpLimits;
+use crate::connection_slots::{self, Slots};
 
 /// How long a request in progress may take to finish when the server stops.
 pub const STOP_GRACE: Duration = Duration::from_millis(250);
@@ -71,11 +71,12 @@ pub async fn serve(
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
             _ = summary.tick() => registry.summarise(),
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => match Registry::admit(&registry) {
+                Ok((stream, _)) => match registry.admit() {
                     Some(slot) => {
                         connections.spawn(connection(
                             stream,
                             slot,
+                            registry.clone(),
                             router.clone(),
                             limits.request_timeout,
                             stopping.clone(),
@@ -115,18 +116,17 @@ pub async fn serve(
 async fn connection(
     stream: TcpStream,
     slot: Slot,
+    registry: Arc<Registry>,
     router: Router,
     timeout: Duration,
     mut stopping: watch::Receiver<bool>,
 ) {
     let _ = stream.set_nodelay(true);
-    let state = slot.state.clone();
-    let counts = &slot.registry.counts;
-    let mut deadline = state.deadline.subscribe();
+    let counts = &registry.counts;
+    let mut deadline = slot.data.subscribe();
     let service = ConnectionService {
         router: hyper_util::service::TowerToHyperService::new(router),
-        state: state.clone(),
-        registry: slot.registry.clone(),
+        connection: slot.connection().clone(),
         timeout,
     };
     let mut http = hyper::server::conn::http1::Builder::new();
@@ -149,7 +149,7 @@ async fn connection(
                 counts.response_timeouts.fetch_add(1, Ordering::Relaxed);
                 return;
             }
-            () = state.close.notified() => return,
+            () = slot.evicted() => return,
             _ = stopping.wait_for(|stop| *stop) => break,
         }
     }
@@ -173,8 +173,7 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
 #[derive(Clone)]
 struct ConnectionService {
     router: hyper_util::service::TowerToHyperService<Router>,
-    state: Arc<ConnectionState>,
-    registry: Arc<Registry>,
+    connection: Arc<Connection>,
     timeout: Duration,
 }
 
@@ -184,7 +183,7 @@ impl hyper::service::Service<hyper::Request<Incoming>> for ConnectionService {
     type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
 
     fn call(&self, request: hyper::Request<Incoming>) -> Self::Future {
-        let busy = Busy::start(self.state.clone(), self.registry.clone(), self.timeout);
+        let busy = Busy::start(self.connection.clone(), self.timeout);
         let response = hyper::service::Service::call(&self.router, request);
         Box::pin(async move {
             let response = response.await?;
@@ -223,34 +222,35 @@ impl http_body::Body for Guarded {
 /// A request in progress: its connection is not idle (not evicted) and has
 /// a deadline, until this is dropped.
 struct Busy {
-    state: Arc<ConnectionState>,
-    registry: Arc<Registry>,
+    connection: Arc<Connection>,
 }
 
 impl Busy {
-    fn start(state: Arc<ConnectionState>, registry: Arc<Registry>, timeout: Duration) -> Busy {
-        state.idle_since.store(BUSY, Ordering::Relaxed);
-        state
-            .deadline
+    fn start(connection: Arc<Connection>, timeout: Duration) -> Busy {
+        connection.set_busy();
+        connection
+            .data
             .send_replace(Some(tokio::time::Instant::now() + timeout));
-        Busy { state, registry }
+        Busy { connection }
     }
 }
 
 impl Drop for Busy {
     fn drop(&mut self) {
-        self.state
-            .idle_since
-            .store(self.registry.now_ms(), Ordering::Relaxed);
-        self.state.deadline.send_replace(None);
+        self.connection.set_idle();
+        self.connection.data.send_replace(None);
     }
 }
 
-/// The open connections, so that a newcomer can evict the idlest.
+/// When the response in progress must be sent by; `None`: no request.
+type Deadline = watch::Sender<Option<tokio::time::Instant>>;
+type Connection = connection_slots::Connection<Deadline>;
+type Slot = connection_slots::Slot<Deadline>;
+
+/// The open connections, so that a newcomer can evict the idlest, and what
+/// happened to them since the last summary.
 struct Registry {
-    max: usize,
-    epoch: Instant,
-    open: Mutex<Open>,
+    slots: Arc<Slots<Deadline>>,
     counts: Counts,
     last_accept_error: Mutex<Option<String>>,
 }
@@ -265,82 +265,24 @@ struct Counts {
     accept_errors: AtomicU64,
 }
 
-#[derive(Default)]
-struct Open {
-    next_id: u64,
-    connections: HashMap<u64, Arc<ConnectionState>>,
-}
-
-struct ConnectionState {
-    /// Milliseconds since the registry's epoch when the connection last
-    /// became idle; [`BUSY`] while a request is in progress.
-    idle_since: AtomicU64,
-    close: Notify,
-    /// When the response in progress must be sent by; `None`: no request.
-    deadline: watch::Sender<Option<tokio::time::Instant>>,
-}
-
-const BUSY: u64 = u64::MAX;
-
-/// A connection's place in the registry, given back when dropped.
-struct Slot {
-    id: u64,
-    state: Arc<ConnectionState>,
-    registry: Arc<Registry>,
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        let mut open = self.registry.open.lock().unwrap_or_else(|e| e.into_inner());
-        open.connections.remove(&self.id);
-    }
-}
-
 impl Registry {
     fn new(max: usize) -> Registry {
         Registry {
-            max: max.max(1),
-            epoch: Instant::now(),
-            open: Mutex::default(),
+            slots: Arc::new(Slots::new(max, |_| {})),
             counts: Counts::default(),
             last_accept_error: Mutex::default(),
         }
     }
 
-    fn now_ms(&self) -> u64 {
-        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(BUSY - 1)
-    }
-
     /// A slot for a new connection: a free one, or that of the connection
     /// idle the longest, which is told to close. `None` when every
     /// connection has a request in progress.
-    fn admit(registry: &Arc<Registry>) -> Option<Slot> {
-        let mut open = registry.open.lock().unwrap_or_else(|e| e.into_inner());
-        if open.connections.len() >= registry.max {
-            let (&idlest, _) = open
-                .connections
-                .iter()
-                .filter(|(_, c)| c.idle_since.load(Ordering::Relaxed) != BUSY)
-                // Idle the longest; of equals, the oldest connection.
-                .min_by_key(|(id, c)| (c.idle_since.load(Ordering::Relaxed), **id))?;
-            if let Some(evicted) = open.connections.remove(&idlest) {
-                evicted.close.notify_one();
-                registry.counts.evicted.fetch_add(1, Ordering::Relaxed);
-            }
+    fn admit(&self) -> Option<Slot> {
+        let admitted = Slots::admit(&self.slots, watch::Sender::new(None))?;
+        if admitted.evicted_one {
+            self.counts.evicted.fetch_add(1, Ordering::Relaxed);
         }
-        let id = open.next_id;
-        open.next_id += 1;
-        let state = Arc::new(ConnectionState {
-            idle_since: AtomicU64::new(registry.now_ms()),
-            close: Notify::new(),
-            deadline: watch::Sender::new(None),
-        });
-        open.connections.insert(id, state.clone());
-        Some(Slot {
-            id,
-            state,
-            registry: registry.clone(),
-        })
+        Some(admitted.slot)
     }
 
     /// One line for what happened since the last call, if anything did.
@@ -355,7 +297,7 @@ impl Registry {
         if evicted + refused + head_timeouts + response_timeouts + accept_errors == 0 {
             return;
         }
-        let open = self.open.lock().map_or(0, |o| o.connections.len());
+        let open = self.slots.open();
         let last_accept_error = self
             .last_accept_error
             .lock()
@@ -363,7 +305,7 @@ impl Registry {
             .take();
         tracing::warn!(
             open,
-            max = self.max,
+            max = self.slots.max(),
             evicted,
             refused,
             head_timeouts,
@@ -380,40 +322,33 @@ impl Registry {
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_newcomer_evicts_the_idlest_and_is_refused_when_all_are_busy() {
-        let registry = Arc::new(Registry::new(2));
-        let a = Registry::admit(&registry).unwrap();
+    #[tokio::test]
+    async fn a_request_in_progress_keeps_its_connection_and_sets_a_deadline() {
+        let registry = Registry::new(2);
+        let a = registry.admit().unwrap();
         std::thread::sleep(Duration::from_millis(5));
-        let b = Registry::admit(&registry).unwrap();
-        // Full: the idlest (a, idle since it connected) goes.
-        let c = Registry::admit(&registry).unwrap();
-        assert!(
-            !registry
-                .open
-                .lock()
-                .unwrap()
-                .connections
-                .contains_key(&a.id)
-        );
+        let b = registry.admit().unwrap();
+        // Full: the idlest (a, idle since it connected) goes, and is counted.
+        let c = registry.admit().unwrap();
+        tokio::time::timeout(Duration::from_secs(5), a.evicted())
+            .await
+            .expect("the evicted connection is told");
         assert_eq!(registry.counts.evicted.load(Ordering::Relaxed), 1);
-        // b and c busy: a newcomer is turned away.
-        let busy_b = Busy::start(b.state.clone(), registry.clone(), Duration::from_secs(1));
-        let busy_c = Busy::start(c.state.clone(), registry.clone(), Duration::from_secs(1));
-        assert!(Registry::admit(&registry).is_none());
-        assert!(b.state.deadline.borrow().is_some());
-        // b's response is done: b is idle again, and goes for the next one.
+        // b and c answering: a newcomer is turned away.
+        let busy_b = Busy::start(b.connection().clone(), Duration::from_secs(1));
+        let busy_c = Busy::start(c.connection().clone(), Duration::from_secs(1));
+        assert!(registry.admit().is_none());
+        assert!(b.data.borrow().is_some());
+        // b's response is done: no deadline, idle again, and it goes next.
         drop(busy_b);
-        assert!(b.state.deadline.borrow().is_none());
-        let d = Registry::admit(&registry).unwrap();
-        assert!(
-            !registry
-                .open
-                .lock()
-                .unwrap()
-                .connections
-                .contains_key(&b.id)
-        );
-        drop((busy_c, d));
+        assert!(b.data.borrow().is_none());
+        let d = registry.admit().unwrap();
+        tokio::time::timeout(Duration::from_secs(5), b.evicted())
+            .await
+            .expect("b, idle again, is evicted for d");
+        assert_eq!(registry.counts.evicted.load(Ordering::Relaxed), 2);
+        assert_eq!(registry.slots.open(), 2);
+        drop((busy_c, c, d));
+        assert_eq!(registry.slots.open(), 0);
     }
 }
