@@ -18,6 +18,18 @@ use crate::xfr::{Signed, Transfers};
 
 use super::rrl::{self, Action, Limiter, RrlConfig};
 
+/// How a front times its answers for the latency histogram.
+#[derive(Debug, Clone, Copy)]
+pub enum Timing {
+    /// One request at a time, received at this instant: timed when its
+    /// answer is ready.
+    Since(Instant),
+    /// One of a batch that the front times as a whole, one clock read for
+    /// all its answers ([`counters::record_latency`]): a clock read per
+    /// query would cost more than many of the answers.
+    Batch,
+}
+
 /// What to send back for one request.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Reply {
@@ -65,8 +77,7 @@ impl Dispatch {
     /// Answers `request` from `peer` over `transport` with the zone
     /// `served`; a one-message reply is written to `response`. UDP answers
     /// are rate-limited when RRL is on (TCP is not: its source address
-    /// cannot be spoofed). `received` is when the request arrived, for the
-    /// latency histogram.
+    /// cannot be spoofed). `timing` says who times it.
     pub fn serve_one(
         &self,
         served: Option<&Served>,
@@ -74,7 +85,7 @@ impl Dispatch {
         peer: Option<IpAddr>,
         transport: Transport,
         response: &mut Vec<u8>,
-        received: Instant,
+        timing: Timing,
     ) -> Reply {
         let (reply, path) = self.answer(served, request, peer, transport, response);
         if reply == Reply::Nothing {
@@ -90,10 +101,13 @@ impl Dispatch {
         match &reply {
             Reply::Transfer(messages) => {
                 if let Some(first) = messages.first() {
-                    counters::record_response(first, received.elapsed());
+                    counters::record_response(first);
                 }
             }
-            _ => counters::record_response(response, received.elapsed()),
+            _ => counters::record_response(response),
+        }
+        if let Timing::Since(received) = timing {
+            counters::record_latency(received.elapsed(), 1);
         }
         reply
     }

@@ -24,7 +24,7 @@ use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseI
 use hickory_server::zone_handler::{MessageResponseBuilder, Queries};
 use tokio::net::{TcpListener, UdpSocket};
 
-use super::dispatch::{Dispatch, Reply};
+use super::dispatch::{Dispatch, Reply, Timing};
 use crate::wire::Transport;
 
 /// How long an idle TCP connection is kept open.
@@ -56,7 +56,7 @@ impl RequestHandler for Handler {
             Some(request.src().ip()),
             transport,
             &mut bytes,
-            started,
+            Timing::Since(started),
         );
         drop(served);
         // The dispatch has no transfers here (see the module doc): one

@@ -19,7 +19,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::{TcpListener, TcpStream};
 
-use super::dispatch::{Dispatch, Reply};
+use super::dispatch::{Dispatch, Reply, Timing};
 use crate::config::TcpLimits;
 use crate::connection_slots::{Admitted, Slot, Slots};
 use crate::wire::Transport;
@@ -87,7 +87,7 @@ async fn connection(stream: TcpStream, slot: Slot<()>, dispatch: Dispatch, tcp: 
             peer,
             Transport::Tcp,
             &mut response,
-            started,
+            Timing::Since(started),
         );
         drop(served);
         let messages: &[Vec<u8>] = match &reply {

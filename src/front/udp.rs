@@ -16,8 +16,9 @@ use std::time::Duration;
 use anyhow::Context;
 use socket2::{Domain, Protocol, Socket, Type};
 
-use super::dispatch::{Dispatch, Reply};
+use super::dispatch::{Dispatch, Reply, Timing};
 use crate::config::UdpIo;
+use crate::query_counters as counters;
 use crate::wire::Transport;
 
 #[cfg(target_os = "linux")]
@@ -192,6 +193,7 @@ fn serve(
         }
         let started = std::time::Instant::now();
         let served = dispatch.load();
+        let mut answered = 0;
         for i in 0..received {
             let peer = datagrams.peer(i);
             let (request, response) = datagrams.slot(i);
@@ -201,10 +203,12 @@ fn serve(
                 peer,
                 Transport::Udp,
                 response,
-                started,
+                Timing::Batch,
             );
             datagrams.set_answered(i, reply == Reply::One);
+            answered += u64::from(reply == Reply::One);
         }
+        counters::record_latency(started.elapsed(), answered);
         datagrams.send(&socket, received);
     }
 }
