@@ -258,6 +258,19 @@ mod tests {
     }
 
     #[test]
+    fn a_batch_counts_each_of_its_answers_once() {
+        // Past the last bound (+Inf): no other test's answers land there.
+        let slow = Duration::from_millis(300);
+        let (before, sum_before) = latency();
+        record_latency(slow, 3);
+        record_latency(slow, 0);
+        let (after, sum_after) = latency();
+        let last = LATENCY_BOUNDS_NS.len();
+        assert_eq!(after[last], before[last] + 3);
+        assert!(sum_after - sum_before >= 3 * 300_000_000);
+    }
+
+    #[test]
     fn every_series_is_listed_from_the_start() {
         assert_eq!(by_type_and_rcode().count(), QTYPE_COUNT * RCODE_COUNT);
         let before = queries_total();
