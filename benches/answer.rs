@@ -133,12 +133,15 @@ fn build(c: &mut Criterion) {
 /// One event at scale: the inventory of the last publication with one task
 /// changed (its address moves back and forth, so every publication changes
 /// the zone), handed to the publisher as events mode does (every other task
-/// shared), until the new snapshot and its answers are in service.
+/// shared), until the new snapshot and its answers are in service; without
+/// reverse zones and (`_reverse`) with those of every address.
 fn one_event(c: &mut Criterion) {
-    let config = support::zone_config();
     let mut group = c.benchmark_group("publish");
     group.sample_size(20);
-    for tasks in [10_000, 100_000] {
+    let plain = ("", support::zone_config());
+    let reverse = ("_reverse", support::zone_config_with_reverse());
+    let runs = [(10_000, &plain), (100_000, &plain), (100_000, &reverse)];
+    for (tasks, (suffix, config)) in runs {
         let zone = SharedZone::default();
         let publisher = Publisher::new(config.clone(), zone.clone());
         publisher.publish(support::inventory(tasks));
@@ -147,12 +150,14 @@ fn one_event(c: &mut Criterion) {
         };
         let changed = tasks / 2;
         let mut round = 0u32;
-        group.bench_function(BenchmarkId::new("one_event", tasks), |b| {
+        group.bench_function(BenchmarkId::new(format!("one_event{suffix}"), tasks), |b| {
             b.iter(|| {
                 let mut next = (*base).clone();
                 let task = Arc::make_mut(&mut next.tasks[changed]);
                 round += 1;
-                task.ipv4 = vec![std::net::Ipv4Addr::from(0x0b00_0000 + round % 2)];
+                // 10.64.0.0 and .1: no other task's, in the reverse zone
+                // 10.0.0.0/8, so that its PTR moves too.
+                task.ipv4 = vec![std::net::Ipv4Addr::from(0x0a40_0000 + round % 2)];
                 let change = publisher.publish(next);
                 assert!(change.changed);
             })
@@ -169,12 +174,15 @@ fn one_event(c: &mut Criterion) {
             })
             .collect();
         let mut copy = 0;
-        group.bench_function(BenchmarkId::new("poll_unchanged", tasks), |b| {
-            b.iter(|| {
-                copy = (copy + 1) % copies.len();
-                publisher.publish(copies[copy].clone())
-            })
-        });
+        group.bench_function(
+            BenchmarkId::new(format!("poll_unchanged{suffix}"), tasks),
+            |b| {
+                b.iter(|| {
+                    copy = (copy + 1) % copies.len();
+                    publisher.publish(copies[copy].clone())
+                })
+            },
+        );
     }
     group.finish();
 }

@@ -26,6 +26,20 @@ pub fn zone_config() -> ZoneConfig {
     .zone
 }
 
+/// [`zone_config`] with the reverse zones of every address
+/// [`inventory`] gives out: `10.0.0.0/8` and `2001:db8::/32`.
+pub fn zone_config_with_reverse() -> ZoneConfig {
+    Config::resolve(Settings {
+        source: Some(SourceKind::File),
+        inventory: Some("bench".into()),
+        nameservers: Some(vec!["ns1.local=127.0.0.1".into()]),
+        reverse_zones: Some(vec!["10.0.0.0/8".into(), "2001:db8::/32".into()]),
+        ..Settings::default()
+    })
+    .expect("bench config with reverse zones")
+    .zone
+}
+
 /// A task id like ECS's: 32 hex digits.
 pub fn task_id(i: usize) -> String {
     let x = (i as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15);
