@@ -9,6 +9,7 @@
 
 use std::cmp::Ordering;
 use std::collections::HashSet;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use super::{Rules, TaskLabels, TaskNames, Verdict, apply_service_rules, serving};
@@ -26,6 +27,10 @@ pub struct Delta {
     pub changed: usize,
     /// The service labels of the new inventory's served tasks.
     pub task_labels: TaskLabels,
+    /// Sorted, each once: the addresses of the tasks added, removed or
+    /// changed and of the tasks whose verdicts were decided again, which
+    /// are all that can point elsewhere now (see [`super::reverse::patched`]).
+    pub touched: Vec<IpAddr>,
 }
 
 /// No task of the previous inventory.
@@ -121,6 +126,7 @@ pub fn delta(
             labels,
             changed: 0,
             task_labels,
+            touched: Vec::new(),
         });
     }
 
@@ -178,10 +184,24 @@ pub fn delta(
             task_labels.note_task(n, &after[n]);
         }
     }
+    let mut touched: Vec<IpAddr> = Vec::new();
+    let changed_tasks = (changed.iter())
+        .flat_map(|(o, n)| [o.map(|o| &before[o]), n.map(|n| &after[n])])
+        .flatten();
+    // A member's task is the same before and after when only its verdict
+    // could change: its addresses now are its addresses then.
+    let members = members.iter().flatten().map(|&n| &after[n]);
+    for task in changed_tasks.chain(members) {
+        touched.extend(task.ipv4.iter().copied().map(IpAddr::V4));
+        touched.extend(task.ipv6.iter().copied().map(IpAddr::V6));
+    }
+    touched.sort_unstable();
+    touched.dedup();
     Some(Delta {
         verdicts,
         labels,
         changed: changed.len(),
         task_labels,
+        touched,
     })
 }

@@ -17,6 +17,7 @@
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use hickory_proto::rr::Name;
 use ipnet::IpNet;
@@ -33,12 +34,16 @@ pub const HOSTS_LABEL: &str = "hosts";
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Pointers {
     /// Each address once, sorted, with its PTR target (lower-case wire).
-    pub targets: Vec<(IpAddr, Box<[u8]>)>,
+    pub targets: Vec<(IpAddr, Target)>,
     /// The host names' address records: (owner, address), sorted.
     pub hosts: Vec<(Box<[u8]>, IpAddr)>,
     /// Addresses that several unrelated tasks hold: no PTR.
     pub collisions: Vec<Collision>,
 }
+
+/// A PTR target in lower-case wire format, shared by the pointers of the
+/// publications it stays the same in.
+pub type Target = Arc<[u8]>;
 
 /// Who an address belongs to.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -51,7 +56,7 @@ enum Holder {
 
 impl Pointers {
     /// The targets of the addresses in `prefix`, in address order.
-    pub fn within(&self, prefix: &IpNet) -> &[(IpAddr, Box<[u8]>)] {
+    pub fn within(&self, prefix: &IpNet) -> &[(IpAddr, Target)] {
         let (first, last) = (prefix.network(), prefix.broadcast());
         let start = self.targets.partition_point(|(ip, _)| *ip < first);
         let end = self.targets.partition_point(|(ip, _)| *ip <= last);
@@ -69,39 +74,105 @@ impl Pointers {
 /// order) in the zone `origin`.
 pub fn pointers(inventory: &Inventory, verdicts: &[Verdict], origin: &Name) -> Pointers {
     let origin = name_table::wire_of(origin);
+    let holders = holders(inventory, verdicts, |_| true);
+    group(&holders, inventory, &origin)
+}
+
+/// `previous`, the pointers of an earlier inventory, brought up to date
+/// for `inventory` (`verdicts` in its order): the same as [`pointers`]
+/// when `touched` (sorted) holds every address whose holders may have
+/// changed, the addresses of the tasks added, removed or changed and of
+/// those whose verdict changed. Only those are looked up again, so that
+/// one event costs a scan of the addresses rather than a new name for
+/// every task.
+pub fn patched(
+    previous: &Pointers,
+    inventory: &Inventory,
+    verdicts: &[Verdict],
+    touched: &[IpAddr],
+    origin: &Name,
+) -> Pointers {
+    let origin = name_table::wire_of(origin);
+    let is_touched = |ip: &IpAddr| touched.binary_search(ip).is_ok();
+    let holders = holders(inventory, verdicts, |ip| is_touched(&ip));
+    let fresh = group(&holders, inventory, &origin);
+    // Both lists are in address order: a stable sort of the two runs is a
+    // merge.
+    let mut targets: Vec<(IpAddr, Target)> = (previous.targets.iter())
+        .filter(|(ip, _)| !is_touched(ip))
+        .cloned()
+        .chain(fresh.targets)
+        .collect();
+    targets.sort_by_key(|(ip, _)| *ip);
+    let mut hosts: Vec<(Box<[u8]>, IpAddr)> = (previous.hosts.iter())
+        .filter(|(_, ip)| !is_touched(ip))
+        .cloned()
+        .chain(fresh.hosts)
+        .collect();
+    hosts.sort();
+    hosts.dedup();
+    let address = |c: &Collision| c.label.parse::<IpAddr>().ok();
+    let mut collisions: Vec<Collision> = (previous.collisions.iter())
+        .filter(|c| address(c).is_some_and(|ip| !is_touched(&ip)))
+        .cloned()
+        .chain(fresh.collisions)
+        .collect();
+    collisions.sort_by_key(address);
+    Pointers {
+        targets,
+        hosts,
+        collisions,
+    }
+}
+
+/// Who holds each address of the served tasks that `wanted` picks,
+/// sorted, each holder of an address once.
+fn holders(
+    inventory: &Inventory,
+    verdicts: &[Verdict],
+    wanted: impl Fn(IpAddr) -> bool,
+) -> Vec<(IpAddr, Holder)> {
     let mut holders: Vec<(IpAddr, Holder)> = Vec::new();
     for (index, (task, verdict)) in inventory.tasks.iter().zip(verdicts).enumerate() {
         if !verdict.is_served() {
             continue;
         }
-        let holder = match host_label(task) {
-            Some(host) => Holder::Host(host),
-            None => Holder::Task(index),
-        };
         let addresses = (task.ipv4.iter().copied().map(IpAddr::V4))
-            .chain(task.ipv6.iter().copied().map(IpAddr::V6));
-        holders.extend(addresses.map(|ip| (ip, holder.clone())));
+            .chain(task.ipv6.iter().copied().map(IpAddr::V6))
+            .filter(|ip| wanted(*ip));
+        let mut holder = None;
+        for ip in addresses {
+            let holder = holder.get_or_insert_with(|| match host_label(task) {
+                Some(host) => Holder::Host(host),
+                None => Holder::Task(index),
+            });
+            holders.push((ip, holder.clone()));
+        }
     }
     holders.sort_unstable();
     holders.dedup();
+    holders
+}
 
+/// The pointers of the addresses in `holders` (sorted, from [`holders`]).
+fn group(holders: &[(IpAddr, Holder)], inventory: &Inventory, origin: &[u8]) -> Pointers {
     let mut out = Pointers::default();
     let mut hosts = BTreeSet::new();
     for group in holders.chunk_by(|a, b| a.0 == b.0) {
         let address = group[0].0;
         if let Holder::Host(host) = &group[0].1 {
             // A host's address records stand whoever else claims it.
-            if let Some(owner) = host_name(host, &origin) {
+            if let Some(owner) = host_name(host, origin) {
                 hosts.insert((owner, address));
             }
         }
         if let [(_, holder)] = group {
             let target = match holder {
-                Holder::Host(host) => host_name(host, &origin),
-                Holder::Task(index) => task_name(&inventory.tasks[*index], &origin),
+                Holder::Host(host) => host_name(host, origin),
+                Holder::Task(index) => task_name(&inventory.tasks[*index], origin),
             };
             if let Some(target) = target {
-                out.targets.push((address, target));
+                out.targets.push((address, target.into()));
             }
             continue;
         }

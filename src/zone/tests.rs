@@ -17,6 +17,19 @@ fn zone_config() -> ZoneConfig {
     .zone
 }
 
+/// [`zone_config`] with the reverse zones of [`random_task`]'s addresses.
+fn zone_config_with_reverse() -> ZoneConfig {
+    Config::resolve(Settings {
+        source: Some(SourceKind::File),
+        inventory: Some("x".into()),
+        nameservers: Some(vec!["ns1.local=127.0.0.1".into()]),
+        reverse_zones: Some(vec!["10.0.0.0/24".into(), "fd00::/16".into()]),
+        ..Settings::default()
+    })
+    .unwrap()
+    .zone
+}
+
 fn inventory(ips: &[[u8; 4]]) -> Arc<Inventory> {
     Arc::new(crate::testing::web_inventory(ips))
 }
@@ -190,7 +203,10 @@ fn random_task(rng: &mut Rng, id: usize) -> crate::inventory::Task {
         tags.insert(crate::inventory::ALIAS_TAG.to_owned(), alias.to_owned());
     }
     let awsvpc = rng.below(2) == 0;
+    // Few instances, so that bridge tasks share a host and its address.
+    let instance = rng.pick(&["i-01", "i-02", ""]);
     Task {
+        ec2_instance_id: (!awsvpc && !instance.is_empty()).then(|| instance.into()),
         cluster: cluster.into(),
         service: (rng.below(6) != 0).then(|| service.into()),
         family: "fam".into(),
@@ -254,7 +270,25 @@ fn seen(snapshot: &Snapshot) -> (Vec<String>, Vec<Vec<u8>>, crate::records::Repo
 /// build does; over a thousand random changes of one to a few tasks.
 #[test]
 fn a_patched_snapshot_equals_a_whole_build() {
-    let config = zone_config();
+    let patched = patched_equals_whole(&zone_config());
+    assert!(patched > 600, "only {patched} of 1200 publications patched");
+}
+
+/// The same with reverse zones: the patched pointers (where each address
+/// points back to) equal a whole build's, and so do the reverse zones
+/// built from them, each from its predecessor.
+#[test]
+fn a_patched_snapshot_with_reverse_zones_equals_a_whole_build() {
+    let patched = patched_equals_whole(&zone_config_with_reverse());
+    // A change of a host's address records is a whole build.
+    assert!(patched > 300, "only {patched} of 1200 publications patched");
+}
+
+/// Publishes 1 200 random changes of one to a few tasks, each patched
+/// from the previous snapshot and built whole, and compares the two:
+/// how many were patched.
+fn patched_equals_whole(config: &ZoneConfig) -> usize {
+    let config = config.clone();
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     let mut tasks: Vec<Arc<crate::inventory::Task>> = (0..120)
         .map(|i| Arc::new(random_task(&mut rng, i)))
@@ -268,6 +302,12 @@ fn a_patched_snapshot_equals_a_whole_build() {
         })
     };
     let mut previous = Snapshot::build(&config, inventory(&tasks), None, 1000);
+    let reverse_of = |forward: &Snapshot, previous: &[Snapshot], now| -> Vec<Snapshot> {
+        (config.reverse.iter().enumerate())
+            .map(|(i, zone)| Snapshot::build_reverse(&config, zone, forward, previous.get(i), now))
+            .collect()
+    };
+    let mut previous_reverse = reverse_of(&previous, &[], 1000);
     let (mut patched, mut next_id) = (0, 1000);
     for round in 0..1200 {
         for _ in 0..1 + rng.below(3) {
@@ -334,9 +374,27 @@ fn a_patched_snapshot_equals_a_whole_build() {
             whole.records_not_in(&previous),
             "round {round}"
         );
+        assert_eq!(*next.pointers, *whole.pointers, "round {round}: pointers");
+        let reverse = reverse_of(&next, &previous_reverse, now);
+        let whole_reverse = reverse_of(&whole, &[], now);
+        for ((ours, theirs), before) in reverse.iter().zip(&whole_reverse).zip(&previous_reverse) {
+            assert_eq!(
+                seen(ours),
+                seen(theirs),
+                "round {round}: reverse zone {}",
+                ours.origin()
+            );
+            assert_eq!(
+                ours.serial() != before.serial(),
+                !theirs.store.same_content(&before.store),
+                "round {round}: reverse zone {}: the serial moves with the records",
+                ours.origin()
+            );
+        }
         previous = next;
+        previous_reverse = reverse;
     }
     // Most rounds take the patch (the rest: a change at a shared name).
     eprintln!("{patched} of 1200 publications patched");
-    assert!(patched > 600, "only {patched} of 1200 publications patched");
+    patched
 }
