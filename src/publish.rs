@@ -305,7 +305,7 @@ impl Publisher {
                 "name not served"
             );
         }
-        let (duplicates, first) = snapshot.inventory.duplicates();
+        let (duplicates, first) = snapshot.duplicate_tasks();
         metrics::gauge!("ecs_dns_duplicate_tasks").set(duplicates as f64);
         if let Some(first) = first {
             crate::warn_throttled!(

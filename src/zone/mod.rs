@@ -454,6 +454,16 @@ impl Snapshot {
         })
     }
 
+    /// Tasks its inventory lists more than once, and the first of them
+    /// (see [`Inventory::duplicates`]). None, without sorting 100 000 ARNs
+    /// again, when the build found every ARN greater than the one before.
+    pub fn duplicate_tasks(&self) -> (usize, Option<String>) {
+        match self.arns_strict {
+            true => (0, None),
+            false => self.inventory.duplicates(),
+        }
+    }
+
     /// Whether `other` serves the very same records and SOA: then anything
     /// derived from the records alone (such as pre-rendered answers) can be
     /// kept. True when the build found nothing changed and shared the store.

@@ -398,3 +398,30 @@ fn patched_equals_whole(config: &ZoneConfig) -> usize {
     eprintln!("{patched} of 1200 publications patched");
     patched
 }
+
+/// Duplicate tasks are counted whether the snapshot is built whole or
+/// from a predecessor whose ARNs were all distinct; none are seen where
+/// every ARN differs, or where tasks without ARNs differ in id.
+#[test]
+fn tasks_listed_twice_are_counted() {
+    let config = zone_config();
+    let with_arns = |arns: &[&str]| {
+        let mut inventory = crate::testing::web_inventory(&vec![[10, 0, 0, 1]; arns.len()]);
+        for (task, arn) in inventory.tasks.iter_mut().zip(arns) {
+            let task = Arc::make_mut(task);
+            task.task_arn = (*arn).into();
+            task.task_id = (*arn).into();
+        }
+        Arc::new(inventory)
+    };
+    let distinct = Snapshot::build(&config, with_arns(&["a", "b", "c"]), None, 1);
+    assert_eq!(distinct.duplicate_tasks(), (0, None));
+    let twice = with_arns(&["a", "b", "b", "c"]);
+    let whole = Snapshot::build(&config, twice.clone(), None, 2);
+    assert_eq!(whole.duplicate_tasks(), (1, Some("b".into())));
+    let next = Snapshot::build(&config, twice, Some(&distinct), 2);
+    assert_eq!(next.duplicate_tasks(), (1, Some("b".into())));
+    let without_arns =
+        Snapshot::build(&config, inventory(&[[10, 0, 0, 1], [10, 0, 0, 2]]), None, 1);
+    assert_eq!(without_arns.duplicate_tasks(), (0, None));
+}
