@@ -270,24 +270,29 @@ fn seen(snapshot: &Snapshot) -> (Vec<String>, Vec<Vec<u8>>, crate::records::Repo
 /// build does; over a thousand random changes of one to a few tasks.
 #[test]
 fn a_patched_snapshot_equals_a_whole_build() {
-    let patched = patched_equals_whole(&zone_config());
+    let (patched, _) = patched_equals_whole(&zone_config());
     assert!(patched > 600, "only {patched} of 1200 publications patched");
 }
 
 /// The same with reverse zones: the patched pointers (where each address
 /// points back to) equal a whole build's, and so do the reverse zones
-/// built from them, each from its predecessor.
+/// built from them, each from its predecessor (most of them patched too).
 #[test]
 fn a_patched_snapshot_with_reverse_zones_equals_a_whole_build() {
-    let patched = patched_equals_whole(&zone_config_with_reverse());
+    let config = zone_config_with_reverse();
+    let (patched, (reverse_patched, changed)) = patched_equals_whole(&config);
     // A change of a host's address records is a whole build.
     assert!(patched > 300, "only {patched} of 1200 publications patched");
+    assert!(
+        reverse_patched * 2 > changed,
+        "only {reverse_patched} of {changed} reverse zones that changed were patched"
+    );
 }
 
 /// Publishes 1 200 random changes of one to a few tasks, each patched
 /// from the previous snapshot and built whole, and compares the two:
-/// how many were patched.
-fn patched_equals_whole(config: &ZoneConfig) -> usize {
+/// how many forward zones were patched, and how many reverse zones.
+fn patched_equals_whole(config: &ZoneConfig) -> (usize, (usize, usize)) {
     let config = config.clone();
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     let mut tasks: Vec<Arc<crate::inventory::Task>> = (0..120)
@@ -309,6 +314,7 @@ fn patched_equals_whole(config: &ZoneConfig) -> usize {
     };
     let mut previous_reverse = reverse_of(&previous, &[], 1000);
     let (mut patched, mut next_id) = (0, 1000);
+    let (mut reverse_changed, mut reverse_patched) = (0, 0);
     for round in 0..1200 {
         for _ in 0..1 + rng.below(3) {
             let at = rng.below(tasks.len());
@@ -378,6 +384,9 @@ fn patched_equals_whole(config: &ZoneConfig) -> usize {
         let reverse = reverse_of(&next, &previous_reverse, now);
         let whole_reverse = reverse_of(&whole, &[], now);
         for ((ours, theirs), before) in reverse.iter().zip(&whole_reverse).zip(&previous_reverse) {
+            let new_store = !Arc::ptr_eq(&ours.store, &before.store);
+            reverse_changed += usize::from(new_store);
+            reverse_patched += usize::from(new_store && ours.store.is_patched());
             assert_eq!(
                 seen(ours),
                 seen(theirs),
@@ -395,8 +404,10 @@ fn patched_equals_whole(config: &ZoneConfig) -> usize {
         previous_reverse = reverse;
     }
     // Most rounds take the patch (the rest: a change at a shared name).
-    eprintln!("{patched} of 1200 publications patched");
-    patched
+    eprintln!(
+        "{patched} of 1200 publications patched; {reverse_patched} of {reverse_changed} reverse zones that changed"
+    );
+    (patched, (reverse_patched, reverse_changed))
 }
 
 /// Duplicate tasks are counted whether the snapshot is built whole or
