@@ -399,6 +399,19 @@ fn patched_equals_whole(config: &ZoneConfig) -> (usize, (usize, usize)) {
                 "round {round}: reverse zone {}: the serial moves with the records",
                 ours.origin()
             );
+            // What IXFR sends: the same difference from the predecessor.
+            assert_eq!(
+                (ours.records_not_in(before), before.records_not_in(ours)),
+                (theirs.records_not_in(before), before.records_not_in(theirs)),
+                "round {round}: reverse zone {}: the difference",
+                ours.origin()
+            );
+            assert_eq!(
+                ours.changes_since(before),
+                theirs.changes_since(before),
+                "round {round}: reverse zone {}",
+                ours.origin()
+            );
         }
         previous = next;
         previous_reverse = reverse;
