@@ -16,27 +16,24 @@ use ecs_dns::zone::Snapshot;
 pub const CLUSTERS: usize = 3;
 
 pub fn zone_config() -> ZoneConfig {
-    Config::resolve(Settings {
-        source: Some(SourceKind::File),
-        inventory: Some("bench".into()),
-        nameservers: Some(vec!["ns1.local=127.0.0.1".into()]),
-        ..Settings::default()
-    })
-    .expect("bench config")
-    .zone
+    zone_config_with(&[])
 }
 
 /// [`zone_config`] with the reverse zones of every address
-/// [`inventory`] gives out: `10.0.0.0/8` and `2001:db8::/32`.
+/// [`inventory`] gives out.
 pub fn zone_config_with_reverse() -> ZoneConfig {
+    zone_config_with(&["10.0.0.0/8", "2001:db8::/32"])
+}
+
+fn zone_config_with(reverse_zones: &[&str]) -> ZoneConfig {
     Config::resolve(Settings {
         source: Some(SourceKind::File),
         inventory: Some("bench".into()),
         nameservers: Some(vec!["ns1.local=127.0.0.1".into()]),
-        reverse_zones: Some(vec!["10.0.0.0/8".into(), "2001:db8::/32".into()]),
+        reverse_zones: Some(reverse_zones.iter().map(|z| z.to_string()).collect()),
         ..Settings::default()
     })
-    .expect("bench config with reverse zones")
+    .expect("bench config")
     .zone
 }
 

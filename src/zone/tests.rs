@@ -7,23 +7,21 @@ use crate::config::{Config, Settings, SourceKind};
 use crate::inventory::Inventory;
 
 fn zone_config() -> ZoneConfig {
-    Config::resolve(Settings {
-        source: Some(SourceKind::File),
-        inventory: Some("x".into()),
-        nameservers: Some(vec!["ns1.local=127.0.0.1".into()]),
-        ..Settings::default()
-    })
-    .unwrap()
-    .zone
+    zone_config_with(&[])
 }
 
-/// [`zone_config`] with the reverse zones of [`random_task`]'s addresses.
+/// [`zone_config`] with the reverse zones of every address
+/// [`random_task`] gives out.
 fn zone_config_with_reverse() -> ZoneConfig {
+    zone_config_with(&["10.0.0.0/24", "fd00::/16"])
+}
+
+fn zone_config_with(reverse_zones: &[&str]) -> ZoneConfig {
     Config::resolve(Settings {
         source: Some(SourceKind::File),
         inventory: Some("x".into()),
         nameservers: Some(vec!["ns1.local=127.0.0.1".into()]),
-        reverse_zones: Some(vec!["10.0.0.0/24".into(), "fd00::/16".into()]),
+        reverse_zones: Some(reverse_zones.iter().map(|z| z.to_string()).collect()),
         ..Settings::default()
     })
     .unwrap()
