@@ -184,10 +184,7 @@ impl Snapshot {
             (p.config == config && r.zone == *zone).then_some((p, r))
         });
         let (store, serial) = match before {
-            Some((p, r))
-                if Arc::ptr_eq(&r.built_from, &forward.pointers)
-                    || r.built_from.within(&zone.prefix) == within =>
-            {
+            Some((p, r)) if Arc::ptr_eq(&r.built_from, &forward.pointers) => {
                 (p.store.clone(), p.serial)
             }
             Some((p, r)) => {
@@ -241,19 +238,13 @@ impl Snapshot {
         old: &[(std::net::IpAddr, reverse::Target)],
         new: &[(std::net::IpAddr, reverse::Target)],
     ) -> Option<Option<Store>> {
-        let old_store = previous.store.as_ref();
-        // Names in use: the nodes and at most one target per PTR.
-        let unused = (old_store.names().len()).saturating_sub(old_store.node_count() + old.len());
-        if unused > old_store.node_count() / 4 + 1024 {
-            return None;
-        }
+        // The addresses that changed and where each points now (nowhere:
+        // its PTR goes), found before anything is copied.
         let max_changed = (new.len() / PATCH_MAX_CHANGED_SHARE).max(64);
-        let mut names = old_store.names().clone();
-        let apex = names.get(&name_table::wire_of(&config.origin))?;
-        let mut owners: Vec<(NameId, Vec<(u32, Data)>)> = Vec::new();
+        let mut changes: Vec<(std::net::IpAddr, Option<&reverse::Target>)> = Vec::new();
         let (mut i, mut j) = (0, 0);
         loop {
-            let (address, target) = match (old.get(i), new.get(j)) {
+            let change = match (old.get(i), new.get(j)) {
                 (Some(a), Some(b)) if a.0 == b.0 => {
                     (i, j) = (i + 1, j + 1);
                     if Arc::ptr_eq(&a.1, &b.1) || a.1 == b.1 {
@@ -275,9 +266,24 @@ impl Snapshot {
                 }
                 (None, None) => break,
             };
-            if owners.len() == max_changed {
+            if changes.len() == max_changed {
                 return None;
             }
+            changes.push(change);
+        }
+        if changes.is_empty() {
+            return Some(None);
+        }
+        let old_store = previous.store.as_ref();
+        // Names in use: the nodes and at most one target per PTR.
+        let unused = (old_store.names().len()).saturating_sub(old_store.node_count() + old.len());
+        if unused > old_store.node_count() / 4 + 1024 {
+            return None;
+        }
+        let mut names = old_store.names().clone();
+        let apex = names.get(&name_table::wire_of(&config.origin))?;
+        let mut owners: Vec<(NameId, Vec<(u32, Data)>)> = Vec::with_capacity(changes.len());
+        for (address, target) in changes {
             let owner = names.intern(&reverse::reverse_wire(address));
             // An IPv6 /128 zone's one address is its apex, whose SOA and
             // NS a patch would replace.
