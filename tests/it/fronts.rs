@@ -181,6 +181,62 @@ fn garbage_datagrams_then_valid_queries_are_answered_batched() {
     garbage_datagrams_then_valid_queries_are_answered("batched");
 }
 
+/// After a burst the batched loop looks for more queries a few times
+/// before it sleeps (`LOOKS_BEFORE_SLEEP`); once the burst is over it must
+/// sleep, not spin: the idle server's CPU stays near none.
+#[test]
+fn the_batched_udp_loop_sleeps_when_the_queries_stop() {
+    let s = Server::start(&demo_config(), &["--udp-io", "batched"], "local");
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket.set_read_timeout(Some(DEADLINE)).unwrap();
+    let mut buf = [0u8; 4096];
+    // Bursts of 16 outstanding queries keep the loop busy between batches.
+    for round in 0..50u16 {
+        for i in 0..16 {
+            socket
+                .send_to(&a_query(round * 16 + i, "web.prod.local"), s.addr())
+                .unwrap();
+        }
+        for _ in 0..16 {
+            socket.recv(&mut buf).expect("an answer");
+        }
+    }
+    let idle = Duration::from_secs(2);
+    let before = cpu_seconds(s.pid());
+    std::thread::sleep(idle);
+    let used = cpu_seconds(s.pid()) - before;
+    eprintln!("CPU over {idle:?} idle after the bursts: {used:.3} s");
+    // A loop that never slept would take most of a core: over a second.
+    assert!(
+        used < 0.25,
+        "the idle server used {used:.3} s of CPU in {idle:?}"
+    );
+    // And it still answers.
+    socket
+        .send_to(&a_query(0xbeef, "web.prod.local"), s.addr())
+        .unwrap();
+    let n = socket
+        .recv(&mut buf)
+        .expect("an answer after the idle time");
+    assert_eq!(buf[..2], [0xbe, 0xef]);
+    assert_eq!(rcode(&buf[..n]), 0);
+}
+
+/// User + system CPU seconds of process `pid` so far (`/proc/PID/stat`).
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..]
+        .split_whitespace()
+        .collect();
+    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
+    let out = std::process::Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .unwrap();
+    let per_second: f64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+    ticks / per_second
+}
+
 #[test]
 fn garbage_datagrams_then_valid_queries_are_answered_plain() {
     garbage_datagrams_then_valid_queries_are_answered("plain");
