@@ -84,7 +84,9 @@ pub async fn serve(
     // The UDP loops are threads, which dropping this future cannot cancel:
     // they stop (and close their sockets) when the guard sets the flag.
     let stop = StopOnDrop(Arc::default());
-    let mut udp_loops = tokio::task::JoinSet::new();
+    // Each loop says here why it stopped.
+    let (stopped, mut first_stopped) = tokio::sync::mpsc::unbounded_channel();
+    let mut loops = 0;
     for group in sockets.groups {
         let listener = tokio::net::TcpListener::from_std(group.tcp)
             .with_context(|| format!("cannot serve tcp {}", group.address))?;
@@ -101,14 +103,28 @@ pub async fn serve(
         for socket in group.udp {
             let dispatch = dispatch.clone();
             let stop = stop.0.clone();
-            udp_loops.spawn_blocking(move || udp::run(socket, &dispatch, udp_io, &stop));
+            let stopped = stopped.clone();
+            // Own threads, not tokio's blocking pool: they run for the
+            // life of the process, and `top -H` or `perf` shows them by
+            // this name.
+            let name = format!("udp-{loops}");
+            loops += 1;
+            std::thread::Builder::new()
+                .name(name.clone())
+                .spawn(move || {
+                    let run = || udp::run(socket, &dispatch, udp_io, &stop);
+                    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(run))
+                        .unwrap_or_else(|_| Err(anyhow::anyhow!("it panicked")));
+                    let _ = stopped.send(outcome.with_context(|| format!("udp loop {name}")));
+                })
+                .context("cannot start a udp thread")?;
         }
         tokio::spawn(tcp::serve(listener, dispatch.clone(), tcp_limits));
         tracing::info!(address = %group.address, udp_sockets, ?udp_io, "answering DNS on udp and tcp");
     }
-    match udp_loops.join_next().await {
-        Some(Ok(Err(error))) => Err(error.context("a udp loop stopped")),
-        Some(Err(error)) => Err(anyhow::anyhow!("a udp loop failed: {error}")),
+    drop(stopped);
+    match first_stopped.recv().await {
+        Some(Err(error)) => Err(error.context("a udp loop stopped")),
         _ => anyhow::bail!("the udp loops stopped"),
     }
 }

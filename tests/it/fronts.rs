@@ -222,6 +222,26 @@ fn the_batched_udp_loop_sleeps_when_the_queries_stop() {
     assert_eq!(rcode(&buf[..n]), 0);
 }
 
+/// One UDP loop per core, each on a thread of its own named `udp-N`, so
+/// that an operator reading `top -H` or `perf top` sees which threads
+/// answer DNS and how busy each one is.
+#[test]
+fn the_udp_loops_run_on_threads_named_for_them() {
+    let s = Server::start(&demo_config(), &[], "local");
+    let mut names: Vec<String> = std::fs::read_dir(format!("/proc/{}/task", s.pid()))
+        .unwrap()
+        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
+        .map(|comm| comm.trim().to_string())
+        .filter(|comm| comm.starts_with("udp-"))
+        .collect();
+    names.sort();
+    // The demo listens on one address: one socket, one loop per core.
+    let cores = std::thread::available_parallelism().unwrap().get();
+    let mut expected: Vec<String> = (0..cores).map(|n| format!("udp-{n}")).collect();
+    expected.sort();
+    assert_eq!(names, expected);
+}
+
 /// User + system CPU seconds of process `pid` so far (`/proc/PID/stat`).
 fn cpu_seconds(pid: u32) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
