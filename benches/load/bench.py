@@ -160,9 +160,11 @@ def stop(proc):
             proc.wait()
 
 
-def dnsperf(port, query_file, clients, duration):
+def dnsperf(port, query_file, clients, duration, rate=0):
     args = ["dnsperf", "-s", "127.0.0.1", "-p", str(port), "-d", query_file,
             "-c", str(clients), "-l", str(duration), "-t", "2"]
+    if rate:
+        args += ["-Q", str(rate)]
     out = subprocess.run(args, capture_output=True, text=True, timeout=duration + 60).stdout
 
     def num(pattern):
@@ -254,6 +256,12 @@ def main():
                    help="nsd-rr is NSD with round-robin: yes, rotating answers as ecs-dns does")
     p.add_argument("--mix", choices=["forward", "reverse"], default=os.environ.get("MIX", "forward"),
                    help="reverse: PTR queries of the tasks' addresses, the reverse zone served by all")
+    # A steady rate rather than as fast as the server goes: what a server
+    # costs at the loads it usually runs at, for sizing. Queries then come
+    # one at a time, each a sleep and a wakeup, so CPU per query is higher
+    # than at saturation; the ratio column compares CPU, not qps.
+    p.add_argument("--rate", type=int, default=int(os.environ.get("RATE", 0)),
+                   help="queries per second (dnsperf -Q); 0: as fast as each server answers")
     a = p.parse_args()
     reverse = a.mix == "reverse"
 
@@ -384,7 +392,7 @@ remote-control:
             for name in order:
                 before = loadavg()
                 cpu_before = group_cpu(groups[name])
-                r = dnsperf(ports[name], query_file, a.clients, a.duration)
+                r = dnsperf(ports[name], query_file, a.clients, a.duration, a.rate)
                 user, system = (y - x for x, y in zip(cpu_before, group_cpu(groups[name])))
                 # The server's CPU per answered query, the user and kernel
                 # parts apart: on a machine that dnsperf shares, it is what
@@ -418,14 +426,22 @@ remote-control:
             }
             row["ecs_dns_ratio"] = ours / row["qps"] if ours else None
             table.append(row)
+        if a.rate and "ecs-dns" in results:
+            # At a fixed rate every server answers the same qps: compare
+            # what each query costs instead (above 1: ecs-dns costs less).
+            def cpu(row):
+                return row["cpu_user_us"] + row["cpu_sys_us"]
+            for row in table:
+                row["ecs_dns_ratio"] = cpu(row) / cpu(table[wanted.index("ecs-dns")])
 
         print()
         print(f"{a.mix} mix: "
               f"{a.tasks} tasks, {a.services} services, {a.clusters} clusters, {records} records; "
-              f"dnsperf -c {a.clients} -l {a.duration}, {a.runs} runs interleaved, medians; "
+              f"dnsperf -c {a.clients} -l {a.duration}{f' -Q {a.rate}' if a.rate else ''}, "
+              f"{a.runs} runs interleaved, medians; "
               f"{a.mixed_case:.0%} mixed-case names")
         print(f"{'server':10} {'qps':>10} {'avg ms':>8} {'stddev ms':>10} {'max ms':>8} "
-              f"{'lost':>6} {'ecs-dns/x':>10} {'cpu us/q usr+sys':>17}")
+              f"{'lost':>6} {'x cpu/ours' if a.rate else 'ecs-dns/x':>10} {'cpu us/q usr+sys':>17}")
         for row in table:
             ratio = f"{row['ecs_dns_ratio']:.2f}" if row["ecs_dns_ratio"] else "-"
             print(f"{row['server']:10} {row['qps']:>10.0f} {row['avg_ms']:>8.3f} "
@@ -437,12 +453,12 @@ remote-control:
         report = {
             "tasks": a.tasks, "services": a.services, "clusters": a.clusters,
             "records": records, "duration_s": a.duration, "runs": a.runs,
-            "clients": a.clients, "mixed_case": a.mixed_case, "mix": a.mix,
+            "clients": a.clients, "mixed_case": a.mixed_case, "mix": a.mix, "rate": a.rate,
             "cpus": os.cpu_count(), "cpu": cpu, "loadavg_before": loads,
             "table": table, "runs_detail": results,
             "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
-        stem = "load" if not reverse else "load-reverse"
+        stem = ("load" if not reverse else "load-reverse") + (f"-rate{a.rate}" if a.rate else "")
         path = os.path.join(a.out, f"{stem}.json")
         with open(path, "w") as f:
             json.dump(report, f, indent=2)
