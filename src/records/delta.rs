@@ -31,6 +31,12 @@ pub struct Delta {
     /// changed and of the tasks whose verdicts were decided again, which
     /// are all that can point elsewhere now (see [`super::reverse::patched`]).
     pub touched: Vec<IpAddr>,
+    /// Where each task of the previous inventory is in the new one (`None`:
+    /// removed).
+    pub new_of_old: Vec<Option<u32>>,
+    /// Increasing: the tasks of the new inventory that were added or
+    /// changed, or whose verdicts were decided again.
+    pub read_again: Vec<usize>,
 }
 
 /// No task of the previous inventory.
@@ -65,6 +71,7 @@ pub fn delta(
             || after[j - 1].task_arn < after[j].task_arn
     };
     let mut old_of_new = vec![NEW; after.len()];
+    let mut new_of_old = vec![None; before.len()];
     let mut changed: Vec<(Option<usize>, Option<usize>)> = Vec::new();
     let (mut i, mut j) = (0, 0);
     loop {
@@ -92,6 +99,7 @@ pub fn delta(
                     return None;
                 }
                 old_of_new[j] = i as u32;
+                new_of_old[i] = Some(j as u32);
                 if !shared(i, j) && before[i] != after[j] {
                     changed.push((Some(i), Some(j)));
                 }
@@ -127,6 +135,8 @@ pub fn delta(
             changed: 0,
             task_labels,
             touched: Vec::new(),
+            new_of_old,
+            read_again: Vec::new(),
         });
     }
 
@@ -190,18 +200,25 @@ pub fn delta(
         .flatten();
     // A member's task is the same before and after when only its verdict
     // could change: its addresses now are its addresses then.
-    let members = members.iter().flatten().map(|&n| &after[n]);
-    for task in changed_tasks.chain(members) {
+    let member_tasks = members.iter().flatten().map(|&n| &after[n]);
+    for task in changed_tasks.chain(member_tasks) {
         touched.extend(task.ipv4.iter().copied().map(IpAddr::V4));
         touched.extend(task.ipv6.iter().copied().map(IpAddr::V6));
     }
     touched.sort_unstable();
     touched.dedup();
+    let mut read_again: Vec<usize> = (changed.iter().filter_map(|(_, n)| *n))
+        .chain(members.into_iter().flatten())
+        .collect();
+    read_again.sort_unstable();
+    read_again.dedup();
     Some(Delta {
         verdicts,
         labels,
         changed: changed.len(),
         task_labels,
         touched,
+        new_of_old,
+        read_again,
     })
 }

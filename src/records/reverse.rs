@@ -22,6 +22,7 @@ use std::sync::Arc;
 use hickory_proto::rr::Name;
 use ipnet::IpNet;
 
+use super::delta::Delta;
 use super::{Collision, TaskNames, Verdict, labels};
 use crate::inventory::{Inventory, NetworkMode, Task};
 use crate::wire::name_table::{self, MAX_WIRE};
@@ -44,6 +45,12 @@ pub struct Pointers {
 /// A PTR target in lower-case wire format, shared by the pointers of the
 /// publications it stays the same in.
 pub type Target = Arc<[u8]>;
+
+/// Every address of a served task with the task's index in its inventory,
+/// sorted: which tasks to read again when an address is touched, so that
+/// an event reads a few tasks rather than every one (reading 100 000 tasks
+/// scattered over the heap was the largest single cost of an event).
+pub type AddressHolders = Vec<(IpAddr, u32)>;
 
 /// Who an address belongs to.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -71,31 +78,58 @@ impl Pointers {
 }
 
 /// The pointers of the served tasks of `inventory` (`verdicts` in its
-/// order) in the zone `origin`.
-pub fn pointers(inventory: &Inventory, verdicts: &[Verdict], origin: &Name) -> Pointers {
-    let origin = name_table::wire_of(origin);
-    let holders = holders(inventory, verdicts, |_| true);
-    group(&holders, inventory, &origin)
-}
-
-/// `previous`, the pointers of an earlier inventory, brought up to date
-/// for `inventory` (`verdicts` in its order): the same as [`pointers`]
-/// when `touched` (sorted) holds every address whose holders may have
-/// changed, the addresses of the tasks added, removed or changed and of
-/// those whose verdict changed. Only those are looked up again, so that
-/// one event costs a scan of the addresses rather than a new name for
-/// every task.
-pub fn patched(
-    previous: &Pointers,
+/// order) in the zone `origin`, and who holds each address.
+pub fn pointers(
     inventory: &Inventory,
     verdicts: &[Verdict],
-    touched: &[IpAddr],
     origin: &Name,
-) -> Pointers {
+) -> (Pointers, AddressHolders) {
     let origin = name_table::wire_of(origin);
+    let (holders, held) = holders(inventory, verdicts, 0..inventory.tasks.len(), |_| true);
+    (group(&holders, inventory, &origin), held)
+}
+
+/// `previous` and `previous_held`, the pointers of an earlier inventory
+/// and who held each address, brought up to date for `inventory` by
+/// `delta`: the same as [`pointers`]. Only the addresses the delta touched
+/// (those of the tasks added, removed or changed and of those whose
+/// verdict changed) can point elsewhere; their holders now are among the
+/// tasks the delta read again and those that held them before, so only
+/// those tasks are read, and one event costs a pass over the addresses
+/// rather than a read of every task.
+pub fn patched(
+    previous: &Pointers,
+    previous_held: &[(IpAddr, u32)],
+    inventory: &Inventory,
+    delta: &Delta,
+    origin: &Name,
+) -> (Pointers, AddressHolders) {
+    let origin = name_table::wire_of(origin);
+    let touched = &delta.touched[..];
     let is_touched = |ip: &IpAddr| touched.binary_search(ip).is_ok();
-    let holders = holders(inventory, verdicts, |ip| is_touched(&ip));
+    let new_index = |old: u32| delta.new_of_old.get(old as usize).and_then(|&n| n);
+    let mut candidates = delta.read_again.clone();
+    for ip in touched {
+        let start = previous_held.partition_point(|(held, _)| held < ip);
+        let held_before = previous_held[start..]
+            .iter()
+            .take_while(|(held, _)| held == ip);
+        candidates.extend(held_before.filter_map(|&(_, old)| Some(new_index(old)? as usize)));
+    }
+    candidates.sort_unstable();
+    candidates.dedup();
+    let (holders, fresh_held) = holders(inventory, &delta.verdicts, candidates.into_iter(), |ip| {
+        is_touched(&ip)
+    });
     let fresh = group(&holders, inventory, &origin);
+    // An address not touched is held by tasks the delta did not change:
+    // the same tasks, at their new places (which keep their order).
+    let mut held: AddressHolders = (previous_held.iter())
+        .filter(|(ip, _)| !is_touched(ip))
+        .filter_map(|&(ip, old)| Some((ip, new_index(old)?)))
+        .chain(fresh_held)
+        .collect();
+    held.sort();
     // Both lists are in address order: a stable sort of the two runs is a
     // merge.
     let mut targets: Vec<(IpAddr, Target)> = (previous.targets.iter())
@@ -118,22 +152,29 @@ pub fn patched(
         .chain(fresh.collisions)
         .collect();
     collisions.sort_by_key(address);
-    Pointers {
+    let pointers = Pointers {
         targets,
         hosts,
         collisions,
-    }
+    };
+    (pointers, held)
 }
 
-/// Who holds each address of the served tasks that `wanted` picks,
-/// sorted, each holder of an address once.
+/// Who holds each address that `wanted` picks of the served tasks at
+/// `indices` (increasing), sorted, each holder of an address once; and
+/// each such address with the index of every task that holds it.
 fn holders(
     inventory: &Inventory,
     verdicts: &[Verdict],
+    indices: impl Iterator<Item = usize>,
     wanted: impl Fn(IpAddr) -> bool,
-) -> Vec<(IpAddr, Holder)> {
+) -> (Vec<(IpAddr, Holder)>, AddressHolders) {
     let mut holders: Vec<(IpAddr, Holder)> = Vec::new();
-    for (index, (task, verdict)) in inventory.tasks.iter().zip(verdicts).enumerate() {
+    let mut held: AddressHolders = Vec::new();
+    for index in indices {
+        let (Some(task), Some(verdict)) = (inventory.tasks.get(index), verdicts.get(index)) else {
+            continue;
+        };
         if !verdict.is_served() {
             continue;
         }
@@ -147,11 +188,14 @@ fn holders(
                 None => Holder::Task(index),
             });
             holders.push((ip, holder.clone()));
+            held.push((ip, index as u32));
         }
     }
     holders.sort_unstable();
     holders.dedup();
-    holders
+    held.sort_unstable();
+    held.dedup();
+    (holders, held)
 }
 
 /// The pointers of the addresses in `holders` (sorted, from [`holders`]).

@@ -48,6 +48,9 @@ pub struct Snapshot {
     /// address points back to, which the reverse zones are built from.
     /// Empty otherwise.
     pointers: Arc<Pointers>,
+    /// With `pointers`: which tasks hold each served address, for the next
+    /// patch (see [`reverse::patched`]).
+    address_holders: Arc<reverse::AddressHolders>,
     /// A reverse zone: its range and fallback.
     reverse: Option<ReverseOf>,
 }
@@ -99,17 +102,19 @@ impl Snapshot {
             mut report,
             task_labels,
         } = records::build(&inventory, &config.origin, &config.rules);
-        let pointers = match config.reverse.is_empty() {
-            true => Arc::default(),
+        let (pointers, address_holders) = match config.reverse.is_empty() {
+            true => (Arc::default(), Arc::default()),
             false => {
-                let pointers = reverse::pointers(&inventory, &report.verdicts, &config.origin);
+                let (pointers, held) =
+                    reverse::pointers(&inventory, &report.verdicts, &config.origin);
                 report
                     .collisions
                     .extend(pointers.collisions.iter().cloned());
-                match previous.filter(|p| *p.pointers == pointers) {
+                let pointers = match previous.filter(|p| *p.pointers == pointers) {
                     Some(p) => p.pointers.clone(),
                     None => Arc::new(pointers),
-                }
+                };
+                (pointers, Arc::new(held))
             }
         };
         let apex = names.intern(&name_table::wire_of(&config.origin));
@@ -141,6 +146,7 @@ impl Snapshot {
             arns_strict,
             config: config.clone(),
             pointers,
+            address_holders,
             reverse: None,
         }
     }
@@ -223,6 +229,7 @@ impl Snapshot {
                 built_from: forward.pointers.clone(),
             }),
             pointers: Arc::default(),
+            address_holders: Arc::default(),
             config,
         }
     }
@@ -444,23 +451,25 @@ impl Snapshot {
         // change of them is a whole build.
         // No task changed: the same tasks with the same verdicts point the
         // same way (reading them all again is most of a poll's time).
-        let pointers = match config.reverse.is_empty() || delta.changed == 0 {
-            true => previous.pointers.clone(),
+        // (The same tasks in the same places: who holds what is as before.)
+        let (pointers, address_holders) = match config.reverse.is_empty() || delta.changed == 0 {
+            true => (previous.pointers.clone(), previous.address_holders.clone()),
             false => {
-                let pointers = reverse::patched(
+                let (pointers, held) = reverse::patched(
                     &previous.pointers,
+                    &previous.address_holders,
                     inventory,
-                    &delta.verdicts,
-                    &delta.touched,
+                    &delta,
                     &config.origin,
                 );
                 if pointers.hosts != previous.pointers.hosts {
                     return None;
                 }
-                match *previous.pointers == pointers {
+                let pointers = match *previous.pointers == pointers {
                     true => previous.pointers.clone(),
                     false => Arc::new(pointers),
-                }
+                };
+                (pointers, Arc::new(held))
             }
         };
         let apex = names.get(&name_table::wire_of(&config.origin))?;
@@ -526,6 +535,7 @@ impl Snapshot {
             arns_strict: true,
             config: config.clone(),
             pointers,
+            address_holders,
             reverse: None,
         })
     }

@@ -379,6 +379,10 @@ fn patched_equals_whole(config: &ZoneConfig) -> (usize, (usize, usize)) {
             "round {round}"
         );
         assert_eq!(*next.pointers, *whole.pointers, "round {round}: pointers");
+        assert_eq!(
+            *next.address_holders, *whole.address_holders,
+            "round {round}: who holds each address"
+        );
         let reverse = reverse_of(&next, &previous_reverse, now);
         let whole_reverse = reverse_of(&whole, &[], now);
         for ((ours, theirs), before) in reverse.iter().zip(&whole_reverse).zip(&previous_reverse) {

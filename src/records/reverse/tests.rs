@@ -35,7 +35,7 @@ fn task(service: &str, id: &str, ip: [u8; 4], mode: NetworkMode, instance: Optio
 fn pointers_of(tasks: Vec<Task>) -> (Vec<String>, Vec<String>, Vec<String>) {
     let inventory = Inventory::of_tasks(tasks);
     let set = crate::records::build(&inventory, &origin(), &Rules::default());
-    let p = pointers(&inventory, &set.report.verdicts, &origin());
+    let (p, _) = pointers(&inventory, &set.report.verdicts, &origin());
     let show = |wire: &[u8]| name_table::Display(wire).to_string();
     (
         (p.targets.iter())
@@ -208,7 +208,7 @@ fn targets_within_a_prefix() {
     .collect::<Vec<_>>();
     let inventory = Inventory::of_tasks(tasks);
     let set = crate::records::build(&inventory, &origin(), &Rules::default());
-    let p = pointers(&inventory, &set.report.verdicts, &origin());
+    let (p, _) = pointers(&inventory, &set.report.verdicts, &origin());
     let within: Vec<String> = (p.within(&"10.0.0.0/16".parse().unwrap()).iter())
         .map(|(ip, _)| ip.to_string())
         .collect();
