@@ -40,16 +40,32 @@ impl StatusServer {
         let (dns, http) = (free_port(), free_port());
         let config = write_setup(dir.path(), http);
         let log = dir.path().join("log");
-        let child = spawn_serve(
+        let mut child = spawn_serve(
             Command::new(crate::harness::bin()),
             &config,
             dns,
             http,
             &log,
         );
-        let (_, took) = wait_for("the zone loaded", DEADLINE, || {
-            http_get(http, "/readyz").filter(|(code, _)| *code == 200)
-        });
+        // A server that stopped (a port taken meanwhile, say) says why in
+        // its log: show it rather than wait out the deadline.
+        let ready = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            wait_for("the zone loaded", DEADLINE, || {
+                if let Ok(Some(status)) = child.try_wait() {
+                    panic!("ecs-dns stopped ({status}) before /readyz answered 200");
+                }
+                http_get(http, "/readyz").filter(|(code, _)| *code == 200)
+            })
+        }));
+        let took = match ready {
+            Ok((_, took)) => took,
+            Err(panic) => {
+                let _ = child.kill();
+                let log = std::fs::read_to_string(&log).unwrap_or_default();
+                eprintln!("ecs-dns's log:\n{log}");
+                std::panic::resume_unwind(panic)
+            }
+        };
         eprintln!("/readyz answered 200 after {took:?}");
         StatusServer {
             dir,
