@@ -61,6 +61,35 @@ pub fn free_port() -> u16 {
     panic!("no free loopback port");
 }
 
+/// Polls `check` like [`wait_for`] (with [`DEADLINE`]) while `child`, an
+/// ecs-dns writing its log to `log`, runs. A server that stopped (a port
+/// taken meanwhile, say) says why in its log: if it stops first the wait
+/// fails at once, and on any failure the log is printed.
+pub fn wait_while_running<T>(
+    what: &str,
+    child: &mut Child,
+    log: &Path,
+    mut check: impl FnMut() -> Option<T>,
+) -> (T, Duration) {
+    let waited = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        wait_for(what, DEADLINE, || {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("ecs-dns stopped ({status}) while waiting for {what}");
+            }
+            check()
+        })
+    }));
+    match waited {
+        Ok(waited) => waited,
+        Err(panic) => {
+            let _ = child.kill();
+            let log = std::fs::read_to_string(log).unwrap_or_default();
+            eprintln!("ecs-dns's log:\n{log}");
+            std::panic::resume_unwind(panic)
+        }
+    }
+}
+
 /// Polls `check` until it returns `Some`, or panics after `deadline` naming
 /// `what`. Returns the value and how long it took.
 pub fn wait_for<T>(
@@ -122,7 +151,7 @@ impl Server {
             .stderr(log_file)
             .spawn()
             .expect("start ecs-dns");
-        let server = Server {
+        let mut server = Server {
             child,
             port,
             dir,
@@ -133,9 +162,11 @@ impl Server {
     }
 
     /// Waits until an SOA query for `zone` is answered NOERROR.
-    pub fn wait_answering(&self, zone: &str) {
-        let (_, took) = wait_for(&format!("ecs-dns to answer SOA {zone}"), DEADLINE, || {
-            let out = dig(self.port, &[zone, "SOA", "+tries=1", "+time=1"]);
+    fn wait_answering(&mut self, zone: &str) {
+        let what = format!("ecs-dns to answer SOA {zone}");
+        let port = self.port;
+        let (_, took) = wait_while_running(&what, &mut self.child, &self.log, || {
+            let out = dig(port, &[zone, "SOA", "+tries=1", "+time=1"]);
             out.contains("status: NOERROR").then_some(())
         });
         eprintln!("ecs-dns answered after {took:?}");

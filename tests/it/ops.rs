@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use crate::harness::{
     DEADLINE, Server, demo_config, dig, free_port, parse_dig, query, repo, require, run, wait_for,
+    wait_while_running,
 };
 
 /// `GET path` on loopback `port`: status code and body.
@@ -84,16 +85,16 @@ impl Process {
     fn start(config: &Path, log: PathBuf) -> Process {
         let dns = free_port();
         let http = free_port();
-        let child = spawn_serve(Command::new(crate::harness::bin()), config, dns, http, &log);
+        let mut child = spawn_serve(Command::new(crate::harness::bin()), config, dns, http, &log);
+        let (_, took) = wait_while_running("the ops listener", &mut child, &log, || {
+            http_get(http, "/healthz").filter(|(code, _)| *code == 200)
+        });
         let process = Process {
             child,
             dns,
             http,
             log,
         };
-        let (_, took) = wait_for("the ops listener", DEADLINE, || {
-            http_get(process.http, "/healthz").filter(|(code, _)| *code == 200)
-        });
         eprintln!("/healthz answered after {took:?}");
         process
     }

@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use crate::harness::{DEADLINE, free_port, repo, require, wait_for};
+use crate::harness::{free_port, repo, require, wait_while_running};
 use crate::ops::{http_get, spawn_serve};
 
 /// A task anyone able to start one could make: HTML in its service name
@@ -47,25 +47,9 @@ impl StatusServer {
             http,
             &log,
         );
-        // A server that stopped (a port taken meanwhile, say) says why in
-        // its log: show it rather than wait out the deadline.
-        let ready = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            wait_for("the zone loaded", DEADLINE, || {
-                if let Ok(Some(status)) = child.try_wait() {
-                    panic!("ecs-dns stopped ({status}) before /readyz answered 200");
-                }
-                http_get(http, "/readyz").filter(|(code, _)| *code == 200)
-            })
-        }));
-        let took = match ready {
-            Ok((_, took)) => took,
-            Err(panic) => {
-                let _ = child.kill();
-                let log = std::fs::read_to_string(&log).unwrap_or_default();
-                eprintln!("ecs-dns's log:\n{log}");
-                std::panic::resume_unwind(panic)
-            }
-        };
+        let (_, took) = wait_while_running("the zone loaded", &mut child, &log, || {
+            http_get(http, "/readyz").filter(|(code, _)| *code == 200)
+        });
         eprintln!("/readyz answered 200 after {took:?}");
         StatusServer {
             dir,
