@@ -47,18 +47,80 @@ pub fn wire_query(id: u16, name: &str, qtype: u16) -> Vec<u8> {
     q
 }
 
-/// A loopback port free for both UDP and TCP right now.
+/// A loopback port free for both UDP and TCP right now, for a server a test
+/// starts. Between this check and the server's own bind the port is free for
+/// anyone, so it is taken from outside the kernel's ephemeral range (where
+/// every client socket of the tests, of moto and of Chromium gets its port)
+/// and is never handed out twice in one run: `bind(0)` and close, as this was
+/// once, could give one port to two tests started together, and a server
+/// that cannot bind stops (a status page test failed so, once).
 pub fn free_port() -> u16 {
-    for _ in 0..100 {
-        let Ok(tcp) = TcpListener::bind("127.0.0.1:0") else {
-            continue;
-        };
-        let Ok(addr) = tcp.local_addr() else { continue };
-        if UdpSocket::bind(addr).is_ok() {
-            return addr.port();
+    static HANDED_OUT: std::sync::Mutex<Option<PortPool>> = std::sync::Mutex::new(None);
+    let mut pool = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
+    let pool = pool.get_or_insert_with(PortPool::new);
+    for _ in 0..pool.candidates.len() {
+        let port = pool.candidates[pool.next % pool.candidates.len()];
+        pool.next += 1;
+        if pool.given.insert(port) && bindable(port) {
+            return port;
         }
     }
-    panic!("no free loopback port");
+    panic!("no free loopback port outside the ephemeral range");
+}
+
+/// The ports `free_port` draws from, in order, and those it gave.
+struct PortPool {
+    candidates: Vec<u16>,
+    next: usize,
+    given: std::collections::HashSet<u16>,
+}
+
+impl PortPool {
+    fn new() -> PortPool {
+        let (low, high) = ephemeral_range();
+        let candidates: Vec<u16> = (10_000..=u16::MAX)
+            .filter(|p| !(low..=high).contains(p))
+            .collect();
+        // Test processes that run at the same time start far apart.
+        let next = (std::process::id() as usize * 997) % candidates.len().max(1);
+        PortPool {
+            candidates,
+            next,
+            given: Default::default(),
+        }
+    }
+}
+
+/// The kernel's ephemeral ports, `ip_local_port_range` (Linux's default if
+/// it cannot be read).
+fn ephemeral_range() -> (u16, u16) {
+    let text =
+        std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap_or_default();
+    let mut ends = text.split_whitespace().filter_map(|n| n.parse().ok());
+    match (ends.next(), ends.next()) {
+        (Some(low), Some(high)) => (low, high),
+        _ => (32_768, 60_999),
+    }
+}
+
+fn bindable(port: u16) -> bool {
+    TcpListener::bind(("127.0.0.1", port)).is_ok() && UdpSocket::bind(("127.0.0.1", port)).is_ok()
+}
+
+#[test]
+fn free_ports_are_distinct_and_outside_the_ephemeral_range() {
+    let (low, high) = ephemeral_range();
+    let ports: Vec<u16> = (0..2_000).map(|_| free_port()).collect();
+    let distinct: std::collections::HashSet<u16> = ports.iter().copied().collect();
+    assert_eq!(distinct.len(), ports.len(), "a port was handed out twice");
+    let inside: Vec<u16> = ports
+        .into_iter()
+        .filter(|p| (low..=high).contains(p))
+        .collect();
+    assert!(
+        inside.is_empty(),
+        "ports in the ephemeral range {low}-{high}: {inside:?}"
+    );
 }
 
 /// Polls `check` like [`wait_for`] (with [`DEADLINE`]) while `child`, an
