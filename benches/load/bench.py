@@ -116,6 +116,26 @@ def free_port():
     raise RuntimeError("no free port")
 
 
+QTYPES = {"A": 1, "NS": 2, "SOA": 6, "PTR": 12, "TXT": 16, "AAAA": 28, "SRV": 33}
+
+
+def mean_answer_bytes(port, lines):
+    """The mean size of the answers a server gives to `lines` (as in the
+    query file), asked one at a time as dnsperf asks them (no EDNS)."""
+    total = 0
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(2)
+        for i, line in enumerate(lines):
+            name, qtype = line.split()
+            wire = (i & 0xFFFF).to_bytes(2, "big") + bytes([0, 0, 0, 1, 0, 0, 0, 0, 0, 0])
+            for label in name.rstrip(".").split("."):
+                wire += bytes([len(label)]) + label.encode()
+            wire += bytes([0]) + QTYPES[qtype].to_bytes(2, "big") + bytes([0, 1])
+            s.sendto(wire, ("127.0.0.1", port))
+            total += len(s.recv(4096))
+    return round(total / max(len(lines), 1))
+
+
 def dig(port, name, qtype, tcp=False):
     args = ["dig", "@127.0.0.1", "-p", str(port), "+norec", "+time=2", "+tries=2", name, qtype]
     if tcp:
@@ -252,8 +272,15 @@ def main():
     p.add_argument("--clients", type=int, default=int(os.environ.get("CLIENTS", 16)))
     p.add_argument("--mixed-case", type=float, default=float(os.environ.get("MIXED_CASE", 0.05)),
                    help="share of queries with names in mixed case")
-    p.add_argument("--servers", default=os.environ.get("SERVERS", "ecs-dns,knot,nsd,nsd-rr"),
-                   help="nsd-rr is NSD with round-robin: yes, rotating answers as ecs-dns does")
+    p.add_argument("--servers",
+                   default=os.environ.get("SERVERS", "ecs-dns,knot,nsd,nsd-rr,ceiling"),
+                   help="nsd-rr is NSD with round-robin: yes, rotating answers as ecs-dns does; "
+                        "ceiling is ecs-dns's UDP loop doing no DNS work (see --ceiling)")
+    # What this machine allows a server with ecs-dns's UDP loop: canned
+    # answers of the size of ecs-dns's, no lookup (benches/load/ceiling.rs).
+    # With dnsperf on the same cores the kernel's part of each query sets
+    # the pace; ecs-dns's share of the ceiling is what its own work costs.
+    p.add_argument("--ceiling", default="target/release/examples/udp_ceiling")
     p.add_argument("--mix", choices=["forward", "reverse"], default=os.environ.get("MIX", "forward"),
                    help="reverse: PTR queries of the tasks' addresses, the reverse zone served by all")
     # A steady rate rather than as fast as the server goes: what a server
@@ -274,7 +301,7 @@ def main():
         with open(inv, "w") as f:
             json.dump(inventory(a.tasks, a.services, a.clusters), f)
         config = os.path.join(work, "ecs-dns.toml")
-        ports = {name: free_port() for name in ("ecs-dns", "knot", "nsd", "nsd-rr")}
+        ports = {name: free_port() for name in ("ecs-dns", "knot", "nsd", "nsd-rr", "ceiling")}
         with open(config, "w") as f:
             f.write(f'zone = "{ZONE}"\nsource = "file"\ninventory = "{inv}"\n'
                     f'poll_interval = "60s"\nnameservers = ["ns1.{ZONE}=127.0.0.1"]\n'
@@ -353,6 +380,8 @@ remote-control:
             return conf
         logs = {name: open(os.path.join(work, f"{name}.log"), "w") for name in ports}
         wanted = a.servers.split(",")
+        if "ceiling" in wanted and wanted[0] != "ecs-dns":
+            raise SystemExit("the ceiling answers as many bytes as ecs-dns: list ecs-dns first")
         groups = {}
         commands = {
             "ecs-dns": [a.bin, "serve", "--config", config],
@@ -361,6 +390,12 @@ remote-control:
             "nsd-rr": ["nsd", "-d", "-c", nsd_conf("nsd-rr", True)],
         }
         for name in wanted:
+            if name == "ceiling":
+                size = mean_answer_bytes(ports["ecs-dns"], rng.sample(
+                    open(query_file).read().split("\n")[:-1], 2000))
+                commands[name] = [a.ceiling, "--listen", f"127.0.0.1:{ports[name]}",
+                                  "--answer-bytes", str(size)]
+                print(f"ceiling: canned answers of {size} bytes, the mean of ecs-dns's")
             started = time.time()
             procs.append(start(commands[name], logs[name]))
             groups[name] = procs[-1].pid
@@ -368,13 +403,15 @@ remote-control:
             print(f"{name}: answering on 127.0.0.1:{ports[name]} after {took:.2f}s "
                   f"(started {time.time() - started:.2f}s ago)")
 
-        # Correctness: the same answers from every server for a sample.
+        # Correctness: the same answers from every server (but the
+        # ceiling, which answers no question right) for a sample.
+        dns_servers = [s for s in wanted if s != "ceiling"]
         sample = rng.sample(open(query_file).read().split("\n")[:-1], 60)
         mismatches = []
         for line in sample + [f"{ZONE} NS", f"svc-1.{ZONE} TXT"]:
             name, qtype = line.split()
-            got = {s: dig(ports[s], name, qtype) for s in wanted}
-            first = got[wanted[0]]
+            got = {s: dig(ports[s], name, qtype) for s in dns_servers}
+            first = got[dns_servers[0]]
             if any(v != first for v in got.values()):
                 mismatches.append((line, got))
             if first[0] not in ("NOERROR", "NXDOMAIN"):

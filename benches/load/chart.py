@@ -13,7 +13,7 @@ import json
 import sys
 from xml.sax.saxutils import escape
 
-COLOURS = {"ecs-dns": "#2f6fdd", "knot": "#e07b39", "nsd": "#3a9e5c", "nsd-rr": "#7a4fb0"}
+COLOURS = {"ecs-dns": "#2f6fdd", "knot": "#e07b39", "nsd": "#3a9e5c", "nsd-rr": "#7a4fb0", "ceiling": "#9a9a9a"}
 OTHER = "#888888"
 WIDTH = 720
 PANEL_H = 220
