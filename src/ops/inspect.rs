@@ -279,6 +279,14 @@ mod tests {
     use crate::ops::listing::Query;
 
     fn render_all(query: &str, chunk: usize) -> serde_json::Value {
+        render_with(crate::testing::config().zone, query, chunk)
+    }
+
+    fn render_with(
+        zone: crate::config::ZoneConfig,
+        query: &str,
+        chunk: usize,
+    ) -> serde_json::Value {
         let mut inventory =
             crate::testing::web_inventory(&[[10, 0, 0, 1], [10, 0, 0, 2], [10, 0, 0, 3]]);
         Arc::make_mut(&mut inventory.tasks[1]).desired_status = "STOPPED".into();
@@ -288,7 +296,6 @@ mod tests {
             refreshed_at: SystemTime::UNIX_EPOCH,
             error: None,
         });
-        let zone = crate::testing::config().zone;
         let snapshot = Arc::new(Snapshot::build(&zone, Arc::new(inventory), None, 7));
         let index = Arc::new(TaskIndex::build(&snapshot));
         index.records(&snapshot);
@@ -355,5 +362,46 @@ mod tests {
         );
         let paged = render_all("limit=1", 10);
         assert!(paged["next_cursor"].is_string());
+    }
+
+    #[test]
+    fn with_reverse_zones_each_task_lists_its_ptr_and_is_found_by_it() {
+        let zone = crate::config::Config::resolve(crate::config::Settings {
+            source: Some(crate::config::SourceKind::File),
+            inventory: Some("x".into()),
+            reverse_zones: Some(vec!["10.0.0.0/24".into()]),
+            ..crate::config::Settings::default()
+        })
+        .unwrap()
+        .zone;
+        let whole = render_with(zone.clone(), "", 1 << 20);
+        let ptrs: Vec<_> = whole["records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["type"] == "PTR")
+            .map(|r| format!("{} {} {}", r["name"], r["data"], r["task_id"]))
+            .collect();
+        // t1 is stopping: no record, no PTR.
+        assert_eq!(
+            ptrs,
+            [
+                r#""1.0.0.10.in-addr.arpa." "t0.web.local." "t0""#,
+                r#""3.0.0.10.in-addr.arpa." "t2.web.local." "t2""#,
+            ]
+        );
+        let one = render_with(zone, "name=3.0.0.10.IN-ADDR.ARPA", 10);
+        assert_eq!(one["tasks_matched"], 1);
+        assert_eq!(one["tasks"][0]["task_id"], "t2");
+        assert_eq!(one["records"].as_array().unwrap().len(), 1);
+        // Without reverse zones, no PTR.
+        let forward = render_all("", 1 << 20);
+        assert!(
+            forward["records"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|r| r["type"] != "PTR")
+        );
     }
 }

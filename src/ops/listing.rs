@@ -322,7 +322,20 @@ impl TaskIndex {
             let tasks = &snapshot.inventory.tasks;
             let mut set = snapshot.record_set();
             set.entries.retain(|e| e.task < tasks.len());
-            // The records function makes them task by task: usually a no-op.
+            // With reverse zones, the PTR records of each task's addresses.
+            for (address, target, task) in snapshot.task_pointers() {
+                let owner = set
+                    .names
+                    .intern(&crate::records::reverse::reverse_wire(address));
+                let target = set.names.intern(target);
+                set.entries.push(Entry {
+                    owner,
+                    data: crate::records::Data::Ptr(target),
+                    task,
+                });
+            }
+            // The records function makes them task by task (then this is a
+            // no-op but for the PTRs, which it puts after their task's own).
             set.entries.sort_by_key(|e| e.task);
             let mut starts = vec![0; tasks.len() + 1];
             for entry in &set.entries {

@@ -683,6 +683,22 @@ impl Snapshot {
     pub fn record_set(&self) -> RecordSet {
         records::build(&self.inventory, &self.origin, &self.config.rules)
     }
+
+    /// The PTR records the reverse zones beside this forward zone serve for
+    /// its tasks: (address, target as lower-case wire, index of a task that
+    /// holds the address; a host's address comes once for each of its
+    /// tasks). Nothing without reverse zones, or in a reverse zone.
+    pub fn task_pointers(&self) -> impl Iterator<Item = (std::net::IpAddr, &[u8], usize)> + '_ {
+        self.address_holders.iter().filter_map(|&(address, task)| {
+            let served = self
+                .config
+                .reverse
+                .iter()
+                .any(|zone| zone.prefix.contains(&address));
+            let target = self.pointers.target(address).filter(|_| served)?;
+            Some((address, target, task as usize))
+        })
+    }
 }
 
 #[cfg(test)]
