@@ -10,12 +10,17 @@ use crate::inventory::{Inventory, Task};
 
 /// A valid configuration: the file source (never read) and every default.
 pub fn config() -> Config {
+    config_with(Settings::default())
+}
+
+/// `settings` with the file source (never read), which must be valid.
+pub fn config_with(settings: Settings) -> Config {
     Config::resolve(Settings {
         source: Some(SourceKind::File),
         inventory: Some("x".into()),
-        ..Settings::default()
+        ..settings
     })
-    .expect("the default test configuration is valid")
+    .expect("the test configuration is valid")
 }
 
 /// One running task `t<i>` of service `web` in cluster `prod` per address.

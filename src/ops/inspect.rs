@@ -366,13 +366,10 @@ mod tests {
 
     #[test]
     fn with_reverse_zones_each_task_lists_its_ptr_and_is_found_by_it() {
-        let zone = crate::config::Config::resolve(crate::config::Settings {
-            source: Some(crate::config::SourceKind::File),
-            inventory: Some("x".into()),
+        let zone = crate::testing::config_with(crate::config::Settings {
             reverse_zones: Some(vec!["10.0.0.0/24".into()]),
-            ..crate::config::Settings::default()
+            ..Default::default()
         })
-        .unwrap()
         .zone;
         let whole = render_with(zone.clone(), "", 1 << 20);
         let ptrs: Vec<_> = whole["records"]

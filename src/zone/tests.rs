@@ -3,7 +3,7 @@ use std::sync::Arc;
 use hickory_proto::rr::{LowerName, Name, RecordType};
 
 use super::*;
-use crate::config::{Config, Settings, SourceKind};
+use crate::config::Settings;
 use crate::inventory::Inventory;
 
 fn zone_config() -> ZoneConfig {
@@ -17,14 +17,11 @@ fn zone_config_with_reverse() -> ZoneConfig {
 }
 
 fn zone_config_with(reverse_zones: &[&str]) -> ZoneConfig {
-    Config::resolve(Settings {
-        source: Some(SourceKind::File),
-        inventory: Some("x".into()),
+    crate::testing::config_with(Settings {
         nameservers: Some(vec!["ns1.local=127.0.0.1".into()]),
         reverse_zones: Some(reverse_zones.iter().map(|z| z.to_string()).collect()),
         ..Settings::default()
     })
-    .unwrap()
     .zone
 }
 

@@ -534,14 +534,11 @@ fn an_empty_table_answers_nothing() {
 /// two bridge tasks on one instance, two tasks of no instance at one
 /// address, and a stopped task.
 fn with_reverse(fallback: Option<&str>) -> Served {
-    let config = Config::resolve(Settings {
-        source: Some(SourceKind::File),
-        inventory: Some("x".into()),
+    let config = crate::testing::config_with(Settings {
         reverse_zones: Some(vec!["10.0.0.0/16".into(), "2001:db8::/32".into()]),
         reverse_fallback: fallback.map(Into::into),
         ..Settings::default()
-    })
-    .unwrap();
+    });
     let task = |service: &str, id: &str, ip: [u8; 4], mode, instance: Option<&str>| Task {
         cluster: "prod".into(),
         service: Some(service.into()),

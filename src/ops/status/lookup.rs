@@ -286,13 +286,10 @@ mod tests {
 
     #[test]
     fn an_address_shows_its_pointer_and_why() {
-        let config = crate::config::Config::resolve(crate::config::Settings {
-            source: Some(crate::config::SourceKind::File),
-            inventory: Some("x".into()),
+        let config = crate::testing::config_with(crate::config::Settings {
             reverse_zones: Some(vec!["10.0.0.0/16".into()]),
             ..Default::default()
-        })
-        .unwrap();
+        });
         let task = |id: &str, ip: &str, mode, instance: Option<&str>| crate::inventory::Task {
             cluster: "prod".into(),
             service: Some("web".into()),
