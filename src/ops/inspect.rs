@@ -279,17 +279,21 @@ mod tests {
     use crate::ops::listing::Query;
 
     fn render_all(query: &str, chunk: usize) -> serde_json::Value {
-        render_with(crate::testing::config().zone, query, chunk)
+        render_with(crate::testing::config().zone, |_| {}, query, chunk)
     }
 
+    /// `/records?query` of three tasks (the second stopping), changed by
+    /// `edit`, rendered `chunk` bytes at a time.
     fn render_with(
         zone: crate::config::ZoneConfig,
+        edit: impl FnOnce(&mut crate::inventory::Inventory),
         query: &str,
         chunk: usize,
     ) -> serde_json::Value {
         let mut inventory =
             crate::testing::web_inventory(&[[10, 0, 0, 1], [10, 0, 0, 2], [10, 0, 0, 3]]);
         Arc::make_mut(&mut inventory.tasks[1]).desired_status = "STOPPED".into();
+        edit(&mut inventory);
         inventory.clusters.push(crate::inventory::ClusterStatus {
             source: None,
             name: "prod".into(),
@@ -371,26 +375,46 @@ mod tests {
             ..Default::default()
         })
         .zone;
-        let whole = render_with(zone.clone(), "", 1 << 20);
-        let ptrs: Vec<_> = whole["records"]
+        // t2 and t3 are bridge tasks on two EC2 hosts, t3's outside the
+        // reverse zone: its host is answered, its PTR is not served.
+        let on_hosts = |inventory: &mut crate::inventory::Inventory| {
+            let mut t3 = (*inventory.tasks[2]).clone();
+            let t2 = Arc::make_mut(&mut inventory.tasks[2]);
+            t2.network_mode = crate::inventory::NetworkMode::Bridge;
+            t2.ec2_instance_id = Some("i-0abc".into());
+            t3.task_id = "t3".into();
+            t3.network_mode = crate::inventory::NetworkMode::Bridge;
+            t3.ec2_instance_id = Some("i-0def".into());
+            t3.ipv4 = vec![[10, 0, 1, 9].into()];
+            inventory.tasks.push(Arc::new(t3));
+        };
+        let whole = render_with(zone.clone(), on_hosts, "", 1 << 20);
+        let from_reverse: Vec<_> = whole["records"]
             .as_array()
             .unwrap()
             .iter()
-            .filter(|r| r["type"] == "PTR")
-            .map(|r| format!("{} {} {}", r["name"], r["data"], r["task_id"]))
+            .filter(|r| {
+                r["type"] == "PTR" || r["name"].as_str().is_some_and(|n| n.contains(".hosts."))
+            })
+            .map(|r| format!("{} {} {} {}", r["name"], r["type"], r["data"], r["task_id"]))
             .collect();
         // t1 is stopping: no record, no PTR.
         assert_eq!(
-            ptrs,
+            from_reverse,
             [
-                r#""1.0.0.10.in-addr.arpa." "t0.web.local." "t0""#,
-                r#""3.0.0.10.in-addr.arpa." "t2.web.local." "t2""#,
+                r#""1.0.0.10.in-addr.arpa." "PTR" "t0.web.local." "t0""#,
+                r#""i-0abc.hosts.local." "A" "10.0.0.3" "t2""#,
+                r#""3.0.0.10.in-addr.arpa." "PTR" "i-0abc.hosts.local." "t2""#,
+                r#""i-0def.hosts.local." "A" "10.0.1.9" "t3""#,
             ]
         );
-        let one = render_with(zone, "name=3.0.0.10.IN-ADDR.ARPA", 10);
+        let one = render_with(zone.clone(), on_hosts, "name=3.0.0.10.IN-ADDR.ARPA", 10);
         assert_eq!(one["tasks_matched"], 1);
         assert_eq!(one["tasks"][0]["task_id"], "t2");
         assert_eq!(one["records"].as_array().unwrap().len(), 1);
+        let host = render_with(zone, on_hosts, "name=i-0def.hosts.local", 10);
+        assert_eq!(host["tasks"][0]["task_id"], "t3");
+        assert_eq!(host["records"][0]["data"], "10.0.1.9");
         // Without reverse zones, no PTR.
         let forward = render_all("", 1 << 20);
         assert!(

@@ -27,7 +27,9 @@ use std::sync::{Arc, Mutex};
 use base64::Engine;
 use hickory_proto::rr::Name;
 
-use crate::records::{Entry, RecordSet, Verdict};
+use std::net::IpAddr;
+
+use crate::records::{Data, Entry, RecordSet, Verdict, reverse};
 use crate::wire::name_table::{self, NameId};
 use crate::zone::Snapshot;
 
@@ -322,20 +324,31 @@ impl TaskIndex {
             let tasks = &snapshot.inventory.tasks;
             let mut set = snapshot.record_set();
             set.entries.retain(|e| e.task < tasks.len());
-            // With reverse zones, the PTR records of each task's addresses.
-            for (address, target, task) in snapshot.task_pointers() {
-                let owner = set
-                    .names
-                    .intern(&crate::records::reverse::reverse_wire(address));
-                let target = set.names.intern(target);
-                set.entries.push(Entry {
-                    owner,
-                    data: crate::records::Data::Ptr(target),
-                    task,
-                });
+            // With reverse zones, the PTR records of each task's addresses,
+            // and the address records of the EC2 hosts they point at.
+            for pointer in snapshot.task_pointers() {
+                let target = set.names.intern(pointer.target);
+                let task = pointer.task;
+                if pointer.host {
+                    let data = match pointer.address {
+                        IpAddr::V4(v4) => Data::A(v4),
+                        IpAddr::V6(v6) => Data::Aaaa(v6),
+                    };
+                    set.entries.push(Entry {
+                        owner: target,
+                        data,
+                        task,
+                    });
+                }
+                if pointer.ptr_served {
+                    let owner = set.names.intern(&reverse::reverse_wire(pointer.address));
+                    let data = Data::Ptr(target);
+                    set.entries.push(Entry { owner, data, task });
+                }
             }
             // The records function makes them task by task (then this is a
-            // no-op but for the PTRs, which it puts after their task's own).
+            // no-op but for the reverse zones' records, which it puts after
+            // their task's own).
             set.entries.sort_by_key(|e| e.task);
             let mut starts = vec![0; tasks.len() + 1];
             for entry in &set.entries {

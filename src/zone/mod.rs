@@ -684,19 +684,32 @@ impl Snapshot {
         records::build(&self.inventory, &self.origin, &self.config.rules)
     }
 
-    /// The PTR records the reverse zones beside this forward zone serve for
-    /// its tasks: (address, target as lower-case wire, index of a task that
-    /// holds the address; a host's address comes once for each of its
-    /// tasks). Nothing without reverse zones, or in a reverse zone.
-    pub fn task_pointers(&self) -> impl Iterator<Item = (std::net::IpAddr, &[u8], usize)> + '_ {
+    /// What reverse zones add for the tasks of this forward zone, each with
+    /// the index of a task that holds the address (an EC2 host's address
+    /// comes once for each of its tasks): the PTR records the reverse zones
+    /// serve and the host names this zone answers the addresses at
+    /// (`<instance-id>.hosts.Z`). Nothing without reverse zones, or in a
+    /// reverse zone.
+    pub fn task_pointers(&self) -> impl Iterator<Item = TaskPointer<'_>> + '_ {
         self.address_holders.iter().filter_map(|&(address, task)| {
-            let served = self
+            let target = self.pointers.target(address)?;
+            let host = self
+                .pointers
+                .hosts
+                .binary_search_by(|(owner, a)| (&**owner, *a).cmp(&(target, address)))
+                .is_ok();
+            let ptr_served = self
                 .config
                 .reverse
                 .iter()
                 .any(|zone| zone.prefix.contains(&address));
-            let target = self.pointers.target(address).filter(|_| served)?;
-            Some((address, target, task as usize))
+            Some(TaskPointer {
+                address,
+                target,
+                task: task as usize,
+                ptr_served,
+                host,
+            })
         })
     }
 }
@@ -711,6 +724,19 @@ impl Snapshot {
     ) -> Snapshot {
         Snapshot::build(zone, Arc::new(Inventory::of_tasks(tasks)), None, serial)
     }
+}
+
+/// A task's address as the reverse zones see it ([`Snapshot::task_pointers`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TaskPointer<'a> {
+    pub address: std::net::IpAddr,
+    /// Where its PTR points, lower-case wire.
+    pub target: &'a [u8],
+    pub task: usize,
+    /// A reverse zone serves the PTR (the address is in its range).
+    pub ptr_served: bool,
+    /// The forward zone answers `address` at `target`, an EC2 host's name.
+    pub host: bool,
 }
 
 /// One node of a snapshot: a name with its RRsets, or an empty non-terminal.
