@@ -22,12 +22,11 @@
 //! snapshot, off the async threads, by the first request that needs it
 //! ([`IndexCache`]).
 
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
 use base64::Engine;
 use hickory_proto::rr::Name;
-
-use std::net::IpAddr;
 
 use crate::records::{Data, Entry, RecordSet, Verdict, reverse};
 use crate::wire::name_table::{self, NameId};
