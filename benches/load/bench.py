@@ -391,8 +391,7 @@ remote-control:
         }
         for name in wanted:
             if name == "ceiling":
-                size = mean_answer_bytes(ports["ecs-dns"], rng.sample(
-                    open(query_file).read().split("\n")[:-1], 2000))
+                size = mean_answer_bytes(ports["ecs-dns"], rng.sample(mix, 2000))
                 commands[name] = [a.ceiling, "--listen", f"127.0.0.1:{ports[name]}",
                                   "--answer-bytes", str(size)]
                 print(f"ceiling: canned answers of {size} bytes, the mean of ecs-dns's")

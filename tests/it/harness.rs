@@ -58,21 +58,22 @@ pub fn free_port() -> u16 {
     static HANDED_OUT: std::sync::Mutex<Option<PortPool>> = std::sync::Mutex::new(None);
     let mut pool = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
     let pool = pool.get_or_insert_with(PortPool::new);
-    for _ in 0..pool.candidates.len() {
+    // One pass over the candidates in a run: none is handed out twice.
+    while pool.next < pool.start + pool.candidates.len() {
         let port = pool.candidates[pool.next % pool.candidates.len()];
         pool.next += 1;
-        if pool.given.insert(port) && bindable(port) {
+        if bindable(port) {
             return port;
         }
     }
     panic!("no free loopback port outside the ephemeral range");
 }
 
-/// The ports `free_port` draws from, in order, and those it gave.
+/// The ports `free_port` draws from, in order from `start`, and the next.
 struct PortPool {
     candidates: Vec<u16>,
+    start: usize,
     next: usize,
-    given: std::collections::HashSet<u16>,
 }
 
 impl PortPool {
@@ -82,11 +83,11 @@ impl PortPool {
             .filter(|p| !(low..=high).contains(p))
             .collect();
         // Test processes that run at the same time start far apart.
-        let next = (std::process::id() as usize * 997) % candidates.len().max(1);
+        let start = (std::process::id() as usize * 997) % candidates.len().max(1);
         PortPool {
             candidates,
-            next,
-            given: Default::default(),
+            start,
+            next: start,
         }
     }
 }
